@@ -1,0 +1,139 @@
+"""The bias adder in Equinox: `eqx.nn.StateIndex`, `eqx.nn.make_with_state`, `eqx.filter_jit`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float, PyTree
+
+from shared import BiasAdderConfig, Canonical, check_input
+
+
+# --8<-- [start:equinox-model]
+class BiasAdderWithRunningMean(eqx.Module):
+    """The seed's model in Equinox: the state is a separate pytree, indexed by a StateIndex."""
+
+    bias: Float[Array, " features"]
+    mean_index: eqx.nn.StateIndex
+    # Static: a float leaf would be traced under jax.jit, and `1.0 - momentum` would then be
+    # computed in float32 (0.100000024), not rounded once from the Python float.
+    momentum: float = eqx.field(static=True)
+    seed_faithful: bool = eqx.field(static=True)
+    axis_name: str | None = eqx.field(static=True)
+    inference: bool  # toggled by eqx.nn.inference_mode, as in eqx.nn.BatchNorm
+
+    def __init__(
+        self,
+        features: int,
+        *,
+        momentum: float = 0.9,
+        seed_faithful: bool = False,
+        axis_name: str | None = None,
+        inference: bool = False,
+    ):
+        self.bias = jnp.zeros((features,))
+        self.mean_index = eqx.nn.StateIndex(jnp.zeros((features,)))
+        self.momentum = momentum
+        self.seed_faithful = seed_faithful
+        self.axis_name = axis_name
+        self.inference = inference
+
+    def __call__(
+        self, x: Float[Array, "batch features"], state: eqx.nn.State
+    ) -> tuple[Array, eqx.nn.State]:
+        mean = state.get(self.mean_index)
+        if not self.inference:
+            batch_mean = jnp.mean(x, axis=0, keepdims=self.seed_faithful)
+            if self.axis_name is not None:
+                batch_mean = jax.lax.pmean(batch_mean, self.axis_name)
+            mean = self.momentum * mean + (1.0 - self.momentum) * batch_mean
+            state = state.set(self.mean_index, mean)
+        return mean + self.bias, state
+
+
+# --8<-- [end:equinox-model]
+
+
+# --8<-- [start:equinox-train]
+@eqx.filter_value_and_grad(has_aux=True)
+def compute_loss(model: BiasAdderWithRunningMean, state: eqx.nn.State, x: Array):
+    y, state = model(x, state)
+    return ((x - y) ** 2).sum(), state
+
+
+@eqx.filter_jit
+def train_step(model, state, opt_state, x, tx: optax.GradientTransformation):
+    (loss, state), grads = compute_loss(model, state, x)
+    updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+    model = eqx.apply_updates(model, updates)
+    return model, state, opt_state, loss
+
+
+# --8<-- [end:equinox-train]
+
+
+class EquinoxBiasAdder:
+    """Adapter from the Equinox model to the harness protocol.
+
+    The harness differentiates a pytree of arrays, so the module is partitioned once into
+    its inexact arrays (the params) and everything else (static, closed over).
+    """
+
+    name = "equinox"
+    model = "bias-adder"
+
+    def __init__(self, config: BiasAdderConfig):
+        self.config = config
+        model, _ = self._make()
+        _, self.static = eqx.partition(model, eqx.is_inexact_array)
+
+    def _make(self) -> tuple[BiasAdderWithRunningMean, eqx.nn.State]:
+        return eqx.nn.make_with_state(BiasAdderWithRunningMean)(
+            self.config.features,
+            momentum=self.config.momentum,
+            seed_faithful=self.config.seed_faithful,
+            axis_name=self.config.axis_name,
+        )
+
+    def init(self, key: jax.Array, x: jax.Array) -> tuple[PyTree, eqx.nn.State]:
+        del key  # zeros: nothing random to draw
+        check_input(self.name, x, self.config)
+        model, state = self._make()  # make_with_state never updates the state
+        return eqx.filter(model, eqx.is_inexact_array), state
+
+    def _combine(self, params: PyTree) -> BiasAdderWithRunningMean:
+        return eqx.combine(params, self.static)
+
+    def apply(
+        self, params: PyTree, state: eqx.nn.State, x: jax.Array, *, train: bool
+    ) -> tuple[Array, eqx.nn.State]:
+        check_input(self.name, x, self.config)
+        model = eqx.nn.inference_mode(self._combine(params), value=not train)
+        return model(x, state)
+
+    def to_canonical(self, params: PyTree, state: eqx.nn.State) -> tuple[Canonical, Canonical]:
+        return {"bias": params.bias}, {"mean": state.get(self.static.mean_index)}
+
+    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[PyTree, eqx.nn.State]:
+        model, native_state = self._make()
+        model = eqx.tree_at(lambda m: m.bias, model, jnp.asarray(params["bias"]))
+        native_state = native_state.set(model.mean_index, jnp.asarray(state["mean"]))
+        return eqx.filter(model, eqx.is_inexact_array), native_state
+
+    def train_native(
+        self,
+        params: PyTree,
+        state: eqx.nn.State,
+        tx: optax.GradientTransformation,
+        batches: Iterator[Array],
+    ) -> Iterator[tuple[Array, Any, eqx.nn.State]]:
+        model = self._combine(params)
+        opt_state = tx.init(eqx.filter(model, eqx.is_array))
+        for x in batches:
+            model, state, opt_state, loss = train_step(model, state, opt_state, x, tx)
+            yield loss, model, state

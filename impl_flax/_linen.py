@@ -1,0 +1,112 @@
+"""The bias adder in Flax Linen: `self.param`, `self.variable('batch_stats', ...)`, `mutable`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+from jaxtyping import Array, Float
+
+from shared import BiasAdderConfig, Canonical, check_input
+
+
+# --8<-- [start:linen-model]
+class BiasAdderWithRunningMean(nn.Module):
+    """The seed's model, with the state's shape kept at (D,)."""
+
+    momentum: float = 0.9
+    seed_faithful: bool = False  # keepdims=True, as in the seed: mean becomes (1, D)
+    axis_name: str | None = None  # average the batch mean over this axis (data parallel)
+
+    @nn.compact
+    def __call__(self, x: Float[Array, "batch features"], train: bool = True) -> Array:
+        is_initialized = self.has_variable("batch_stats", "mean")
+        mean = self.variable("batch_stats", "mean", jnp.zeros, x.shape[1:])
+        bias = self.param("bias", nn.initializers.zeros_init(), x.shape[1:])
+        if train and is_initialized:  # `init` creates the state but does not update it
+            batch_mean = jnp.mean(x, axis=0, keepdims=self.seed_faithful)
+            if self.axis_name is not None:
+                batch_mean = jax.lax.pmean(batch_mean, self.axis_name)
+            mean.value = self.momentum * mean.value + (1.0 - self.momentum) * batch_mean
+        return mean.value + bias
+
+
+# --8<-- [end:linen-model]
+
+
+# --8<-- [start:linen-train]
+class TrainState(train_state.TrainState):
+    batch_stats: Any
+
+
+def create_train_state(model: nn.Module, variables: Any, tx: optax.GradientTransformation):
+    state, params = flax.core.pop(variables, "params")  # split state from params
+    return TrainState.create(
+        apply_fn=model.apply, params=params, tx=tx, batch_stats=state["batch_stats"]
+    )
+
+
+@jax.jit
+def train_step(state: TrainState, x: Array) -> tuple[TrainState, Array]:
+    def loss_fn(params):
+        y, updates = state.apply_fn(
+            {"params": params, "batch_stats": state.batch_stats}, x, mutable=["batch_stats"]
+        )
+        return ((x - y) ** 2).sum(), updates
+
+    (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
+    return state, loss
+
+
+# --8<-- [end:linen-train]
+
+
+class LinenBiasAdder:
+    """Adapter from the Linen model to the harness protocol."""
+
+    name = "flax_linen"
+    model = "bias-adder"
+
+    def __init__(self, config: BiasAdderConfig):
+        self.config = config
+        self.module = BiasAdderWithRunningMean(
+            momentum=config.momentum,
+            seed_faithful=config.seed_faithful,
+            axis_name=config.axis_name,
+        )
+
+    def init(self, key: jax.Array, x: jax.Array) -> tuple[Any, Any]:
+        check_input(self.name, x, self.config)
+        variables = self.module.init(key, x)
+        state, params = flax.core.pop(variables, "params")
+        return params, state
+
+    def apply(self, params: Any, state: Any, x: jax.Array, *, train: bool) -> tuple[Array, Any]:
+        check_input(self.name, x, self.config)
+        if not train:
+            return self.module.apply({"params": params, **state}, x, train=False), state
+        return self.module.apply({"params": params, **state}, x, mutable=list(state.keys()))
+
+    def to_canonical(self, params: Any, state: Any) -> tuple[Canonical, Canonical]:
+        return {"bias": params["bias"]}, {"mean": state["batch_stats"]["mean"]}
+
+    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[Any, Any]:
+        return (
+            {"bias": jnp.asarray(params["bias"])},
+            {"batch_stats": {"mean": jnp.asarray(state["mean"])}},
+        )
+
+    def train_native(
+        self, params: Any, state: Any, tx: optax.GradientTransformation, batches: Iterator[Array]
+    ) -> Iterator[tuple[Array, Any, Any]]:
+        ts = create_train_state(self.module, {"params": params, **state}, tx)
+        for x in batches:
+            ts, loss = train_step(ts, x)
+            yield loss, ts.params, {"batch_stats": ts.batch_stats}

@@ -1,0 +1,126 @@
+"""The bias adder in Flax NNX: `nnx.Param`, `nnx.BatchStat`, `nnx.Optimizer`, `nnx.jit`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jaxtyping import Array, Float
+
+from shared import BiasAdderConfig, Canonical, check_input
+
+
+# --8<-- [start:nnx-model]
+class BiasAdderWithRunningMean(nnx.Module):
+    """The seed's model in NNX: state lives on the module as an `nnx.BatchStat`."""
+
+    def __init__(
+        self,
+        features: int,
+        *,
+        momentum: float = 0.9,
+        seed_faithful: bool = False,
+        axis_name: str | None = None,
+        use_running_average: bool = False,
+    ):
+        self.bias = nnx.Param(jnp.zeros((features,)))
+        self.mean = nnx.BatchStat(jnp.zeros((features,)))
+        self.momentum = momentum
+        self.seed_faithful = seed_faithful
+        self.axis_name = axis_name
+        self.use_running_average = use_running_average  # set by model.train() / model.eval()
+
+    def __call__(self, x: Float[Array, "batch features"]) -> Array:
+        if not self.use_running_average:
+            batch_mean = jnp.mean(x, axis=0, keepdims=self.seed_faithful)
+            if self.axis_name is not None:
+                batch_mean = jax.lax.pmean(batch_mean, self.axis_name)
+            self.mean[...] = self.momentum * self.mean[...] + (1.0 - self.momentum) * batch_mean
+        return self.mean[...] + self.bias[...]
+
+
+# --8<-- [end:nnx-model]
+
+
+# --8<-- [start:nnx-train]
+@nnx.jit
+def train_step(model: BiasAdderWithRunningMean, optimizer: nnx.Optimizer, x: Array) -> Array:
+    def loss_fn(model):
+        y = model(x)  # updates model.mean in place; nnx.grad carries the update out
+        return ((x - y) ** 2).sum()
+
+    loss, grads = nnx.value_and_grad(loss_fn)(model)  # gradients w.r.t. nnx.Param only
+    optimizer.update(model, grads)
+    return loss
+
+
+# --8<-- [end:nnx-train]
+
+
+class NNXBiasAdder:
+    """Adapter from the NNX model to the harness protocol (split once, merge per call)."""
+
+    name = "flax_nnx"
+    model = "bias-adder"
+
+    def __init__(self, config: BiasAdderConfig):
+        self.config = config
+        # The graph (structure and static attributes) is fixed; only the arrays travel.
+        self.graphdef = nnx.graphdef(nnx.eval_shape(self._make_model))
+
+    def _make_model(self) -> BiasAdderWithRunningMean:
+        return BiasAdderWithRunningMean(
+            self.config.features,
+            momentum=self.config.momentum,
+            seed_faithful=self.config.seed_faithful,
+            axis_name=self.config.axis_name,
+        )
+
+    def init(self, key: jax.Array, x: jax.Array) -> tuple[nnx.State, nnx.State]:
+        del key  # zeros: nothing random to draw
+        check_input(self.name, x, self.config)
+        # NNX creates its variables in __init__, which never updates the state.
+        _, params, state = nnx.split(self._make_model(), nnx.Param, nnx.BatchStat)
+        return params, state
+
+    def _merge(self, params: nnx.State, state: nnx.State) -> BiasAdderWithRunningMean:
+        # copy=True: fresh Variables, so that neither a trace nor the native loop mutates
+        # the caller's params and state (NNX 0.12 merges the State's Variables by reference).
+        return nnx.merge(self.graphdef, params, state, copy=True)
+
+    def apply(
+        self, params: nnx.State, state: nnx.State, x: jax.Array, *, train: bool
+    ) -> tuple[Array, nnx.State]:
+        check_input(self.name, x, self.config)
+        model = self._merge(params, state)
+        model.train() if train else model.eval()
+        y = model(x)
+        return y, nnx.state(model, nnx.BatchStat)
+
+    def to_canonical(self, params: nnx.State, state: nnx.State) -> tuple[Canonical, Canonical]:
+        p, s = nnx.to_pure_dict(params), nnx.to_pure_dict(state)
+        return {"bias": p["bias"]}, {"mean": s["mean"]}
+
+    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[nnx.State, nnx.State]:
+        _, new_params, new_state = nnx.split(self._make_model(), nnx.Param, nnx.BatchStat)
+        nnx.replace_by_pure_dict(new_params, {"bias": jnp.asarray(params["bias"])})
+        nnx.replace_by_pure_dict(new_state, {"mean": jnp.asarray(state["mean"])})
+        return new_params, new_state
+
+    def train_native(
+        self,
+        params: nnx.State,
+        state: nnx.State,
+        tx: optax.GradientTransformation,
+        batches: Iterator[Array],
+    ) -> Iterator[tuple[Array, Any, Any]]:
+        model = self._merge(params, state)
+        optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+        model.train()
+        for x in batches:
+            loss = train_step(model, optimizer, x)
+            yield loss, nnx.state(model, nnx.Param), nnx.state(model, nnx.BatchStat)

@@ -1,0 +1,169 @@
+"""The harness: one generic optax step for any implementation, run per call or in `lax.scan`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+import jax
+import numpy as np
+import optax
+
+from ._protocol import Batch, Implementation, Params, State
+from ._trajectory import Trajectory
+from ._validate import check_finite
+
+Loop = Literal["harness", "native", "scan"]
+LOOPS: tuple[str, ...] = get_args(Loop)
+LossFn = Callable[[jax.Array, Batch], jax.Array]
+StepFn = Callable[
+    [Params, State, optax.OptState, Batch], tuple[Params, State, optax.OptState, jax.Array]
+]
+
+
+@dataclass(eq=False)  # hashable by identity, as jax.jit requires
+class TrainStep:
+    """A generic training step: `(params, state, opt_state, batch) -> (..., loss)`.
+
+    Gradients are taken with respect to params only; the state returned by the model's
+    training call is threaded through. `traces` counts how often JAX traced the step, which
+    shows retracing (a state that changes shape compiles a second program).
+    """
+
+    impl: Implementation
+    loss_fn: LossFn
+    tx: optax.GradientTransformation
+    traces: int = field(default=0, init=False)
+
+    def __call__(
+        self, params: Params, state: State, opt_state: optax.OptState, batch: Batch
+    ) -> tuple[Params, State, optax.OptState, jax.Array]:
+        self.traces += 1  # A Python side effect: runs once per trace under jit.
+
+        def loss_of(params: Params) -> tuple[jax.Array, State]:
+            y, new_state = self.impl.apply(params, state, batch, train=True)
+            return self.loss_fn(y, batch), new_state
+
+        (loss, new_state), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
+        updates, opt_state = self.tx.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return params, new_state, opt_state, loss
+
+
+def _check_batches(impl: Implementation, batches: Any) -> None:
+    # Concrete data only: finiteness cannot be checked on tracers.
+    if isinstance(batches, np.ndarray | jax.Array) and not isinstance(batches, jax.core.Tracer):
+        check_finite(impl.name, batches, name="batches")
+
+
+def run_harness(
+    impl: Implementation,
+    params: Params,
+    state: State,
+    tx: optax.GradientTransformation,
+    batches: Iterable[Batch],
+    loss_fn: LossFn,
+    *,
+    jit: bool = True,
+) -> tuple[Trajectory, TrainStep]:
+    """Train with the generic step, one call per batch.
+
+    **Arguments:**
+
+    - `impl`: the implementation to train.
+    - `params`, `state`: its native initial params and state.
+    - `tx`: any optax gradient transformation.
+    - `batches`: one batch per step (e.g. an array shaped (steps, batch, features)).
+    - `loss_fn`: `(model output, batch) -> scalar loss`.
+    - `jit`: compile the step with `jax.jit` (the default) or run it op by op.
+
+    **Returns:** the trajectory, and the step (whose `traces` counts compilations).
+    """
+    _check_batches(impl, batches)
+    step = TrainStep(impl, loss_fn, tx)
+    step_fn: StepFn = jax.jit(step) if jit else step
+    opt_state = tx.init(params)
+    trajectory = Trajectory()
+    trajectory.record_initial(*impl.to_canonical(params, state))
+    for batch in batches:
+        params, state, opt_state, loss = step_fn(params, state, opt_state, batch)
+        trajectory.record_step(loss, *impl.to_canonical(params, state))
+    return trajectory, step
+
+
+def run_scan(
+    impl: Implementation,
+    params: Params,
+    state: State,
+    tx: optax.GradientTransformation,
+    batches: Batch,
+    loss_fn: LossFn,
+    *,
+    jit: bool = True,
+) -> Trajectory:
+    """Train with the generic step inside one `lax.scan`: many steps in one call.
+
+    `batches` is stacked along its leading axis (one entry per step). The canonical params
+    and state of every step come out as the scan's stacked outputs.
+    """
+    _check_batches(impl, batches)
+    step = TrainStep(impl, loss_fn, tx)
+
+    def train(params: Params, state: State, batches: Batch) -> Any:
+        def body(carry: Any, batch: Batch) -> Any:
+            params, state, opt_state = carry
+            params, state, opt_state, loss = step(params, state, opt_state, batch)
+            return (params, state, opt_state), (loss, impl.to_canonical(params, state))
+
+        carry = (params, state, tx.init(params))
+        _, history = jax.lax.scan(body, carry, batches)
+        return history
+
+    losses, (cparams, cstate) = (jax.jit(train) if jit else train)(params, state, batches)
+    losses, cparams, cstate = jax.device_get((losses, cparams, cstate))
+    trajectory = Trajectory()
+    trajectory.record_initial(*impl.to_canonical(params, state))
+    for s in range(len(losses)):
+        trajectory.record_step(
+            losses[s], {k: v[s] for k, v in cparams.items()}, {k: v[s] for k, v in cstate.items()}
+        )
+    return trajectory
+
+
+def run_native(
+    impl: Implementation,
+    params: Params,
+    state: State,
+    tx: optax.GradientTransformation,
+    batches: Iterable[Batch],
+) -> Trajectory:
+    """Train with the implementation's own idiomatic loop, recording every step."""
+    _check_batches(impl, batches)
+    trajectory = Trajectory()
+    trajectory.record_initial(*impl.to_canonical(params, state))
+    native: Iterator[tuple[jax.Array, Params, State]] = impl.train_native(
+        params, state, tx, iter(batches)
+    )
+    for loss, new_params, new_state in native:
+        trajectory.record_step(loss, *impl.to_canonical(new_params, new_state))
+    return trajectory
+
+
+def run_loop(
+    loop: str,
+    impl: Implementation,
+    params: Params,
+    state: State,
+    tx: optax.GradientTransformation,
+    batches: Batch,
+    loss_fn: LossFn,
+) -> Trajectory:
+    """Dispatch to `run_harness`, `run_native` or `run_scan` by name (jitted)."""
+    if loop == "harness":
+        return run_harness(impl, params, state, tx, batches, loss_fn)[0]
+    if loop == "native":
+        return run_native(impl, params, state, tx, batches)
+    if loop == "scan":
+        return run_scan(impl, params, state, tx, batches, loss_fn)
+    raise ValueError(f"unknown loop {loop!r}; expected one of {', '.join(LOOPS)}")

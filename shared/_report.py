@@ -1,0 +1,153 @@
+"""Showing a `compare` run: a rich table on screen, a JSON file, a PNG plot."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from ._run import CompareResult
+
+
+def table(result: CompareResult) -> Table:
+    """One row per trajectory: final loss, distance to the reference, verdict."""
+    t = Table(
+        title=f"bias-adder: every trajectory against {result.reference}", title_justify="left"
+    )
+    for column, justify in (
+        ("trajectory", "left"),
+        ("final loss", "right"),
+        ("max |diff|", "right"),
+        ("max ULP", "right"),
+        ("bitwise", "center"),
+        ("tolerance", "left"),
+        ("first divergence", "left"),
+        ("verdict", "left"),
+    ):
+        t.add_column(column, justify=justify)  # type: ignore[arg-type]
+    ref = result.trajectories[result.reference]
+    t.add_row(result.reference, _loss(ref.loss), "-", "-", "-", "-", "-", "reference")
+    for p in result.pairs:
+        traj = result.trajectories[p.a]
+        t.add_row(
+            p.a,
+            _loss(traj.loss),
+            f"{p.max_abs:.3g}",
+            _ulp(p.max_ulp),
+            "yes" if p.bitwise else "no",
+            p.tolerance.describe(),
+            "-" if p.first_divergence is None else str(p.first_divergence),
+            "[green]agrees[/]" if p.agree else "[bold red]DIVERGES[/]",
+        )
+    for name, error in result.errors.items():
+        t.add_row(name, "-", "-", "-", "-", "-", "-", f"[bold red]FAILED[/] {error}")
+    return t
+
+
+def _loss(losses: list[np.ndarray]) -> str:
+    return f"{float(losses[-1]):.9g}" if losses else "-"
+
+
+def _ulp(ulp: int) -> str:
+    return "NaN" if ulp == np.iinfo(np.int64).max else str(ulp)
+
+
+def print_report(result: CompareResult, console: Console) -> None:
+    """The table, then one line per failure and a summary line."""
+    console.print(table(result))
+    tolerances = {p.tolerance for p in result.pairs}
+    for tol in sorted(tolerances, key=lambda t: (t.max_ulp, t.atol)):
+        console.print(f"[dim]tolerance {tol.describe()}: {tol.reason}[/]")
+    for p in result.pairs:
+        if not p.agree:
+            console.print(
+                f"[bold red]{p.a}[/] diverges from {p.b} first at {p.first_divergence} "
+                f"(tolerance: {p.tolerance.describe()})"
+            )
+    for name, error in result.errors.items():
+        console.print(f"[bold red]{name}[/] failed: {error}")
+    verdict = "[green]all trajectories agree[/]" if result.agree else "[bold red]disagreement[/]"
+    console.print(
+        f"{verdict} within the declared tolerances ({len(result.trajectories)} "
+        f"trajectories, {result.config['steps']} steps)"
+    )
+
+
+def write_json(result: CompareResult, path: str | Path) -> None:
+    """Write the run atomically: a crash never leaves a half-written file at `path`."""
+    write_atomic(path, json.dumps(result.to_json(), indent=1).encode())
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def plot(result: CompareResult, path: str | Path) -> None:
+    """A PNG of loss, bias[0] and mean[0] per step, and each run's distance to the reference."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
+    ref = result.trajectories[result.reference]
+    styles = ["-", "--", ":", "-."]
+    for i, (name, traj) in enumerate(result.trajectories.items()):
+        style: dict[str, Any] = {
+            "linestyle": styles[i % len(styles)],
+            "linewidth": 1.2,
+            "label": name,
+        }
+        steps = np.arange(1, traj.steps + 1)
+        axes[0, 0].plot(steps, np.asarray(traj.loss, np.float64), **style)
+        for ax, group, leaf in (
+            (axes[0, 1], traj.params, "bias"),
+            (axes[1, 0], traj.state, "mean"),
+        ):
+            if leaf in group:
+                values = [np.ravel(v)[0] for v in group[leaf]]
+                ax.plot(np.arange(traj.steps + 1), values, **style)
+        if name != result.reference:
+            axes[1, 1].plot(np.arange(traj.steps + 1), _distance(traj, ref), **style)
+    axes[0, 0].set(title="loss", xlabel="step", yscale="log")
+    axes[0, 1].set(title="params.bias[0]", xlabel="step")
+    axes[1, 0].set(title="state.mean[0]", xlabel="step")
+    axes[1, 1].set(title=f"max |difference| to {result.reference} (0 = bitwise)", xlabel="step")
+    axes[1, 1].set_yscale("symlog", linthresh=1e-9)  # shows exact zeros and tiny gaps alike
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize="small")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    write_atomic(path, buffer.getvalue())
+
+
+def _distance(traj: Any, ref: Any) -> np.ndarray:
+    """Per step, the largest |difference| over every leaf recorded after that step."""
+    out = np.zeros(traj.steps + 1)
+    for group in ("params", "state"):
+        a_leaves, b_leaves = getattr(traj, group), getattr(ref, group)
+        for name in a_leaves.keys() & b_leaves.keys():
+            for s, (a, b) in enumerate(zip(a_leaves[name], b_leaves[name], strict=False)):
+                if np.shape(a) == np.shape(b):
+                    out[s] = max(out[s], float(np.max(np.abs(np.float64(a) - np.float64(b)))))
+    for s, (a, b) in enumerate(zip(traj.loss, ref.loss, strict=False), start=1):
+        out[s] = max(out[s], abs(float(a) - float(b)))
+    return out

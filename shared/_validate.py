@@ -1,0 +1,61 @@
+"""Input checks shared by the harness and the implementations.
+
+Every check raises before any state changes, and names who is complaining (`where`), the
+argument, and what was expected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from ._protocol import BiasAdderConfig
+
+
+def check_input(where: str, x: object, config: BiasAdderConfig, *, name: str = "x") -> None:
+    """Check the rank, feature size and dtype of a model input (works on tracers too).
+
+    **Arguments:**
+
+    - `where`: who checks, e.g. the implementation's name; it leads the message.
+    - `x`: the input; anything with `shape` and `dtype`.
+    - `config`: the model's config, which fixes the feature size.
+    - `name`: the argument's name in the message.
+    """
+    shape = getattr(x, "shape", None)
+    dtype = getattr(x, "dtype", None)
+    if shape is None or dtype is None:
+        raise TypeError(f"{where}: {name} must be an array, got {type(x).__name__}")
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(f"{where}: {name} must have a floating dtype, got {dtype}")
+    if len(shape) != 2:
+        raise ValueError(
+            f"{where}: {name} must have rank 2, (batch, features), got shape {tuple(shape)}"
+        )
+    if shape[1] != config.features:
+        raise ValueError(
+            f"{where}: {name} has {shape[1]} features but the model's state has "
+            f"{config.features}; expected shape (batch, {config.features})"
+        )
+    if shape[0] < 1:
+        raise ValueError(f"{where}: {name} must hold at least one example, got shape {shape}")
+
+
+def check_finite(where: str, x: npt.ArrayLike, *, name: str = "x") -> None:
+    """Check that concrete data holds no NaN or infinity."""
+    bad = ~np.isfinite(np.asarray(x))
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{where}: {name} must be finite, found {int(bad.sum())} non-finite value(s), "
+            f"the first at index {first}"
+        )
+
+
+def check_steps(where: str, steps: object) -> int:
+    """Check a step count and return it as an int."""
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer):
+        raise TypeError(f"{where}: steps must be an int, got {type(steps).__name__}")
+    if steps < 1:
+        raise ValueError(f"{where}: steps must be >= 1, got {steps}")
+    return int(steps)

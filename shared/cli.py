@@ -1,0 +1,182 @@
+"""The `state-rosetta` command line (also `python -m shared`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ._harness import LOOPS
+from ._optim import OPTIMIZERS
+from ._registry import IMPLEMENTATIONS
+from ._report import plot, print_report, write_json
+from ._run import CompareOptions, run_compare
+
+EXIT_AGREE, EXIT_DIVERGE, EXIT_USAGE = 0, 1, 2
+LONG_RUN_STEPS = 2_000  # total steps over all trajectories above which a progress bar shows
+
+
+class UsageError(Exception):
+    """Bad arguments or bad data: exit 2 with one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, no usage dump: the contract for exit code 2.
+        raise UsageError(message)
+
+
+def _csv(choices: Sequence[str], what: str):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(item.strip() for item in text.split(",") if item.strip())
+        for item in items:
+            if item not in choices:
+                raise argparse.ArgumentTypeError(
+                    f"unknown {what} {item!r}; expected one of {', '.join(choices)}"
+                )
+        return items
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="state-rosetta", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    c = sub.add_parser(
+        "compare",
+        help="train every implementation in every loop and compare the trajectories",
+        description="Train the bias adder in every framework and loop; compare step by step. "
+        "Exit 0 when all agree within the declared tolerances, 1 when any does not, 2 on bad "
+        "arguments or data.",
+    )
+    c.add_argument(
+        "--impls",
+        type=_csv(list(IMPLEMENTATIONS), "implementation"),
+        default=tuple(IMPLEMENTATIONS),
+        help="comma-separated (default: all)",
+    )
+    c.add_argument(
+        "--impl",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="add your own implementation (a factory: config -> implementation); "
+        "MODULE may be a path to a .py file; repeatable",
+    )
+    c.add_argument(
+        "--loop",
+        type=_csv(LOOPS, "loop"),
+        default=LOOPS,
+        help="comma-separated harness, native, scan (default: all)",
+    )
+    c.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training steps (default: 10, or the data file's length)",
+    )
+    c.add_argument("--batch", type=int, default=None, help="batch size (default: 8)")
+    c.add_argument("--features", type=int, default=None, help="feature size D (default: 4)")
+    c.add_argument("--momentum", type=float, default=0.9, help="EMA momentum (default: 0.9)")
+    c.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="(default: sgd)")
+    c.add_argument("--lr", type=float, default=0.02, help="learning rate (default: 0.02)")
+    c.add_argument("--seed", type=int, default=0, help="data and init seed (default: 0)")
+    c.add_argument(
+        "--seed-faithful",
+        action="store_true",
+        help="keep the seed's keepdims=True: the state turns into (1, D)",
+    )
+    c.add_argument(
+        "--data",
+        type=Path,
+        metavar="FILE.npy",
+        help="your data: (batch, D), reused every step, or (steps, batch, D)",
+    )
+    c.add_argument("--json", type=Path, metavar="PATH", help="write the run as JSON")
+    c.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG of the trajectories")
+    return parser
+
+
+def _options(args: argparse.Namespace) -> CompareOptions:
+    data = None
+    if args.data is not None:
+        if args.batch is not None or args.features is not None:
+            raise UsageError("--batch and --features come from --data; do not give both")
+        try:
+            data = np.load(args.data, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--data {args.data}: cannot read a .npy array: {e}") from None
+    for path in (args.json, args.plot):
+        if path is not None and not path.parent.is_dir():
+            raise UsageError(f"cannot write {path}: no such directory {path.parent}")
+    return CompareOptions(
+        impls=args.impls,
+        loops=args.loop,
+        steps=args.steps,
+        batch=8 if args.batch is None else args.batch,
+        features=4 if args.features is None else args.features,
+        momentum=args.momentum,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        seed=args.seed,
+        seed_faithful=args.seed_faithful,
+        data=data,
+        data_source=None if args.data is None else str(args.data),
+        user_impls=tuple(args.impl),
+    )
+
+
+def compare_command(args: argparse.Namespace, console: Console) -> int:
+    options = _options(args)
+    total = (options.steps or 10) * len(options.impls) * len(options.loops)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=total < LONG_RUN_STEPS,
+    ) as bar:
+        task = bar.add_task(
+            "training", total=len(options.impls + options.user_impls) * len(options.loops)
+        )
+
+        def advance(name: str) -> None:
+            bar.update(task, description=f"training {name}", advance=1)
+
+        try:
+            result = run_compare(options, progress=advance)
+        except (ValueError, TypeError) as e:
+            raise UsageError(str(e)) from None
+    print_report(result, console)
+    if args.json is not None:
+        write_json(result, args.json)
+        console.print(f"wrote {args.json}")
+    if args.plot is not None:
+        plot(result, args.plot)
+        console.print(f"wrote {args.plot}")
+    return EXIT_AGREE if result.agree else EXIT_DIVERGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    console = Console()
+    if not console.is_terminal:  # a log or a pipe: wide enough that the table never wraps
+        console = Console(width=140)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "compare":
+            return compare_command(args, console)
+        raise UsageError(f"unknown command {args.command!r}")
+    except UsageError as e:
+        print(f"state-rosetta: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
