@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PyTree
 
-from shared import BiasAdderConfig, Canonical, check_input
+from shared import BiasAdderConfig, Canonical, NativeLoop, check_input
 
 
 # --8<-- [start:equinox-model]
@@ -36,8 +33,12 @@ class BiasAdderWithRunningMean(eqx.Module):
         axis_name: str | None = None,
         inference: bool = False,
     ):
+        # --8<-- [start:equinox-declare-param]
         self.bias = jnp.zeros((features,))
+        # --8<-- [end:equinox-declare-param]
+        # --8<-- [start:equinox-declare-state]
         self.mean_index = eqx.nn.StateIndex(jnp.zeros((features,)))
+        # --8<-- [end:equinox-declare-state]
         self.momentum = momentum
         self.seed_faithful = seed_faithful
         self.axis_name = axis_name
@@ -60,18 +61,26 @@ class BiasAdderWithRunningMean(eqx.Module):
 
 
 # --8<-- [start:equinox-train]
+# --8<-- [start:equinox-apply-update]
 @eqx.filter_value_and_grad(has_aux=True)
 def compute_loss(model: BiasAdderWithRunningMean, state: eqx.nn.State, x: Array):
     y, state = model(x, state)
     return ((x - y) ** 2).sum(), state
 
 
+# --8<-- [end:equinox-apply-update]
+
+
+# --8<-- [start:equinox-train-step]
 @eqx.filter_jit
 def train_step(model, state, opt_state, x, tx: optax.GradientTransformation):
     (loss, state), grads = compute_loss(model, state, x)
     updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
     model = eqx.apply_updates(model, updates)
     return model, state, opt_state, loss
+
+
+# --8<-- [end:equinox-train-step]
 
 
 # --8<-- [end:equinox-train]
@@ -92,6 +101,7 @@ class EquinoxBiasAdder:
         model, _ = self._make()
         _, self.static = eqx.partition(model, eqx.is_inexact_array)
 
+    # --8<-- [start:equinox-init]
     def _make(self) -> tuple[BiasAdderWithRunningMean, eqx.nn.State]:
         return eqx.nn.make_with_state(BiasAdderWithRunningMean)(
             self.config.features,
@@ -100,21 +110,31 @@ class EquinoxBiasAdder:
             axis_name=self.config.axis_name,
         )
 
+    # --8<-- [end:equinox-init]
+
+    # --8<-- [start:equinox-split]
     def init(self, key: jax.Array, x: jax.Array) -> tuple[PyTree, eqx.nn.State]:
         del key  # zeros: nothing random to draw
         check_input(self.name, x, self.config)
         model, state = self._make()  # make_with_state never updates the state
         return eqx.filter(model, eqx.is_inexact_array), state
 
+    # --8<-- [end:equinox-split]
+
+    # --8<-- [start:equinox-merge]
     def _combine(self, params: PyTree) -> BiasAdderWithRunningMean:
         return eqx.combine(params, self.static)
+
+    # --8<-- [end:equinox-merge]
 
     def apply(
         self, params: PyTree, state: eqx.nn.State, x: jax.Array, *, train: bool
     ) -> tuple[Array, eqx.nn.State]:
         check_input(self.name, x, self.config)
+        # --8<-- [start:equinox-eval]
         model = eqx.nn.inference_mode(self._combine(params), value=not train)
         return model(x, state)
+        # --8<-- [end:equinox-eval]
 
     def to_canonical(self, params: PyTree, state: eqx.nn.State) -> tuple[Canonical, Canonical]:
         return {"bias": params.bias}, {"mean": state.get(self.static.mean_index)}
@@ -125,15 +145,15 @@ class EquinoxBiasAdder:
         native_state = native_state.set(model.mean_index, jnp.asarray(state["mean"]))
         return eqx.filter(model, eqx.is_inexact_array), native_state
 
-    def train_native(
-        self,
-        params: PyTree,
-        state: eqx.nn.State,
-        tx: optax.GradientTransformation,
-        batches: Iterator[Array],
-    ) -> Iterator[tuple[Array, Any, eqx.nn.State]]:
+    def native_loop(
+        self, params: PyTree, state: eqx.nn.State, tx: optax.GradientTransformation
+    ) -> NativeLoop:
         model = self._combine(params)
         opt_state = tx.init(eqx.filter(model, eqx.is_array))
-        for x in batches:
+
+        def step(x: Array) -> Array:
+            nonlocal model, state, opt_state
             model, state, opt_state, loss = train_step(model, state, opt_state, x, tx)
-            yield loss, model, state
+            return loss
+
+        return NativeLoop(step, lambda: (model, state))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import flax
@@ -13,7 +12,7 @@ import optax
 from flax.training import train_state
 from jaxtyping import Array, Float
 
-from shared import BiasAdderConfig, Canonical, check_input
+from shared import BiasAdderConfig, Canonical, NativeLoop, check_input
 
 
 # --8<-- [start:linen-model]
@@ -26,9 +25,13 @@ class BiasAdderWithRunningMean(nn.Module):
 
     @nn.compact
     def __call__(self, x: Float[Array, "batch features"], train: bool = True) -> Array:
+        # --8<-- [start:linen-declare-state]
         is_initialized = self.has_variable("batch_stats", "mean")
         mean = self.variable("batch_stats", "mean", jnp.zeros, x.shape[1:])
+        # --8<-- [end:linen-declare-state]
+        # --8<-- [start:linen-declare-param]
         bias = self.param("bias", nn.initializers.zeros_init(), x.shape[1:])
+        # --8<-- [end:linen-declare-param]
         if train and is_initialized:  # `init` creates the state but does not update it
             batch_mean = jnp.mean(x, axis=0, keepdims=self.seed_faithful)
             if self.axis_name is not None:
@@ -52,17 +55,24 @@ def create_train_state(model: nn.Module, variables: Any, tx: optax.GradientTrans
     )
 
 
+# --8<-- [start:linen-train-step]
 @jax.jit
 def train_step(state: TrainState, x: Array) -> tuple[TrainState, Array]:
+    # --8<-- [start:linen-apply-update]
     def loss_fn(params):
         y, updates = state.apply_fn(
             {"params": params, "batch_stats": state.batch_stats}, x, mutable=["batch_stats"]
         )
         return ((x - y) ** 2).sum(), updates
 
+    # --8<-- [end:linen-apply-update]
+
     (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
     return state, loss
+
+
+# --8<-- [end:linen-train-step]
 
 
 # --8<-- [end:linen-train]
@@ -82,17 +92,27 @@ class LinenBiasAdder:
             axis_name=config.axis_name,
         )
 
+    # --8<-- [start:linen-init]
     def init(self, key: jax.Array, x: jax.Array) -> tuple[Any, Any]:
         check_input(self.name, x, self.config)
         variables = self.module.init(key, x)
+        # --8<-- [start:linen-split]
         state, params = flax.core.pop(variables, "params")
+        # --8<-- [end:linen-split]
         return params, state
 
+    # --8<-- [end:linen-init]
+
+    # --8<-- [start:linen-merge]
     def apply(self, params: Any, state: Any, x: jax.Array, *, train: bool) -> tuple[Array, Any]:
         check_input(self.name, x, self.config)
+        # --8<-- [start:linen-eval]
         if not train:
             return self.module.apply({"params": params, **state}, x, train=False), state
+        # --8<-- [end:linen-eval]
         return self.module.apply({"params": params, **state}, x, mutable=list(state.keys()))
+
+    # --8<-- [end:linen-merge]
 
     def to_canonical(self, params: Any, state: Any) -> tuple[Canonical, Canonical]:
         return {"bias": params["bias"]}, {"mean": state["batch_stats"]["mean"]}
@@ -103,10 +123,12 @@ class LinenBiasAdder:
             {"batch_stats": {"mean": jnp.asarray(state["mean"])}},
         )
 
-    def train_native(
-        self, params: Any, state: Any, tx: optax.GradientTransformation, batches: Iterator[Array]
-    ) -> Iterator[tuple[Array, Any, Any]]:
+    def native_loop(self, params: Any, state: Any, tx: optax.GradientTransformation) -> NativeLoop:
         ts = create_train_state(self.module, {"params": params, **state}, tx)
-        for x in batches:
+
+        def step(x: Array) -> Array:
+            nonlocal ts
             ts, loss = train_step(ts, x)
-            yield loss, ts.params, {"batch_stats": ts.batch_stats}
+            return loss
+
+        return NativeLoop(step, lambda: (ts.params, {"batch_stats": ts.batch_stats}))

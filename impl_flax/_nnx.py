@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
 from jaxtyping import Array, Float
 
-from shared import BiasAdderConfig, Canonical, check_input
+from shared import BiasAdderConfig, Canonical, NativeLoop, check_input
 
 
 # --8<-- [start:nnx-model]
@@ -27,8 +24,12 @@ class BiasAdderWithRunningMean(nnx.Module):
         axis_name: str | None = None,
         use_running_average: bool = False,
     ):
+        # --8<-- [start:nnx-declare-param]
         self.bias = nnx.Param(jnp.zeros((features,)))
+        # --8<-- [end:nnx-declare-param]
+        # --8<-- [start:nnx-declare-state]
         self.mean = nnx.BatchStat(jnp.zeros((features,)))
+        # --8<-- [end:nnx-declare-state]
         self.momentum = momentum
         self.seed_faithful = seed_faithful
         self.axis_name = axis_name
@@ -47,15 +48,22 @@ class BiasAdderWithRunningMean(nnx.Module):
 
 
 # --8<-- [start:nnx-train]
+# --8<-- [start:nnx-train-step]
 @nnx.jit
 def train_step(model: BiasAdderWithRunningMean, optimizer: nnx.Optimizer, x: Array) -> Array:
+    # --8<-- [start:nnx-apply-update]
     def loss_fn(model):
         y = model(x)  # updates model.mean in place; nnx.grad carries the update out
         return ((x - y) ** 2).sum()
 
+    # --8<-- [end:nnx-apply-update]
+
     loss, grads = nnx.value_and_grad(loss_fn)(model)  # gradients w.r.t. nnx.Param only
     optimizer.update(model, grads)
     return loss
+
+
+# --8<-- [end:nnx-train-step]
 
 
 # --8<-- [end:nnx-train]
@@ -80,25 +88,35 @@ class NNXBiasAdder:
             axis_name=self.config.axis_name,
         )
 
+    # --8<-- [start:nnx-init]
     def init(self, key: jax.Array, x: jax.Array) -> tuple[nnx.State, nnx.State]:
         del key  # zeros: nothing random to draw
         check_input(self.name, x, self.config)
         # NNX creates its variables in __init__, which never updates the state.
+        # --8<-- [start:nnx-split]
         _, params, state = nnx.split(self._make_model(), nnx.Param, nnx.BatchStat)
+        # --8<-- [end:nnx-split]
         return params, state
 
+    # --8<-- [end:nnx-init]
+
+    # --8<-- [start:nnx-merge]
     def _merge(self, params: nnx.State, state: nnx.State) -> BiasAdderWithRunningMean:
         # copy=True: fresh Variables, so that neither a trace nor the native loop mutates
         # the caller's params and state (NNX 0.12 merges the State's Variables by reference).
         return nnx.merge(self.graphdef, params, state, copy=True)
+
+    # --8<-- [end:nnx-merge]
 
     def apply(
         self, params: nnx.State, state: nnx.State, x: jax.Array, *, train: bool
     ) -> tuple[Array, nnx.State]:
         check_input(self.name, x, self.config)
         model = self._merge(params, state)
+        # --8<-- [start:nnx-eval]
         model.train() if train else model.eval()
         y = model(x)
+        # --8<-- [end:nnx-eval]
         return y, nnx.state(model, nnx.BatchStat)
 
     def to_canonical(self, params: nnx.State, state: nnx.State) -> tuple[Canonical, Canonical]:
@@ -111,16 +129,13 @@ class NNXBiasAdder:
         nnx.replace_by_pure_dict(new_state, {"mean": jnp.asarray(state["mean"])})
         return new_params, new_state
 
-    def train_native(
-        self,
-        params: nnx.State,
-        state: nnx.State,
-        tx: optax.GradientTransformation,
-        batches: Iterator[Array],
-    ) -> Iterator[tuple[Array, Any, Any]]:
+    def native_loop(
+        self, params: nnx.State, state: nnx.State, tx: optax.GradientTransformation
+    ) -> NativeLoop:
         model = self._merge(params, state)
         optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
         model.train()
-        for x in batches:
-            loss = train_step(model, optimizer, x)
-            yield loss, nnx.state(model, nnx.Param), nnx.state(model, nnx.BatchStat)
+        return NativeLoop(
+            lambda x: train_step(model, optimizer, x),
+            lambda: (nnx.state(model, nnx.Param), nnx.state(model, nnx.BatchStat)),
+        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import haiku as hk
@@ -11,7 +10,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float
 
-from shared import BiasAdderConfig, Canonical, check_input
+from shared import BiasAdderConfig, Canonical, NativeLoop, check_input
 
 
 # --8<-- [start:haiku-model]
@@ -31,8 +30,12 @@ class BiasAdderWithRunningMean(hk.Module):
         self.axis_name = axis_name
 
     def __call__(self, x: Float[Array, "batch features"], is_training: bool) -> Array:
+        # --8<-- [start:haiku-declare-state]
         mean = hk.get_state("mean", x.shape[1:], init=jnp.zeros)
+        # --8<-- [end:haiku-declare-state]
+        # --8<-- [start:haiku-declare-param]
         bias = hk.get_parameter("bias", x.shape[1:], init=jnp.zeros)
+        # --8<-- [end:haiku-declare-param]
         if is_training and not hk.running_init():  # init creates the state, no update
             batch_mean = jnp.mean(x, axis=0, keepdims=self.seed_faithful)
             if self.axis_name is not None:
@@ -42,6 +45,7 @@ class BiasAdderWithRunningMean(hk.Module):
         return mean + bias
 
 
+# --8<-- [start:haiku-split]
 def make_forward(**kwargs: Any) -> hk.TransformedWithState:
     def forward(x, is_training):
         return BiasAdderWithRunningMean(**kwargs, name="bias_adder")(x, is_training)
@@ -49,22 +53,32 @@ def make_forward(**kwargs: Any) -> hk.TransformedWithState:
     return hk.without_apply_rng(hk.transform_with_state(forward))
 
 
+# --8<-- [end:haiku-split]
+
+
 # --8<-- [end:haiku-model]
 
 
 # --8<-- [start:haiku-train]
+# --8<-- [start:haiku-train-step]
 def make_train_step(forward: hk.TransformedWithState, tx: optax.GradientTransformation):
     @jax.jit
     def train_step(params, state, opt_state, x):
+        # --8<-- [start:haiku-apply-update]
         def loss_fn(params):
             y, state_out = forward.apply(params, state, x, is_training=True)
             return ((x - y) ** 2).sum(), state_out
+
+        # --8<-- [end:haiku-apply-update]
 
         (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), state, opt_state, loss
 
     return train_step
+
+
+# --8<-- [end:haiku-train-step]
 
 
 # --8<-- [end:haiku-train]
@@ -84,34 +98,42 @@ class HaikuBiasAdder:
             axis_name=config.axis_name,
         )
 
+    # --8<-- [start:haiku-init]
     def init(self, key: jax.Array, x: jax.Array) -> tuple[hk.Params, hk.State]:
         check_input(self.name, x, self.config)
         return self.forward.init(key, x, is_training=True)
+
+    # --8<-- [end:haiku-init]
 
     def apply(
         self, params: hk.Params, state: hk.State, x: jax.Array, *, train: bool
     ) -> tuple[Array, hk.State]:
         check_input(self.name, x, self.config)
+        # --8<-- [start:haiku-eval]
         return self.forward.apply(params, state, x, is_training=train)
+        # --8<-- [end:haiku-eval]
 
     def to_canonical(self, params: hk.Params, state: hk.State) -> tuple[Canonical, Canonical]:
         return {"bias": params["bias_adder"]["bias"]}, {"mean": state["bias_adder"]["mean"]}
 
+    # --8<-- [start:haiku-merge]
     def from_canonical(self, params: Canonical, state: Canonical) -> tuple[hk.Params, hk.State]:
         return (
             {"bias_adder": {"bias": jnp.asarray(params["bias"])}},
             {"bias_adder": {"mean": jnp.asarray(state["mean"])}},
         )
 
-    def train_native(
-        self,
-        params: hk.Params,
-        state: hk.State,
-        tx: optax.GradientTransformation,
-        batches: Iterator[Array],
-    ) -> Iterator[tuple[Array, hk.Params, hk.State]]:
+    # --8<-- [end:haiku-merge]
+
+    def native_loop(
+        self, params: hk.Params, state: hk.State, tx: optax.GradientTransformation
+    ) -> NativeLoop:
         train_step = make_train_step(self.forward, tx)
         opt_state = tx.init(params)
-        for x in batches:
+
+        def step(x: Array) -> Array:
+            nonlocal params, state, opt_state
             params, state, opt_state, loss = train_step(params, state, opt_state, x)
-            yield loss, params, state
+            return loss
+
+        return NativeLoop(step, lambda: (params, state))

@@ -5,7 +5,7 @@ Imports JAX, optax and NumPy only; frameworks are reached through the registry.
 
 from ._compare import BITWISE, Divergence, PairResult, Tolerance, compare, ulp_distance
 from ._data import as_batches, seed_batch
-from ._harness import LOOPS, TrainStep, run_harness, run_loop, run_native, run_scan
+from ._harness import LOOPS, FlatStep, TrainStep, run_harness, run_loop, run_native, run_scan
 from ._optim import OPTIMIZERS, OptimizerConfig
 from ._oracle import NumpyOptimizer, bias_adder_oracle
 from ._protocol import (
@@ -14,6 +14,7 @@ from ._protocol import (
     Canonical,
     Implementation,
     ImplementationFactory,
+    NativeLoop,
     Params,
     State,
 )
@@ -39,9 +40,11 @@ __all__ = [
     "CompareOptions",
     "CompareResult",
     "Divergence",
+    "FlatStep",
     "Implementation",
     "ImplementationFactory",
     "JaxBiasAdder",
+    "NativeLoop",
     "NumpyOptimizer",
     "OptimizerConfig",
     "PairResult",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import jax
 import numpy as np
@@ -140,13 +140,14 @@ def run_native(
 ) -> Trajectory:
     """Train with the implementation's own idiomatic loop, recording every step."""
     _check_batches(impl, batches)
+    if not hasattr(impl, "native_loop"):
+        raise TypeError(f"{impl.name}: has no native_loop; only the harness loops can run it")
     trajectory = Trajectory()
     trajectory.record_initial(*impl.to_canonical(params, state))
-    native: Iterator[tuple[jax.Array, Params, State]] = impl.train_native(
-        params, state, tx, iter(batches)
-    )
-    for loss, new_params, new_state in native:
-        trajectory.record_step(loss, *impl.to_canonical(new_params, new_state))
+    native = impl.native_loop(params, state, tx)
+    for batch in batches:
+        loss = native.step(batch)
+        trajectory.record_step(loss, *impl.to_canonical(*native.read()))
     return trajectory
 
 
@@ -167,3 +168,61 @@ def run_loop(
     if loop == "scan":
         return run_scan(impl, params, state, tx, batches, loss_fn)
     raise ValueError(f"unknown loop {loop!r}; expected one of {', '.join(LOOPS)}")
+
+
+class FlatStep:
+    """The harness's fast path: the generic step on a flat list of arrays, with donation.
+
+    Every framework keeps params and state in its own pytree types (NNX `State`, Equinox
+    modules, ...), and `jax.jit` flattens those through Python callbacks on every call. Here
+    they are flattened once; the jitted step takes and returns a plain list of arrays, closes
+    over the structure, and donates the old buffers so XLA can update them in place. The
+    numbers are those of `TrainStep` (the same program), and the caller's arrays are copied
+    first, so donation never deletes them.
+
+    **Arguments:**
+
+    - `impl`, `loss_fn`, `tx`: as for [`TrainStep`][].
+    - `params`, `state`: the native initial values.
+    - `donate`: donate the flat buffers to each step (the default).
+
+    Call it with a batch to take one step; it returns the loss. `read()` gives the current
+    native params and state.
+    """
+
+    def __init__(
+        self,
+        impl: Implementation,
+        loss_fn: LossFn,
+        tx: optax.GradientTransformation,
+        params: Params,
+        state: State,
+        *,
+        donate: bool = True,
+    ):
+        leaves, treedef = jax.tree.flatten((params, state, tx.init(params)))
+        self.leaves: list[jax.Array] = [jax.numpy.array(leaf, copy=True) for leaf in leaves]
+        self.treedef = treedef
+        step = TrainStep(impl, loss_fn, tx)
+
+        def flat_step(leaves: list[jax.Array], batch: Batch) -> tuple[list[jax.Array], jax.Array]:
+            params, state, opt_state = jax.tree.unflatten(treedef, leaves)
+            params, state, opt_state, loss = step(params, state, opt_state, batch)
+            new_leaves, new_treedef = jax.tree.flatten((params, state, opt_state))
+            if new_treedef != treedef:  # type: ignore[operator]
+                raise ValueError(
+                    f"{impl.name}: the training step changed the structure of params or state "
+                    f"({treedef} -> {new_treedef}); the fast path needs a fixed structure"
+                )
+            return new_leaves, loss
+
+        self.flat_step = flat_step  # un-jitted: `lax.scan` can run it as its body
+        self.jitted = jax.jit(flat_step, donate_argnums=0 if donate else ())
+
+    def __call__(self, batch: Batch) -> jax.Array:
+        self.leaves, loss = self.jitted(self.leaves, batch)
+        return cast(jax.Array, loss)
+
+    def read(self) -> tuple[Params, State]:
+        params, state, _ = jax.tree.unflatten(self.treedef, self.leaves)
+        return params, state

@@ -9,9 +9,9 @@ the native state through, and records every step under canonical names.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 import jax
 import optax
@@ -24,6 +24,20 @@ Canonical: TypeAlias = Mapping[str, jax.Array]
 """Flat mapping from a canonical dotted name (`"bias"`, `"bn.mean"`, ...) to an array."""
 Batch: TypeAlias = Any
 """One step's data: for the bias adder, the input array `x` of shape (batch, features)."""
+
+
+class NativeLoop(NamedTuple):
+    """A framework's own training loop, one step at a time.
+
+    **Fields:**
+
+    - `step`: `batch -> loss`; one step of the framework's idiomatic jitted training step,
+      which keeps its model, state and optimizer state wherever that framework keeps them.
+    - `read`: `() -> (params, state)`, the current values in native form.
+    """
+
+    step: Callable[[Batch], jax.Array]
+    read: Callable[[], tuple[Params, State]]
 
 
 @dataclass(frozen=True)
@@ -94,16 +108,13 @@ class Implementation(Protocol):
         """Canonical dictionaries -> native params and state."""
         ...
 
-    def train_native(
-        self,
-        params: Params,
-        state: State,
-        tx: optax.GradientTransformation,
-        batches: Iterator[Batch],
-    ) -> Iterator[tuple[jax.Array, Params, State]]:
-        """The framework's own idiomatic training loop.
+    def native_loop(
+        self, params: Params, state: State, tx: optax.GradientTransformation
+    ) -> NativeLoop:
+        """Optional: the framework's own idiomatic training loop, started from params and state.
 
-        Yields `(loss, params, state)` after every step, in native form.
+        `run_native` calls `step(batch)` once per batch and `read()` after each step to record
+        it; benchmarks call `step` alone. Implementations without it have no "native" loop.
         """
         ...
 

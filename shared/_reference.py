@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from ._protocol import BiasAdderConfig, Canonical
+from ._protocol import BiasAdderConfig, Canonical, NativeLoop
 from ._validate import check_input
 
 Dict = dict[str, jax.Array]
@@ -65,13 +65,9 @@ class JaxBiasAdder:
     def from_canonical(self, params: Canonical, state: Canonical) -> tuple[Dict, Dict]:
         return {"bias": jnp.asarray(params["bias"])}, {"mean": jnp.asarray(state["mean"])}
 
-    def train_native(
-        self,
-        params: Dict,
-        state: Dict,
-        tx: optax.GradientTransformation,
-        batches: Iterator[jax.Array],
-    ) -> Iterator[tuple[jax.Array, Dict, Dict]]:
+    def native_loop(
+        self, params: Dict, state: Dict, tx: optax.GradientTransformation
+    ) -> NativeLoop:
         """A hand-written jitted step: what a pure-JAX user would write."""
         config = self.config
 
@@ -88,6 +84,10 @@ class JaxBiasAdder:
             return optax.apply_updates(params, updates), state, opt_state, loss
 
         opt_state = tx.init(params)
-        for x in batches:
+
+        def step(x: jax.Array) -> jax.Array:
+            nonlocal params, state, opt_state
             params, state, opt_state, loss = train_step(params, state, opt_state, x)
-            yield loss, params, state
+            return cast(jax.Array, loss)
+
+        return NativeLoop(step, lambda: (params, state))

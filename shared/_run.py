@@ -145,7 +145,7 @@ def run_compare(
     for impl in impls:
         for loop in options.loops:
             name = f"{impl.name}/{loop}"
-            if loop == "native" and not hasattr(impl, "train_native"):
+            if loop == "native" and not hasattr(impl, "native_loop"):
                 continue  # a user's implementation may have no native loop
             if progress:
                 progress(name)

@@ -12,6 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from . import _docs
 from ._harness import LOOPS
 from ._optim import OPTIMIZERS
 from ._registry import IMPLEMENTATIONS
@@ -100,6 +101,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--json", type=Path, metavar="PATH", help="write the run as JSON")
     c.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG of the trajectories")
+    _docs.add_parser(sub)
+    b = sub.add_parser(
+        "bench",
+        help="time each framework's training step: native idiom, harness step, harness scan",
+        description="Per-step cost of every implementation on every path, at a tiny and a large "
+        "shape, as ratios to a pure-JAX jax.jit step measured in the same run.",
+    )
+    b.add_argument("--quick", action="store_true", help="a smoke run, under a minute")
+    b.add_argument(
+        "--impls",
+        type=_csv(list(IMPLEMENTATIONS), "implementation"),
+        default=tuple(IMPLEMENTATIONS),
+        help="comma-separated (default: all)",
+    )
+    b.add_argument("--json", type=Path, metavar="PATH", help="write one row per measurement")
+    b.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG of the ratios")
     return parser
 
 
@@ -164,6 +181,36 @@ def compare_command(args: argparse.Namespace, console: Console) -> int:
     return EXIT_AGREE if result.agree else EXIT_DIVERGE
 
 
+def bench_command(args: argparse.Namespace, console: Console) -> int:
+    import jax
+
+    from benchmarks import BenchOptions, report, run_bench
+
+    from ._registry import versions
+
+    for path in (args.json, args.plot):
+        if path is not None and not path.parent.is_dir():
+            raise UsageError(f"cannot write {path}: no such directory {path.parent}")
+    try:
+        options = BenchOptions(impls=args.impls, quick=args.quick)
+        with console.status("benchmarking") as status:
+            rows = run_bench(options, progress=lambda text: status.update(text))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    device = (
+        f"{jax.devices()[0].device_kind} ({jax.default_backend()}, {len(jax.devices())} device(s))"
+    )
+    console.print(f"device: {device}; versions: {versions()}")
+    report.print_report(rows, console)
+    if args.json is not None:
+        report.write_json(rows, versions(), device, args.json)
+        console.print(f"wrote {args.json}")
+    if args.plot is not None:
+        report.plot(rows, args.plot)
+        console.print(f"wrote {args.plot}")
+    return EXIT_AGREE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     if not console.is_terminal:  # a log or a pipe: wide enough that the table never wraps
@@ -172,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "compare":
             return compare_command(args, console)
+        if args.command == "docs":
+            return _docs.run(args, console)
+        if args.command == "bench":
+            return bench_command(args, console)
         raise UsageError(f"unknown command {args.command!r}")
     except UsageError as e:
         print(f"state-rosetta: error: {e}", file=sys.stderr)

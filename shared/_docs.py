@@ -1,0 +1,564 @@
+"""`state-rosetta docs`: the idioms side by side, generated from the real code.
+
+The four framework files mark the code for each concept with `# --8<-- [start:NAME]` and
+`# --8<-- [end:NAME]` comment lines. This module cuts those regions out (dedented, nested
+markers dropped) and writes `docs/idioms.md` and a static page `docs/site/index.html` (with
+the trajectory plot and the comparison table of a real `compare` run beside it).
+
+Pure text processing: it imports no framework, only reads their source files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import html
+import re
+import sys
+import tempfile
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ._report import _loss, _ulp, plot, write_atomic
+from ._run import CompareOptions, CompareResult, run_compare
+
+#: framework key -> (display name, source file relative to the repository root)
+FRAMEWORKS: dict[str, tuple[str, str]] = {
+    "linen": ("Flax Linen", "impl_flax/_linen.py"),
+    "nnx": ("Flax NNX", "impl_flax/_nnx.py"),
+    "haiku": ("Haiku", "impl_haiku/_bias_adder.py"),
+    "equinox": ("Equinox", "impl_equinox/_bias_adder.py"),
+}
+
+IDIOMS_MD = "docs/idioms.md"
+SITE_HTML = "docs/site/index.html"
+SITE_PNG = "docs/site/trajectories.png"
+PERFORMANCE_TABLE = "docs/performance-table.html"  # optional: included when present
+
+MARKER = re.compile(r"^\s*# --8<-- \[(start|end):([A-Za-z0-9_-]+)\]\s*$")
+
+
+@dataclass(frozen=True)
+class Concept:
+    key: str  # the region is "<framework>-<key>"
+    title: str
+    differs: str  # one line: what differs between the frameworks, and why
+
+
+CONCEPTS: tuple[Concept, ...] = (
+    Concept(
+        "declare-param",
+        "Declare a parameter",
+        "Linen and Haiku declare the parameter lazily inside the call (its shape comes from the "
+        "input, `init` creates it); NNX and Equinox create it eagerly in `__init__`, so the "
+        "feature size is a constructor argument.",
+    ),
+    Concept(
+        "declare-state",
+        "Declare state",
+        "Linen puts state in a named collection (`batch_stats`) and Haiku in the separate state "
+        "dict of `hk.get_state`; NNX tags it with a Variable type (`nnx.BatchStat`) on the "
+        "module; Equinox keeps only an `eqx.nn.StateIndex` on the module, the value lives in a "
+        "separate `eqx.nn.State`. Linen asks `has_variable` first, to tell `init` from training.",
+    ),
+    Concept(
+        "init",
+        "Initialise",
+        "Linen and Haiku run the forward pass once under `init`, so the model must not update "
+        "its state then (the `has_variable` guard, `hk.running_init()`); NNX and Equinox build "
+        "the values in the constructor (`eqx.nn.make_with_state` returns the model and its "
+        "state) and never call the model to initialise it.",
+    ),
+    Concept(
+        "split",
+        "Split params from state",
+        "Linen pops the `params` collection off the variables dict; NNX splits the module by "
+        "Variable type into a graphdef and two States; Haiku's `transform_with_state` makes "
+        "`init` return params and state apart; Equinox's state is apart already, so its split "
+        "is between the arrays to train (`eqx.filter(model, eqx.is_inexact_array)`) and the "
+        "rest.",
+    ),
+    Concept(
+        "apply-update",
+        "Apply with a state update",
+        "Linen returns the new state only for the collections named in `mutable`; Haiku's "
+        "`apply` always returns `(out, new_state)`; Equinox threads the state in and out by "
+        "hand; NNX mutates `model.mean` in place and `nnx.value_and_grad` carries the update "
+        "out of the trace.",
+    ),
+    Concept(
+        "eval",
+        "Eval without an update",
+        "Linen takes `train=False` and no `mutable`; Haiku takes `is_training=False`; NNX "
+        "switches a module attribute with `model.eval()` / `model.train()`; Equinox's "
+        "`eqx.nn.inference_mode` returns a copy of the model with `inference=True`.",
+    ),
+    Concept(
+        "train-step",
+        "The optimizer step",
+        "Linen's `TrainState.apply_gradients` and NNX's `nnx.Optimizer` keep the optax state "
+        "for you; Haiku and Equinox call `tx.update` and apply the updates by hand, and "
+        "Equinox filters the model down to its arrays (`eqx.filter_jit`, `eqx.filter`).",
+    ),
+    Concept(
+        "merge",
+        "Merge back",
+        "Only NNX needs a real merge (`nnx.merge(graphdef, params, state, copy=True)`); Linen "
+        'rebuilds the variables dict `{"params": params, **state}` at every `apply`; Haiku '
+        "passes params and state side by side, so its adapter only rebuilds the nested dicts; "
+        "Equinox `eqx.combine`s the trained arrays with the static rest of the module.",
+    ),
+)
+
+#: (title, text): the traps, each pointing at the code or test that shows it.
+GOTCHAS: tuple[tuple[str, str], ...] = (
+    (
+        "The seed's `keepdims=True`",
+        "The seed updates the state with `jnp.mean(x, axis=0, keepdims=True)`, so `mean` turns "
+        "from (D,) into (1, D) after the first training call. Plain JAX, Linen and Haiku "
+        "accept it and trace the jitted step twice (a `lax.scan` raises `TypeError`); NNX and "
+        "Equinox raise `ValueError`. This project keeps `keepdims=False`; `--seed-faithful` "
+        "brings the seed back. See `tests/test_seed_faithful.py`.",
+    ),
+    (
+        "Haiku: `init` runs the model",
+        "`forward.init(key, x, is_training=True)` runs the forward pass in training mode, so "
+        "that every state the training path reads is created; the update is guarded with "
+        "`hk.running_init()`, so that `init` returns the zero state and not one already moved "
+        "by the init batch (`impl_haiku/_bias_adder.py`, "
+        "`tests/test_model.py::test_init_gives_zero_bias_and_zero_mean_without_update`).",
+    ),
+    (
+        "Equinox: float fields must be static",
+        "`momentum: float = eqx.field(static=True)`. A plain float field is a pytree leaf: "
+        "under `jax.jit` it is traced, `1.0 - momentum` is then computed in float32 "
+        "(0.100000024, not 0.1 rounded once from the Python float) and bitwise agreement is "
+        "lost from the first step. `tests/plugins/wrong_momentum.py` keeps its momentum a "
+        "Python float for the same reason (the traced-momentum trap).",
+    ),
+    (
+        "NNX: merge with `copy=True` inside transforms",
+        "NNX 0.12 merges a State's Variables by reference: without `copy=True`, a trace or the "
+        "native loop mutates the caller's params and state (`impl_flax/_nnx.py`, "
+        "`NNXBiasAdder._merge`).",
+    ),
+    (
+        "Eval mode is easy to miss",
+        "Linen: `apply(..., train=False)` without `mutable`; NNX: `model.eval()` (the mode is "
+        "an attribute of the module and stays until `model.train()`); Equinox: "
+        "`eqx.nn.inference_mode(model)`. Each must leave the state unchanged and return the "
+        "stored mean plus the bias: "
+        "`tests/test_model.py::test_eval_leaves_state_unchanged_and_returns_stored_mean_plus_bias`.",
+    ),
+    (
+        "BatchNorm's defaults differ",
+        "The frameworks' BatchNorm layers do not share their defaults; that comparison comes "
+        "with the mlp-bn model (issue 3), where it will be tested, and is not claimed here.",
+    ),
+)
+
+
+class DocsError(ValueError):
+    """A missing, duplicated or unclosed region marker, or no repository root."""
+
+
+# --- regions -------------------------------------------------------------------------------
+
+
+def parse_regions(text: str, source: str = "<text>") -> dict[str, str]:
+    """Every marked region of `text`: name -> dedented code, nested marker lines dropped."""
+    lines = text.splitlines()
+    opened: dict[str, int] = {}
+    spans: dict[str, tuple[int, int]] = {}
+    for number, line in enumerate(lines, start=1):
+        match = MARKER.match(line)
+        if match is None:
+            continue
+        kind, name = match.groups()
+        if kind == "start":
+            if name in opened or name in spans:
+                raise DocsError(f"{source}:{number}: region {name!r} is started twice")
+            opened[name] = number
+        else:
+            if name not in opened:
+                what = "ended twice" if name in spans else "ended but never started"
+                raise DocsError(f"{source}:{number}: region {name!r} is {what}")
+            spans[name] = (opened.pop(name), number)
+    for name, number in opened.items():
+        raise DocsError(f"{source}:{number}: region {name!r} is never ended")
+    regions = {}
+    for name, (start, end) in spans.items():
+        body: list[str] = []
+        dropped = False  # a nested marker was dropped since the last kept line
+        for line in lines[start : end - 1]:
+            if MARKER.match(line):
+                dropped = True
+                continue
+            if dropped and not line.strip() and body and not body[-1].strip():
+                continue  # the formatter's blank line around a dropped marker: keep one
+            body.append(line)
+            dropped = dropped and not line.strip()
+        while body and not body[0].strip():
+            body.pop(0)
+        while body and not body[-1].strip():
+            body.pop()
+        if not body:
+            raise DocsError(f"{source}:{start}: region {name!r} is empty")
+        regions[name] = textwrap.dedent("\n".join(body))
+    return regions
+
+
+def read_regions(root: Path) -> dict[str, dict[str, str]]:
+    """concept key -> framework -> code, from the four framework files under `root`."""
+    out: dict[str, dict[str, str]] = {c.key: {} for c in CONCEPTS}
+    for framework, (_, relpath) in FRAMEWORKS.items():
+        path = root / relpath
+        if not path.is_file():
+            raise DocsError(f"{relpath}: no such file under {root}")
+        regions = parse_regions(path.read_text(encoding="utf-8"), relpath)
+        for concept in CONCEPTS:
+            name = f"{framework}-{concept.key}"
+            if name not in regions:
+                raise DocsError(
+                    f"{relpath}: missing region {name!r} "
+                    f"(mark it with '# --8<-- [start:{name}]' ... '# --8<-- [end:{name}]')"
+                )
+            out[concept.key][framework] = regions[name]
+    return out
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository root: `start`, else the current directory or the package's parent."""
+    candidates = [start] if start is not None else [Path.cwd(), Path(__file__).parent.parent]
+    for candidate in candidates:
+        root = candidate.resolve()
+        if (root / "pyproject.toml").is_file() and all(
+            (root / relpath).is_file() for _, relpath in FRAMEWORKS.values()
+        ):
+            return root
+    raise DocsError(
+        "cannot find the repository root (a folder with pyproject.toml and "
+        f"{', '.join(p for _, p in FRAMEWORKS.values())}); run from the checkout"
+    )
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+@functools.cache
+def default_result() -> CompareResult:
+    """The seed's `compare` run (every framework and loop), once per process."""
+    return run_compare(CompareOptions())
+
+
+def render(root: Path, result: CompareResult | None = None) -> dict[str, bytes]:
+    """Every generated file: path relative to `root` -> content."""
+    code = read_regions(root)
+    result = default_result() if result is None else result
+    performance = root / PERFORMANCE_TABLE
+    extra = performance.read_text(encoding="utf-8") if performance.is_file() else None
+    return {
+        IDIOMS_MD: render_markdown(code).encode(),
+        SITE_HTML: render_html(code, result, extra).encode(),
+        SITE_PNG: render_plot(result),
+    }
+
+
+def render_markdown(code: dict[str, dict[str, str]]) -> str:
+    out = [
+        "# The idioms side by side",
+        "",
+        "<!-- Generated by `state-rosetta docs` from the marked regions of the framework files;",
+        "     do not edit by hand. `state-rosetta docs --check` fails when this file is stale. -->",
+        "",
+        "The same running-mean bias adder in Flax Linen, Flax NNX, Haiku and Equinox, concept by",
+        "concept. Every block is cut from the real code (between `# --8<-- [start:NAME]` and",
+        "`# --8<-- [end:NAME]`), which the test suite trains and compares step by step.",
+        "",
+    ]
+    for i, concept in enumerate(CONCEPTS, start=1):
+        out += [f"## {i}. {concept.title}", ""]
+        for framework, (name, relpath) in FRAMEWORKS.items():
+            region = f"{framework}-{concept.key}"
+            out += [f"**{name}** (`{relpath}`, region `{region}`)", ""]
+            out += ["```python", code[concept.key][framework], "```", ""]
+        out += [f"**What differs:** {concept.differs}", ""]
+    out += ["## Gotchas", ""]
+    for title, text in GOTCHAS:
+        out += [f"- **{title}.** {text}"]
+    out += [""]
+    return "\n".join(out)
+
+
+def _inline(text: str) -> str:
+    """Markdown-ish inline text to HTML: escape, then `code` and **bold**."""
+    escaped = html.escape(text, quote=False)
+    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", escaped)
+
+
+def comparison_table(result: CompareResult) -> str:
+    """The comparison as an HTML table (the rows of `state-rosetta compare`)."""
+    head = (
+        "trajectory",
+        "final loss",
+        "max |diff|",
+        "max ULP",
+        "bitwise",
+        "tolerance",
+        "first divergence",
+        "verdict",
+    )
+    rows = [
+        (result.reference, _loss(result.trajectories[result.reference].loss))
+        + ("-",) * 5
+        + ("reference",)
+    ]
+    for p in result.pairs:
+        rows.append(
+            (
+                p.a,
+                _loss(result.trajectories[p.a].loss),
+                f"{p.max_abs:.3g}",
+                _ulp(p.max_ulp),
+                "yes" if p.bitwise else "no",
+                p.tolerance.describe(),
+                "-" if p.first_divergence is None else str(p.first_divergence),
+                "agrees" if p.agree else "DIVERGES",
+            )
+        )
+    for name, error in result.errors.items():
+        rows.append((name, "-", "-", "-", "-", "-", "-", f"FAILED {error}"))
+    config = result.config
+    caption = (
+        f"bias-adder, {config['optimizer']} lr {config['lr']}, momentum {config['momentum']}, "
+        f"{config['steps']} steps on a {config['batch']}x{config['features']} batch; every "
+        f"trajectory against {result.reference}"
+    )
+    out = ['<table id="comparison-table">', f"<caption>{html.escape(caption)}</caption>"]
+    out.append(
+        "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead>"
+    )
+    out.append("<tbody>")
+    for row in rows:
+        verdict = row[-1].split()[0].lower()
+        cells = "".join(f"<td>{html.escape(cell)}</td>" for cell in row)
+        out.append(f'<tr class="verdict-{verdict}">{cells}</tr>')
+    out += ["</tbody>", "</table>"]
+    summary = "all trajectories agree" if result.agree else "disagreement"
+    out.append(
+        f'<p class="summary">{summary} within the declared tolerances '
+        f"({len(result.trajectories)} trajectories, {config['steps']} steps)</p>"
+    )
+    return "\n".join(out)
+
+
+def render_plot(result: CompareResult) -> bytes:
+    """The trajectory PNG of `shared._report.plot` (no timestamp: the bytes are stable)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trajectories.png"
+        plot(result, path)
+        return path.read_bytes()
+
+
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
+       padding: 0 1rem; color: #1f2328; line-height: 1.5; }
+code { background: #f2f2f2; padding: 0 .2em; border-radius: 3px; }
+section.concept { border-top: 1px solid #ddd; margin-top: 1.5rem; }
+.tabs { display: flex; gap: .25rem; margin: .5rem 0 0; }
+.tab { border: 1px solid #bbb; border-bottom: none; background: #f6f6f6; cursor: pointer;
+       padding: .3rem .8rem; border-radius: 4px 4px 0 0; font: inherit; }
+.tab.active { background: #fff; font-weight: 600; border-color: #888; }
+.codeblock { border: 1px solid #888; padding: .2rem .8rem; }
+.codeblock .source { color: #666; font-size: .85em; margin: .3rem 0 0; }
+.codeblock .highlight pre { margin: .4rem 0; overflow-x: auto; }
+.differs { margin: .5rem 0 1rem; }
+#trajectory-plot { max-width: 100%; border: 1px solid #ddd; }
+#comparison-table { border-collapse: collapse; font-size: .85em; }
+#comparison-table th, #comparison-table td { border: 1px solid #ccc; padding: .15rem .5rem; }
+#comparison-table td:nth-child(n+2):nth-child(-n+4) { text-align: right;
+       font-variant-numeric: tabular-nums; }
+tr.verdict-agrees td:last-child { color: #1a7f37; }
+tr.verdict-diverges td:last-child, tr.verdict-failed td:last-child { color: #cf222e; }
+"""
+
+JS = """
+(function () {
+  function show(framework) {
+    document.querySelectorAll('.tab').forEach(function (tab) {
+      var on = tab.dataset.framework === framework;
+      tab.classList.toggle('active', on);
+      tab.setAttribute('aria-selected', on ? 'true' : 'false');
+    });
+    document.querySelectorAll('.codeblock').forEach(function (block) {
+      block.hidden = block.dataset.framework !== framework;
+    });
+    document.body.dataset.framework = framework;
+  }
+  document.querySelectorAll('.tab').forEach(function (tab) {
+    tab.addEventListener('click', function () { show(tab.dataset.framework); });
+  });
+})();
+"""
+
+
+def render_html(
+    code: dict[str, dict[str, str]], result: CompareResult, performance: str | None = None
+) -> str:
+    # No stubs for pygments in the pinned environment (types-Pygments is not installed).
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+
+    formatter = HtmlFormatter(cssclass="highlight", noclasses=False)
+    lexer = PythonLexer()
+    first = next(iter(FRAMEWORKS))
+    body: list[str] = [
+        "<h1>jax-state-rosetta: the idioms side by side</h1>",
+        "<p>The same running-mean bias adder in Flax Linen, Flax NNX, Haiku and Equinox. Every "
+        "block is cut from the real code, which the test suite trains and compares step by "
+        "step. Pick a framework on any block: every block follows.</p>",
+        '<nav><ol id="toc">',
+    ]
+    for concept in CONCEPTS:
+        body.append(f'<li><a href="#{concept.key}">{html.escape(concept.title)}</a></li>')
+    body += [
+        '<li><a href="#gotchas">Gotchas</a></li>',
+        '<li><a href="#results">Results</a></li>',
+        "</ol></nav>",
+    ]
+    for concept in CONCEPTS:
+        body.append(f'<section class="concept" id="{concept.key}">')
+        body.append(f"<h2>{html.escape(concept.title)}</h2>")
+        body.append('<div class="tabs" role="tablist">')
+        for framework, (name, _) in FRAMEWORKS.items():
+            active = framework == first
+            body.append(
+                f'<button type="button" role="tab" class="tab{" active" if active else ""}" '
+                f'data-framework="{framework}" aria-selected="{"true" if active else "false"}">'
+                f"{html.escape(name)}</button>"
+            )
+        body.append("</div>")
+        for framework, (_, relpath) in FRAMEWORKS.items():
+            hidden = "" if framework == first else " hidden"
+            region = f"{framework}-{concept.key}"
+            body.append(
+                f'<div class="codeblock" data-framework="{framework}" '
+                f'data-region="{region}"{hidden}>'
+            )
+            body.append(
+                f'<p class="source"><code>{relpath}</code>, region <code>{region}</code></p>'
+            )
+            body.append(highlight(code[concept.key][framework], lexer, formatter).rstrip())
+            body.append("</div>")
+        body.append(
+            f'<p class="differs"><strong>What differs:</strong> {_inline(concept.differs)}</p>'
+        )
+        body.append("</section>")
+    body += ['<section id="gotchas">', "<h2>Gotchas</h2>", "<ul>"]
+    for title, text in GOTCHAS:
+        body.append(f"<li><strong>{_inline(title)}.</strong> {_inline(text)}</li>")
+    body += ["</ul>", "</section>"]
+    body += [
+        '<section id="results">',
+        "<h2>Results</h2>",
+        "<p>The seed's setup trained in every framework and loop "
+        "(<code>state-rosetta compare</code>): loss, bias, mean and each trajectory's distance "
+        "to the reference, step by step.</p>",
+        '<img id="trajectory-plot" src="trajectories.png" '
+        'alt="loss, bias[0], mean[0] and the distance to the reference, per step">',
+        comparison_table(result),
+    ]
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(result.versions.items()))
+    body.append(f'<p class="versions">Versions: {html.escape(versions)}</p>')
+    body.append("</section>")
+    if performance is not None:
+        body += ['<section id="performance">', "<h2>Performance</h2>", performance.strip()]
+        body.append("</section>")
+    style = CSS.strip() + "\n" + formatter.get_style_defs(".highlight")
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            "<title>jax-state-rosetta: the idioms side by side</title>",
+            "<!-- Generated by `state-rosetta docs`; do not edit by hand. -->",
+            f"<style>\n{style}\n</style>",
+            "</head>",
+            f'<body data-framework="{first}">',
+            *body,
+            f"<script>{JS}</script>",
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
+
+
+# --- writing and checking ------------------------------------------------------------------
+
+
+def write(root: Path | None = None, result: CompareResult | None = None) -> list[str]:
+    """Write every generated file under `root`; return the paths written (relative)."""
+    root = find_root(root)
+    files = render(root, result)
+    for relpath, content in files.items():
+        path = root / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, content)
+        path.chmod(0o644)  # mkstemp makes 0600; these are for reading
+    return list(files)
+
+
+def check(root: Path | None = None, result: CompareResult | None = None) -> list[str]:
+    """The generated files that are missing or differ from what would be generated now."""
+    root = find_root(root)
+    stale = []
+    for relpath, content in render(root, result).items():
+        path = root / relpath
+        if not path.is_file() or path.read_bytes() != content:
+            stale.append(relpath)
+    return stale
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add `docs` to the `state-rosetta` subcommands."""
+    d = subparsers.add_parser(
+        "docs",
+        help="generate docs/idioms.md and docs/site/ from the marked regions of the code",
+        description="Write docs/idioms.md, docs/site/index.html and docs/site/trajectories.png "
+        "from the framework files' marked regions and a real compare run. With --check, write "
+        "nothing: exit 1 and name the stale files when they differ, 0 when they are current.",
+    )
+    d.add_argument("--check", action="store_true", help="compare with the files on disk")
+    d.add_argument("--root", type=Path, default=None, help="repository root (default: found)")
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    """Run `state-rosetta docs`: 0 written or current, 1 stale, 2 on a bad marker or root."""
+    try:
+        if args.check:
+            stale = check(args.root)
+            for relpath in stale:
+                console.print(f"[bold red]stale[/] {relpath}")
+            if stale:
+                console.print("run `state-rosetta docs` to regenerate")
+                return 1
+            console.print("docs are up to date")
+            return 0
+        for relpath in write(args.root):
+            console.print(f"wrote {relpath}")
+        return 0
+    except DocsError as e:
+        print(f"state-rosetta: error: {e}", file=sys.stderr)
+        return 2
