@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import functools
 import html
+import json
 import re
 import sys
 import tempfile
@@ -37,7 +38,9 @@ FRAMEWORKS: dict[str, tuple[str, str]] = {
 IDIOMS_MD = "docs/idioms.md"
 SITE_HTML = "docs/site/index.html"
 SITE_PNG = "docs/site/trajectories.png"
-PERFORMANCE_TABLE = "docs/performance-table.html"  # optional: included when present
+PERFORMANCE_JSON = "docs/performance.json"  # from `state-rosetta bench --json`; optional
+PERFORMANCE_PNG = "docs/performance.png"  # from `state-rosetta bench --plot`; optional
+SITE_PERFORMANCE_PNG = "docs/site/performance.png"
 
 MARKER = re.compile(r"^\s*# --8<-- \[(start|end):([A-Za-z0-9_-]+)\]\s*$")
 
@@ -259,13 +262,43 @@ def render(root: Path, result: CompareResult | None = None) -> dict[str, bytes]:
     """Every generated file: path relative to `root` -> content."""
     code = read_regions(root)
     result = default_result() if result is None else result
-    performance = root / PERFORMANCE_TABLE
-    extra = performance.read_text(encoding="utf-8") if performance.is_file() else None
-    return {
-        IDIOMS_MD: render_markdown(code).encode(),
-        SITE_HTML: render_html(code, result, extra).encode(),
-        SITE_PNG: render_plot(result),
-    }
+    files = {IDIOMS_MD: render_markdown(code).encode(), SITE_PNG: render_plot(result)}
+    extra = None
+    if (root / PERFORMANCE_JSON).is_file():
+        bench = json.loads((root / PERFORMANCE_JSON).read_text(encoding="utf-8"))
+        has_plot = (root / PERFORMANCE_PNG).is_file()
+        extra = performance_section(bench, has_plot)
+        if has_plot:
+            files[SITE_PERFORMANCE_PNG] = (root / PERFORMANCE_PNG).read_bytes()
+    files[SITE_HTML] = render_html(code, result, extra).encode()
+    return files
+
+
+def performance_section(bench: dict[str, Any], has_plot: bool) -> str:
+    """The recorded bench run (docs/performance.json) as an HTML table, with its plot."""
+    head = ("shape", "impl", "path", "median us", "p10-p90 us", "x jax/native", "GB/s")
+    out = [
+        f"<p>One run of <code>state-rosetta bench</code> on {html.escape(bench['device'])}; "
+        "explained in <code>docs/performance.md</code>.</p>"
+    ]
+    if has_plot:
+        out.append('<img id="performance-plot" src="performance.png" alt="ratios to pure JAX">')
+    out += ['<table id="performance-table">', "<thead><tr>"]
+    out.append("".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>")
+    for r in bench["rows"]:
+        bandwidth = "-" if r["bandwidth_gbs"] is None else f"{r['bandwidth_gbs']:.1f}"
+        cells = (
+            r["shape"],
+            r["impl"],
+            r["path"],
+            f"{r['step_s_median'] * 1e6:.1f}",
+            f"{r['step_s_p10'] * 1e6:.1f}-{r['step_s_p90'] * 1e6:.1f}",
+            f"{r['ratio_to_jax']:.2f}",
+            bandwidth,
+        )
+        out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    out += ["</tbody>", "</table>"]
+    return "\n".join(out)
 
 
 def render_markdown(code: dict[str, dict[str, str]]) -> str:
@@ -378,11 +411,12 @@ section.concept { border-top: 1px solid #ddd; margin-top: 1.5rem; }
 .codeblock .source { color: #666; font-size: .85em; margin: .3rem 0 0; }
 .codeblock .highlight pre { margin: .4rem 0; overflow-x: auto; }
 .differs { margin: .5rem 0 1rem; }
-#trajectory-plot { max-width: 100%; border: 1px solid #ddd; }
-#comparison-table { border-collapse: collapse; font-size: .85em; }
-#comparison-table th, #comparison-table td { border: 1px solid #ccc; padding: .15rem .5rem; }
-#comparison-table td:nth-child(n+2):nth-child(-n+4) { text-align: right;
-       font-variant-numeric: tabular-nums; }
+#trajectory-plot, #performance-plot { max-width: 100%; border: 1px solid #ddd; }
+#comparison-table, #performance-table { border-collapse: collapse; font-size: .85em; }
+#comparison-table th, #comparison-table td, #performance-table th, #performance-table td {
+       border: 1px solid #ccc; padding: .15rem .5rem; }
+#comparison-table td:nth-child(n+2):nth-child(-n+4), #performance-table td:nth-child(n+4) {
+       text-align: right; font-variant-numeric: tabular-nums; }
 tr.verdict-agrees td:last-child { color: #1a7f37; }
 tr.verdict-diverges td:last-child, tr.verdict-failed td:last-child { color: #cf222e; }
 """

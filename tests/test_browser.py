@@ -87,6 +87,14 @@ def test_tabs_plot_and_table_in_chromium(browser, tmp_path):
     assert len(rows) >= 2
     assert "jax/harness" in table.text and "agrees" in table.text
 
+    # The recorded bench run, with its plot, when the repository has one.
+    if (ROOT / _docs.PERFORMANCE_JSON).is_file():
+        perf = browser.find_element("css selector", "#performance-table")
+        assert "flax_nnx" in perf.text and "harness" in perf.text
+        perf_plot = browser.find_element("css selector", "#performance-plot")
+        loaded = "return arguments[0].complete && arguments[0].naturalWidth"
+        assert browser.execute_script(loaded, perf_plot) > 0
+
     screenshot = tmp_path / "docs-screenshot.png"
     browser.execute_script("document.getElementById('declare-param').scrollIntoView()")
     assert browser.save_screenshot(str(screenshot))
