@@ -11,7 +11,6 @@ from jaxtyping import Array, Float, PyTree
 from shared import BiasAdderConfig, Canonical, NativeLoop, check_input
 
 
-# --8<-- [start:equinox-model]
 class BiasAdderWithRunningMean(eqx.Module):
     """The seed's model in Equinox: the state is a separate pytree, indexed by a StateIndex."""
 
@@ -57,10 +56,6 @@ class BiasAdderWithRunningMean(eqx.Module):
         return mean + self.bias, state
 
 
-# --8<-- [end:equinox-model]
-
-
-# --8<-- [start:equinox-train]
 # --8<-- [start:equinox-apply-update]
 @eqx.filter_value_and_grad(has_aux=True)
 def compute_loss(model: BiasAdderWithRunningMean, state: eqx.nn.State, x: Array):
@@ -81,9 +76,6 @@ def train_step(model, state, opt_state, x, tx: optax.GradientTransformation):
 
 
 # --8<-- [end:equinox-train-step]
-
-
-# --8<-- [end:equinox-train]
 
 
 class EquinoxBiasAdder:

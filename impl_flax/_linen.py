@@ -15,7 +15,6 @@ from jaxtyping import Array, Float
 from shared import BiasAdderConfig, Canonical, NativeLoop, check_input
 
 
-# --8<-- [start:linen-model]
 class BiasAdderWithRunningMean(nn.Module):
     """The seed's model, with the state's shape kept at (D,)."""
 
@@ -40,10 +39,6 @@ class BiasAdderWithRunningMean(nn.Module):
         return mean.value + bias
 
 
-# --8<-- [end:linen-model]
-
-
-# --8<-- [start:linen-train]
 class TrainState(train_state.TrainState):
     batch_stats: Any
 
@@ -73,9 +68,6 @@ def train_step(state: TrainState, x: Array) -> tuple[TrainState, Array]:
 
 
 # --8<-- [end:linen-train-step]
-
-
-# --8<-- [end:linen-train]
 
 
 class LinenBiasAdder:

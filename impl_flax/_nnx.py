@@ -11,7 +11,6 @@ from jaxtyping import Array, Float
 from shared import BiasAdderConfig, Canonical, NativeLoop, check_input
 
 
-# --8<-- [start:nnx-model]
 class BiasAdderWithRunningMean(nnx.Module):
     """The seed's model in NNX: state lives on the module as an `nnx.BatchStat`."""
 
@@ -44,10 +43,6 @@ class BiasAdderWithRunningMean(nnx.Module):
         return self.mean[...] + self.bias[...]
 
 
-# --8<-- [end:nnx-model]
-
-
-# --8<-- [start:nnx-train]
 # --8<-- [start:nnx-train-step]
 @nnx.jit
 def train_step(model: BiasAdderWithRunningMean, optimizer: nnx.Optimizer, x: Array) -> Array:
@@ -64,9 +59,6 @@ def train_step(model: BiasAdderWithRunningMean, optimizer: nnx.Optimizer, x: Arr
 
 
 # --8<-- [end:nnx-train-step]
-
-
-# --8<-- [end:nnx-train]
 
 
 class NNXBiasAdder:

@@ -13,7 +13,6 @@ from jaxtyping import Array, Float
 from shared import BiasAdderConfig, Canonical, NativeLoop, check_input
 
 
-# --8<-- [start:haiku-model]
 class BiasAdderWithRunningMean(hk.Module):
     """The seed's model in Haiku: state is read and written through `hk.get/set_state`."""
 
@@ -56,10 +55,6 @@ def make_forward(**kwargs: Any) -> hk.TransformedWithState:
 # --8<-- [end:haiku-split]
 
 
-# --8<-- [end:haiku-model]
-
-
-# --8<-- [start:haiku-train]
 # --8<-- [start:haiku-train-step]
 def make_train_step(forward: hk.TransformedWithState, tx: optax.GradientTransformation):
     @jax.jit
@@ -79,9 +74,6 @@ def make_train_step(forward: hk.TransformedWithState, tx: optax.GradientTransfor
 
 
 # --8<-- [end:haiku-train-step]
-
-
-# --8<-- [end:haiku-train]
 
 
 class HaikuBiasAdder:
