@@ -1,5 +1,6 @@
-"""The bias adder in Equinox (`eqx.nn.StateIndex`, an explicit state pytree)."""
+"""The bias adder and the MLP with BatchNorm in Equinox (`eqx.nn.StateIndex`, explicit state)."""
 
 from ._bias_adder import BiasAdderWithRunningMean, EquinoxBiasAdder
+from ._mlp_bn import EquinoxMlpBn
 
-__all__ = ["BiasAdderWithRunningMean", "EquinoxBiasAdder"]
+__all__ = ["BiasAdderWithRunningMean", "EquinoxBiasAdder", "EquinoxMlpBn"]

@@ -103,6 +103,8 @@ class PairResult:
     max_ulp: int
     first_divergence: Divergence | None
     tolerance: Tolerance
+    loss_tolerance: Tolerance | None = None
+    loss_max_ulp: int | None = None
 
     @property
     def agree(self) -> bool:
@@ -110,6 +112,12 @@ class PairResult:
 
     def to_json(self) -> dict[str, Any]:
         div = self.first_divergence
+        extra: dict[str, Any] = {}
+        if self.loss_tolerance is not None:
+            extra = {
+                "loss_tolerance": self.loss_tolerance.to_json(),
+                "loss_max_ulp": self.loss_max_ulp,
+            }
         return {
             "a": self.a,
             "b": self.b,
@@ -118,6 +126,7 @@ class PairResult:
             "max_ulp": self.max_ulp,
             "first_divergence": None if div is None else {"step": div.step, "leaf": div.leaf},
             "tolerance": self.tolerance.to_json(),
+            **extra,
         }
 
 
@@ -127,15 +136,18 @@ def compare(
     tolerance: Tolerance = BITWISE,
     *,
     names: tuple[str, str] = ("a", "b"),
+    loss_tolerance: Tolerance | None = None,
 ) -> PairResult:
     """Compare trajectory `a` with reference `b`, leaf by leaf, in causal order.
 
     A difference in shape, in the set of leaves, or in the number of steps is a divergence
-    at the first place it shows.
+    at the first place it shows. `loss_tolerance`, when given, judges the loss (and
+    `tolerance` only params and state); the result then also holds the loss's max ULP.
     """
     bitwise = True
     max_abs = 0.0
     max_ulp = 0
+    loss_ulp = 0
     first: Divergence | None = None
     b_leaves = {(s, leaf): v for s, leaf, v in b.leaves_in_causal_order()}
     seen = set()
@@ -151,7 +163,10 @@ def compare(
             diff = np.abs(np.asarray(va, np.float64) - np.asarray(vb, np.float64))
             max_abs = max(max_abs, float(np.max(diff)) if not np.isnan(diff).any() else np.inf)
             max_ulp = max(max_ulp, int(np.max(ulp_distance(va, vb))))
-        if first is None and not np.all(tolerance.agrees(va, vb)):
+            if leaf == "loss":
+                loss_ulp = max(loss_ulp, int(np.max(ulp_distance(va, vb))))
+        judge = loss_tolerance if leaf == "loss" and loss_tolerance is not None else tolerance
+        if first is None and not np.all(judge.agrees(va, vb)):
             first = Divergence(step, leaf)
     missing = [key for key in b_leaves if key not in seen]
     if missing:
@@ -159,4 +174,14 @@ def compare(
         step, leaf = min(missing, key=lambda key: key[0])
         if first is None or step < first.step:
             first = Divergence(step, leaf)
-    return PairResult(names[0], names[1], bitwise, max_abs, max_ulp, first, tolerance)
+    return PairResult(
+        names[0],
+        names[1],
+        bitwise,
+        max_abs,
+        max_ulp,
+        first,
+        tolerance,
+        loss_tolerance,
+        None if loss_tolerance is None else loss_ulp,
+    )

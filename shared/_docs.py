@@ -18,6 +18,7 @@ import re
 import sys
 import tempfile
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,25 @@ SITE_PERFORMANCE_PNG = "docs/site/performance.png"
 MARKER = re.compile(r"^\s*# --8<-- \[(start|end):([A-Za-z0-9_-]+)\]\s*$")
 
 
+#: framework key -> source file of the mlp-bn model (for the BatchNorm concept)
+MLP_BN_FILES: dict[str, str] = {
+    "linen": "impl_flax/_mlp_bn_linen.py",
+    "nnx": "impl_flax/_mlp_bn_nnx.py",
+    "haiku": "impl_haiku/_mlp_bn.py",
+    "equinox": "impl_equinox/_mlp_bn.py",
+}
+
+
 @dataclass(frozen=True)
 class Concept:
     key: str  # the region is "<framework>-<key>"
     title: str
     differs: str  # one line: what differs between the frameworks, and why
+    files: Mapping[str, str] | None = None  # framework -> file, when not the bias adder's
+
+    def path(self, framework: str) -> str:
+        """The file (relative to the root) that holds this concept's region for `framework`."""
+        return (self.files or {}).get(framework, FRAMEWORKS[framework][1])
 
 
 CONCEPTS: tuple[Concept, ...] = (
@@ -115,6 +130,17 @@ CONCEPTS: tuple[Concept, ...] = (
         "passes params and state side by side, so its adapter only rebuilds the nested dicts; "
         "Equinox `eqx.combine`s the trained arrays with the static rest of the module.",
     ),
+    Concept(
+        "mlp-bn-model",
+        "BatchNorm and its defaults",
+        "Each framework's built-in BatchNorm, set to agree (`--aligned`): Flax and Haiku "
+        "normalise whole batches, Equinox normalises per example under a named `jax.vmap`; "
+        "Haiku's `decay_rate` has no default and its statistics are a zero-debiased EMA; "
+        'Equinox needs `mode="batch"` to train on batch statistics like the others. The '
+        "defaults that differ, each backed by a test, are in `docs/batchnorm.md` "
+        "(`tests/test_mlp_bn_defaults.py`).",
+        MLP_BN_FILES,
+    ),
 )
 
 #: (title, text): the traps, each pointing at the code or test that shows it.
@@ -159,8 +185,11 @@ GOTCHAS: tuple[tuple[str, str], ...] = (
     ),
     (
         "BatchNorm's defaults differ",
-        "The frameworks' BatchNorm layers do not share their defaults; that comparison comes "
-        "with the mlp-bn model (issue 3), where it will be tested, and is not claimed here.",
+        "Momentum 0.99 in Flax, no default decay in Haiku, Equinox's unset `mode` that trains "
+        "on running statistics, running variance starting at 1 (Flax) or 0 (Haiku's EMA): "
+        "`state-rosetta compare --model mlp-bn --defaults` shows the drift and names the "
+        "default responsible. The table and its tests: `docs/batchnorm.md`, "
+        "`tests/test_mlp_bn_defaults.py`.",
     ),
 )
 
@@ -216,14 +245,18 @@ def parse_regions(text: str, source: str = "<text>") -> dict[str, str]:
 
 
 def read_regions(root: Path) -> dict[str, dict[str, str]]:
-    """concept key -> framework -> code, from the four framework files under `root`."""
+    """concept key -> framework -> code, from the framework files under `root`."""
     out: dict[str, dict[str, str]] = {c.key: {} for c in CONCEPTS}
-    for framework, (_, relpath) in FRAMEWORKS.items():
-        path = root / relpath
-        if not path.is_file():
-            raise DocsError(f"{relpath}: no such file under {root}")
-        regions = parse_regions(path.read_text(encoding="utf-8"), relpath)
-        for concept in CONCEPTS:
+    parsed: dict[str, dict[str, str]] = {}
+    for concept in CONCEPTS:
+        for framework in FRAMEWORKS:
+            relpath = concept.path(framework)
+            if relpath not in parsed:
+                path = root / relpath
+                if not path.is_file():
+                    raise DocsError(f"{relpath}: no such file under {root}")
+                parsed[relpath] = parse_regions(path.read_text(encoding="utf-8"), relpath)
+            regions = parsed[relpath]
             name = f"{framework}-{concept.key}"
             if name not in regions:
                 raise DocsError(
@@ -309,15 +342,16 @@ def render_markdown(code: dict[str, dict[str, str]]) -> str:
         "     do not edit by hand. `state-rosetta docs --check` fails when this file is stale. -->",
         "",
         "The same running-mean bias adder in Flax Linen, Flax NNX, Haiku and Equinox, concept by",
-        "concept. Every block is cut from the real code (between `# --8<-- [start:NAME]` and",
-        "`# --8<-- [end:NAME]`), which the test suite trains and compares step by step.",
+        "concept, and the mlp-bn model for BatchNorm. Every block is cut from the real code",
+        "(between `# --8<-- [start:NAME]` and `# --8<-- [end:NAME]`), which the test suite",
+        "trains and compares step by step.",
         "",
     ]
     for i, concept in enumerate(CONCEPTS, start=1):
         out += [f"## {i}. {concept.title}", ""]
-        for framework, (name, relpath) in FRAMEWORKS.items():
+        for framework, (name, _) in FRAMEWORKS.items():
             region = f"{framework}-{concept.key}"
-            out += [f"**{name}** (`{relpath}`, region `{region}`)", ""]
+            out += [f"**{name}** (`{concept.path(framework)}`, region `{region}`)", ""]
             out += ["```python", code[concept.key][framework], "```", ""]
         out += [f"**What differs:** {concept.differs}", ""]
     out += ["## Gotchas", ""]
@@ -454,7 +488,8 @@ def render_html(
     first = next(iter(FRAMEWORKS))
     body: list[str] = [
         "<h1>jax-state-rosetta: the idioms side by side</h1>",
-        "<p>The same running-mean bias adder in Flax Linen, Flax NNX, Haiku and Equinox. Every "
+        "<p>The same running-mean bias adder (and, for BatchNorm, the mlp-bn model) in Flax "
+        "Linen, Flax NNX, Haiku and Equinox. Every "
         "block is cut from the real code, which the test suite trains and compares step by "
         "step. Pick a framework on any block: every block follows.</p>",
         '<nav><ol id="toc">',
@@ -478,7 +513,8 @@ def render_html(
                 f"{html.escape(name)}</button>"
             )
         body.append("</div>")
-        for framework, (_, relpath) in FRAMEWORKS.items():
+        for framework in FRAMEWORKS:
+            relpath = concept.path(framework)
             hidden = "" if framework == first else " hidden"
             region = f"{framework}-{concept.key}"
             body.append(

@@ -17,6 +17,7 @@ from ._validate import check_finite
 Loop = Literal["harness", "native", "scan"]
 LOOPS: tuple[str, ...] = get_args(Loop)
 LossFn = Callable[[jax.Array, Batch], jax.Array]
+InputsFn = Callable[[Batch], Any]
 StepFn = Callable[
     [Params, State, optax.OptState, Batch], tuple[Params, State, optax.OptState, jax.Array]
 ]
@@ -28,12 +29,15 @@ class TrainStep:
 
     Gradients are taken with respect to params only; the state returned by the model's
     training call is threaded through. `traces` counts how often JAX traced the step, which
-    shows retracing (a state that changes shape compiles a second program).
+    shows retracing (a state that changes shape compiles a second program). `inputs` picks
+    what the model sees of a batch (default: the batch itself; the MLP sees `batch.x` while
+    its loss also reads the labels).
     """
 
     impl: Implementation
     loss_fn: LossFn
     tx: optax.GradientTransformation
+    inputs: InputsFn | None = None
     traces: int = field(default=0, init=False)
 
     def __call__(
@@ -42,7 +46,8 @@ class TrainStep:
         self.traces += 1  # A Python side effect: runs once per trace under jit.
 
         def loss_of(params: Params) -> tuple[jax.Array, State]:
-            y, new_state = self.impl.apply(params, state, batch, train=True)
+            x = batch if self.inputs is None else self.inputs(batch)
+            y, new_state = self.impl.apply(params, state, x, train=True)
             return self.loss_fn(y, batch), new_state
 
         (loss, new_state), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
@@ -66,6 +71,7 @@ def run_harness(
     loss_fn: LossFn,
     *,
     jit: bool = True,
+    inputs: InputsFn | None = None,
 ) -> tuple[Trajectory, TrainStep]:
     """Train with the generic step, one call per batch.
 
@@ -77,11 +83,12 @@ def run_harness(
     - `batches`: one batch per step (e.g. an array shaped (steps, batch, features)).
     - `loss_fn`: `(model output, batch) -> scalar loss`.
     - `jit`: compile the step with `jax.jit` (the default) or run it op by op.
+    - `inputs`: `batch -> model input`, when a batch holds more than the input (labels).
 
     **Returns:** the trajectory, and the step (whose `traces` counts compilations).
     """
     _check_batches(impl, batches)
-    step = TrainStep(impl, loss_fn, tx)
+    step = TrainStep(impl, loss_fn, tx, inputs)
     step_fn: StepFn = jax.jit(step) if jit else step
     opt_state = tx.init(params)
     trajectory = Trajectory()
@@ -101,14 +108,16 @@ def run_scan(
     loss_fn: LossFn,
     *,
     jit: bool = True,
+    inputs: InputsFn | None = None,
 ) -> Trajectory:
     """Train with the generic step inside one `lax.scan`: many steps in one call.
 
-    `batches` is stacked along its leading axis (one entry per step). The canonical params
-    and state of every step come out as the scan's stacked outputs.
+    `batches` is stacked along its leading axis (one entry per step; any pytree of arrays).
+    The canonical params and state of every step come out as the scan's stacked outputs.
+    `inputs` is as for [`run_harness`][].
     """
     _check_batches(impl, batches)
-    step = TrainStep(impl, loss_fn, tx)
+    step = TrainStep(impl, loss_fn, tx, inputs)
 
     def train(params: Params, state: State, batches: Batch) -> Any:
         def body(carry: Any, batch: Batch) -> Any:
@@ -159,14 +168,18 @@ def run_loop(
     tx: optax.GradientTransformation,
     batches: Batch,
     loss_fn: LossFn,
+    inputs: InputsFn | None = None,
 ) -> Trajectory:
-    """Dispatch to `run_harness`, `run_native` or `run_scan` by name (jitted)."""
+    """Dispatch to `run_harness`, `run_native` or `run_scan` by name (jitted).
+
+    Native loops take whole batches; `inputs` is for the harness step (see `run_harness`).
+    """
     if loop == "harness":
-        return run_harness(impl, params, state, tx, batches, loss_fn)[0]
+        return run_harness(impl, params, state, tx, batches, loss_fn, inputs=inputs)[0]
     if loop == "native":
         return run_native(impl, params, state, tx, batches)
     if loop == "scan":
-        return run_scan(impl, params, state, tx, batches, loss_fn)
+        return run_scan(impl, params, state, tx, batches, loss_fn, inputs=inputs)
     raise ValueError(f"unknown loop {loop!r}; expected one of {', '.join(LOOPS)}")
 
 
@@ -185,6 +198,7 @@ class FlatStep:
     - `impl`, `loss_fn`, `tx`: as for [`TrainStep`][].
     - `params`, `state`: the native initial values.
     - `donate`: donate the flat buffers to each step (the default).
+    - `inputs`: as for [`run_harness`][].
 
     Call it with a batch to take one step; it returns the loss. `read()` gives the current
     native params and state.
@@ -199,11 +213,12 @@ class FlatStep:
         state: State,
         *,
         donate: bool = True,
+        inputs: InputsFn | None = None,
     ):
         leaves, treedef = jax.tree.flatten((params, state, tx.init(params)))
         self.leaves: list[jax.Array] = [jax.numpy.array(leaf, copy=True) for leaf in leaves]
         self.treedef = treedef
-        step = TrainStep(impl, loss_fn, tx)
+        step = TrainStep(impl, loss_fn, tx, inputs)
 
         def flat_step(leaves: list[jax.Array], batch: Batch) -> tuple[list[jax.Array], jax.Array]:
             params, state, opt_state = jax.tree.unflatten(treedef, leaves)

@@ -23,7 +23,8 @@ State: TypeAlias = Any
 Canonical: TypeAlias = Mapping[str, jax.Array]
 """Flat mapping from a canonical dotted name (`"bias"`, `"bn.mean"`, ...) to an array."""
 Batch: TypeAlias = Any
-"""One step's data: for the bias adder, the input array `x` of shape (batch, features)."""
+"""One step's data: for the bias adder, the input array `x` of shape (batch, features); for
+the MLP, a `Labelled(x, labels)`."""
 
 
 class NativeLoop(NamedTuple):
@@ -119,5 +120,8 @@ class Implementation(Protocol):
         ...
 
 
-ImplementationFactory: TypeAlias = Callable[[BiasAdderConfig], Implementation]
-"""What the registry holds and `--impl MODULE:ATTR` names: config -> implementation."""
+ImplementationFactory: TypeAlias = Callable[[Any], Implementation]
+"""What the registry holds and `--impl MODULE:ATTR` names: config -> implementation.
+
+The config is the model's: a [`BiasAdderConfig`][] for the bias adder, an `MlpBnConfig` for
+the MLP with BatchNorm."""

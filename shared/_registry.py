@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._protocol import BiasAdderConfig, Implementation, ImplementationFactory
+from ._protocol import Implementation, ImplementationFactory
 
 IMPLEMENTATIONS: dict[str, str] = {
     "flax_linen": "impl_flax:LinenBiasAdder",
@@ -25,6 +25,24 @@ IMPLEMENTATIONS: dict[str, str] = {
 
 REFERENCE = "jax"
 """The implementation every other one is compared with by default."""
+
+MLP_BN_IMPLEMENTATIONS: dict[str, str] = {
+    "flax_linen": "impl_flax:LinenMlpBn",
+    "flax_nnx": "impl_flax:NNXMlpBn",
+    "haiku": "impl_haiku:HaikuMlpBn",
+    "equinox": "impl_equinox:EquinoxMlpBn",
+}
+"""Built-in implementations of the MLP with BatchNorm (`--model mlp-bn`), by registry name."""
+
+MLP_BN_REFERENCE = "flax_linen"
+"""The MLP's reference: Flax's BatchNorm defaults are the aligned settings' starting point
+(its fast variance formula is also Haiku's), and NNX matches it bitwise."""
+
+MODELS: dict[str, dict[str, str]] = {
+    "bias-adder": IMPLEMENTATIONS,
+    "mlp-bn": MLP_BN_IMPLEMENTATIONS,
+}
+"""Registry of every model: model name -> its implementations."""
 
 VERSIONS: dict[str, str] = {
     "jax": "jax",
@@ -86,21 +104,31 @@ def _import_file(path: Path) -> Any:
     return module
 
 
-def make(name_or_spec: str, config: BiasAdderConfig) -> Implementation:
-    """Build a registered implementation by name, or a user's by `MODULE:ATTR`."""
-    if name_or_spec in IMPLEMENTATIONS:
-        factory = load_factory(IMPLEMENTATIONS[name_or_spec])
+def make(name_or_spec: str, config: Any, model: str = "bias-adder") -> Implementation:
+    """Build a registered implementation by name, or a user's by `MODULE:ATTR`.
+
+    **Arguments:**
+
+    - `name_or_spec`: a registry name of `model` (e.g. `"haiku"`) or `MODULE:ATTR`.
+    - `config`: the model's config, passed to the factory.
+    - `model`: which model's registry to look the name up in (see [`MODELS`][]).
+    """
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
+    registry = MODELS[model]
+    if name_or_spec in registry:
+        factory = load_factory(registry[name_or_spec])
     elif ":" in name_or_spec:
         factory = load_factory(name_or_spec)
     else:
         raise ValueError(
             f"unknown implementation {name_or_spec!r}; expected one of "
-            f"{', '.join(IMPLEMENTATIONS)} or MODULE:ATTR"
+            f"{', '.join(registry)} or MODULE:ATTR (model {model})"
         )
     return build(factory, config, name_or_spec)
 
 
-def build(factory: ImplementationFactory, config: BiasAdderConfig, label: str) -> Implementation:
+def build(factory: ImplementationFactory, config: Any, label: str) -> Implementation:
     """Call `factory(config)` and check that the result follows the protocol."""
     impl = factory(config)
     missing = [

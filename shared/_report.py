@@ -18,13 +18,14 @@ from ._run import CompareResult
 def table(result: CompareResult) -> Table:
     """One row per trajectory: final loss, distance to the reference, verdict."""
     t = Table(
-        title=f"bias-adder: every trajectory against {result.reference}", title_justify="left"
+        title=f"{result.model}: every trajectory against {result.reference}", title_justify="left"
     )
+    per_leaf = any(p.loss_max_ulp is not None for p in result.pairs)
     for column, justify in (
         ("trajectory", "left"),
         ("final loss", "right"),
         ("max |diff|", "right"),
-        ("max ULP", "right"),
+        ("max ULP (loss)" if per_leaf else "max ULP", "right"),
         ("bitwise", "center"),
         ("tolerance", "left"),
         ("first divergence", "left"),
@@ -39,9 +40,11 @@ def table(result: CompareResult) -> Table:
             p.a,
             _loss(traj.loss),
             f"{p.max_abs:.3g}",
-            _ulp(p.max_ulp),
+            _ulp(p.max_ulp if p.loss_max_ulp is None else p.loss_max_ulp),
             "yes" if p.bitwise else "no",
-            p.tolerance.describe(),
+            p.tolerance.describe()
+            if p.loss_tolerance is None
+            else f"loss {p.loss_tolerance.describe()}; {p.tolerance.describe()}",
             "-" if p.first_divergence is None else str(p.first_divergence),
             "[green]agrees[/]" if p.agree else "[bold red]DIVERGES[/]",
         )
@@ -58,10 +61,77 @@ def _ulp(ulp: int) -> str:
     return "NaN" if ulp == np.iinfo(np.int64).max else str(ulp)
 
 
+def eval_table(result: CompareResult) -> Table:
+    """mlp-bn: each trajectory's test loss and accuracy, and its logits' distance."""
+    t = Table(
+        title=f"eval on the test split, logits against {result.reference}", title_justify="left"
+    )
+    for column in ("trajectory", "test loss", "accuracy", "max |diff| logits", "verdict"):
+        t.add_column(column, justify="left" if column == "trajectory" else "right")
+    atol = result.eval_atol or 0.0
+    for name, ev in result.evals.items():
+        diff = result.eval_diffs.get(name)
+        verdict = (
+            "reference"
+            if diff is None
+            else "[green]agrees[/]"
+            if diff <= atol
+            else "[bold red]DIFFERS[/]"
+        )
+        t.add_row(
+            name,
+            f"{ev['loss']:.6g}",
+            f"{ev['accuracy']:.4f}",
+            "-" if diff is None else f"{diff:.3g}",
+            verdict,
+        )
+    return t
+
+
+def drift_table(result: CompareResult) -> Table:
+    """mlp-bn `--defaults`: each framework's drift from the aligned reference, by default."""
+    t = Table(
+        title=f"drift from {result.reference}, with all defaults and one default at a time",
+        title_justify="left",
+    )
+    for column in (
+        "framework",
+        "default kept",
+        "what it is",
+        "max |diff| loss",
+        "max |diff| running stats",
+        "max |diff| eval logits",
+        "accuracy",
+        "responsible",
+    ):
+        t.add_column(column, justify="left" if column in ("framework", "what it is") else "right")
+    for d in result.drift:
+        t.add_row(
+            d["impl"],
+            d["knob"],
+            d["default"],
+            f"{d['loss_max_abs']:.3g}",
+            f"{d['state_max_abs']:.3g}",
+            f"{d['eval_max_abs']:.3g}",
+            f"{d['eval_accuracy']:.4f}",
+            "" if d["knob"] == "all" else "[bold]yes[/]" if d["responsible"] else "no",
+        )
+    return t
+
+
 def print_report(result: CompareResult, console: Console) -> None:
     """The table, then one line per failure and a summary line."""
     console.print(table(result))
-    tolerances = {p.tolerance for p in result.pairs}
+    if result.evals:
+        console.print(eval_table(result))
+    if result.drift:
+        console.print(drift_table(result))
+        for d in result.drift:
+            if d["knob"] != "all" and d["responsible"]:
+                console.print(f"{d['impl']} drifts because of its default {d['default']}")
+    tolerances = {p.tolerance for p in result.pairs} | {
+        p.loss_tolerance for p in result.pairs if p.loss_tolerance is not None
+    }
     for tol in sorted(tolerances, key=lambda t: (t.max_ulp, t.atol)):
         console.print(f"[dim]tolerance {tol.describe()}: {tol.reason}[/]")
     for p in result.pairs:

@@ -29,32 +29,42 @@ class CompareOptions:
 
     **Arguments:**
 
-    - `impls`: registered implementations to run.
+    - `model`: `"bias-adder"` (the seed's model) or `"mlp-bn"` (an MLP with each
+      framework's BatchNorm, trained on scikit-learn's digits).
+    - `mode`: for mlp-bn, `"aligned"` (BatchNorm settings made equal) or `"defaults"` (each
+      framework's own BatchNorm defaults, and how far each drifts).
+    - `hidden`: for mlp-bn, the hidden width H.
+    - `impls`: registered implementations to run (default: all of the model's).
     - `loops`: which loops: `"harness"` (jitted generic step), `"native"` (the framework's
       own idiom), `"scan"` (all steps in one `lax.scan`).
-    - `steps`: number of steps; default 10, or the data's length for (steps, batch, D) data.
-    - `batch`, `features`: the shape of the generated batch (ignored when `data` is given).
-    - `momentum`: the model's EMA momentum.
-    - `optimizer`, `lr`: the optax optimizer and its learning rate.
+    - `steps`: number of steps; default 10, or the data's length for (steps, batch, D) data
+      (mlp-bn: 200).
+    - `batch`, `features`: the shape of the generated batch (ignored when `data` is given);
+      defaults 8 and 4 (mlp-bn: batch 64; features must be 64).
+    - `momentum`: the model's EMA momentum (mlp-bn: BatchNorm's, in aligned mode).
+    - `optimizer`, `lr`: the optax optimizer and its learning rate (default 0.02; mlp-bn 0.1).
     - `seed`: seeds the generated data and the init key.
     - `seed_faithful`: keep the seed's `keepdims=True` (state turns into (1, D)).
     - `data`: the user's own data, (batch, D) reused every step or (steps, batch, D).
     - `user_impls`: extra implementations as `MODULE:ATTR` or `FILE.py:ATTR`.
     """
 
-    impls: tuple[str, ...] = tuple(IMPLEMENTATIONS)
+    impls: tuple[str, ...] | None = None
     loops: tuple[str, ...] = LOOPS
     steps: int | None = None
-    batch: int = 8
-    features: int = 4
+    batch: int | None = None
+    features: int | None = None
     momentum: float = 0.9
     optimizer: str = "sgd"
-    lr: float = 0.02
+    lr: float | None = None
     seed: int = 0
     seed_faithful: bool = False
     data: np.ndarray | None = field(default=None, compare=False)
     data_source: str | None = None
     user_impls: tuple[str, ...] = ()
+    model: str = "bias-adder"
+    mode: str = "aligned"
+    hidden: int = 32
 
 
 @dataclass
@@ -67,23 +77,42 @@ class CompareResult:
     reference: str
     pairs: list[PairResult]
     versions: dict[str, str]
+    model: str = "bias-adder"
+    evals: dict[str, dict[str, float]] = field(default_factory=dict)
+    """mlp-bn: per trajectory, {"loss", "accuracy"} on the test split after the last step."""
+    eval_diffs: dict[str, float] = field(default_factory=dict)
+    """mlp-bn: per trajectory, max |difference| of its test logits from the reference's."""
+    eval_atol: float | None = None
+    drift: list[dict[str, Any]] = field(default_factory=list)
+    """mlp-bn `--defaults`: each framework's drift, with all its defaults and one at a time."""
 
     @property
     def agree(self) -> bool:
-        return not self.errors and all(p.agree for p in self.pairs)
+        evals_agree = self.eval_atol is None or all(
+            d <= self.eval_atol for d in self.eval_diffs.values()
+        )
+        return not self.errors and all(p.agree for p in self.pairs) and evals_agree
 
     def to_json(self) -> dict[str, Any]:
+        trajectories = {k: t.to_json() for k, t in self.trajectories.items()}
+        for k, ev in self.evals.items():
+            trajectories[k]["eval"] = ev
+        comparison: dict[str, Any] = {
+            "reference": self.reference,
+            "agree": self.agree,
+            "pairs": [p.to_json() for p in self.pairs],
+        }
+        if self.eval_atol is not None:
+            comparison["eval"] = {"atol": self.eval_atol, "max_abs": self.eval_diffs}
+        if self.drift:
+            comparison["drift"] = self.drift
         return {
-            "model": "bias-adder",
+            "model": self.model,
             "config": self.config,
             "versions": self.versions,
-            "trajectories": {k: t.to_json() for k, t in self.trajectories.items()},
+            "trajectories": trajectories,
             "errors": self.errors,
-            "comparison": {
-                "reference": self.reference,
-                "agree": self.agree,
-                "pairs": [p.to_json() for p in self.pairs],
-            },
+            "comparison": comparison,
         }
 
 
@@ -94,7 +123,8 @@ def prepare(
     options: CompareOptions, extra: Sequence[ImplementationFactory] = ()
 ) -> tuple[BiasAdderConfig, OptimizerConfig, np.ndarray, list[Implementation]]:
     """Validate every option and build what a run needs, before anything is trained."""
-    unknown = [name for name in options.impls if name not in IMPLEMENTATIONS]
+    names = tuple(IMPLEMENTATIONS) if options.impls is None else options.impls
+    unknown = [name for name in names if name not in IMPLEMENTATIONS]
     if unknown:
         raise ValueError(
             f"unknown implementation {unknown[0]!r}; expected one of {', '.join(IMPLEMENTATIONS)}"
@@ -102,18 +132,20 @@ def prepare(
     bad_loops = [loop for loop in options.loops if loop not in LOOPS]
     if bad_loops:
         raise ValueError(f"unknown loop {bad_loops[0]!r}; expected one of {', '.join(LOOPS)}")
-    optimizer = OptimizerConfig(options.optimizer, learning_rate=options.lr)
+    optimizer = OptimizerConfig(options.optimizer, learning_rate=_bias_adder_lr(options))
+    batch = 8 if options.batch is None else options.batch
+    features = 4 if options.features is None else options.features
     if options.data is not None:
         data = np.asarray(options.data)
-        features = data.shape[-1] if data.ndim in (2, 3) else options.features
+        features = data.shape[-1] if data.ndim in (2, 3) else features
         config = BiasAdderConfig(features, options.momentum, options.seed_faithful)
         steps = options.steps if options.steps is not None or data.ndim == 3 else DEFAULT_STEPS
     else:
-        config = BiasAdderConfig(options.features, options.momentum, options.seed_faithful)
-        data = seed_batch(options.batch, options.features, options.seed)
+        config = BiasAdderConfig(features, options.momentum, options.seed_faithful)
+        data = seed_batch(batch, features, options.seed)
         steps = DEFAULT_STEPS if options.steps is None else options.steps
     batches = as_batches("data", data, config, steps)
-    impls = [make(name, config) for name in (*options.impls, *options.user_impls)]
+    impls = [make(name, config) for name in (*names, *options.user_impls)]
     impls += [build(factory, config, repr(factory)) for factory in extra]
     if not impls:
         raise ValueError("no implementation selected; expected at least one")
@@ -137,7 +169,16 @@ def run_compare(
     Bad options raise `ValueError` or `TypeError` before anything runs. A trajectory whose
     training raises (the seed-faithful model does, in some frameworks) is recorded in
     `errors` with the exception's type and message, and the run does not agree.
+    `options.model` picks the model; mlp-bn runs are `run_mlp_compare`'s.
     """
+    if options.model == "mlp-bn":
+        from ._mlp_run import run_mlp_compare
+
+        return run_mlp_compare(options, extra, progress)
+    if options.model != "bias-adder":
+        raise ValueError(f"unknown model {options.model!r}; expected one of bias-adder, mlp-bn")
+    if options.mode != "aligned":
+        raise ValueError("--defaults applies to --model mlp-bn; the bias adder has no defaults")
     config, optimizer, batches, impls = prepare(options, extra)
     trajectories: dict[str, Trajectory] = {}
     errors: dict[str, str] = {}
@@ -166,18 +207,26 @@ def run_compare(
         if k != reference
     ]
     resolved = {
-        **{k: v for k, v in asdict(options).items() if k not in ("data", "data_source")},
-        "impls": list(options.impls),
+        **{k: v for k, v in asdict(options).items() if k not in _NOT_BIAS_ADDER},
+        "impls": list(tuple(IMPLEMENTATIONS) if options.impls is None else options.impls),
         "loops": list(options.loops),
         "user_impls": list(options.user_impls),
         "steps": int(batches.shape[0]),
         "batch": int(batches.shape[1]),
         "features": config.features,
+        "lr": optimizer.learning_rate,
         "data": options.data_source,
         "data_dtype": None if options.data is None else str(np.asarray(options.data).dtype),
         "optimizer_hyperparameters": asdict(optimizer),
     }
     return CompareResult(resolved, trajectories, errors, reference, pairs, versions())
+
+
+_NOT_BIAS_ADDER = ("data", "data_source", "model", "mode", "hidden")
+
+
+def _bias_adder_lr(options: CompareOptions) -> float:
+    return 0.02 if options.lr is None else options.lr  # the seed's learning rate
 
 
 def _describe(e: BaseException) -> str:

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from . import _docs
 from ._harness import LOOPS
 from ._optim import OPTIMIZERS
-from ._registry import IMPLEMENTATIONS
+from ._registry import IMPLEMENTATIONS, MLP_BN_IMPLEMENTATIONS, MODELS
 from ._report import plot, print_report, write_json
 from ._run import CompareOptions, run_compare
 
@@ -52,15 +52,40 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "compare",
         help="train every implementation in every loop and compare the trajectories",
-        description="Train the bias adder in every framework and loop; compare step by step. "
-        "Exit 0 when all agree within the declared tolerances, 1 when any does not, 2 on bad "
-        "arguments or data.",
+        description="Train a model (the bias adder, or an MLP with BatchNorm on digits) in every "
+        "framework and loop; compare step by step. Exit 0 when all agree within the declared "
+        "tolerances, 1 when any does not, 2 on bad arguments or data.",
     )
     c.add_argument(
+        "--model",
+        choices=list(MODELS),
+        default="bias-adder",
+        help="bias-adder (the seed's model) or mlp-bn (Dense, BatchNorm, relu, Dense on "
+        "scikit-learn's digits) (default: bias-adder)",
+    )
+    mode = c.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--aligned",
+        dest="mode",
+        action="store_const",
+        const="aligned",
+        help="mlp-bn: set every BatchNorm to the same settings; all must agree (the default)",
+    )
+    mode.add_argument(
+        "--defaults",
+        dest="mode",
+        action="store_const",
+        const="defaults",
+        help="mlp-bn: each framework's own BatchNorm defaults; report the drift and its cause",
+    )
+    c.add_argument("--hidden", type=int, default=32, help="mlp-bn: hidden width H (default: 32)")
+    c.add_argument(
         "--impls",
-        type=_csv(list(IMPLEMENTATIONS), "implementation"),
-        default=tuple(IMPLEMENTATIONS),
-        help="comma-separated (default: all)",
+        type=_csv(
+            list(dict.fromkeys([*IMPLEMENTATIONS, *MLP_BN_IMPLEMENTATIONS])), "implementation"
+        ),
+        default=None,
+        help="comma-separated (default: all of the model's)",
     )
     c.add_argument(
         "--impl",
@@ -80,13 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps",
         type=int,
         default=None,
-        help="training steps (default: 10, or the data file's length)",
+        help="training steps (default: 10, or the data file's length; mlp-bn: 200)",
     )
-    c.add_argument("--batch", type=int, default=None, help="batch size (default: 8)")
-    c.add_argument("--features", type=int, default=None, help="feature size D (default: 4)")
+    c.add_argument("--batch", type=int, default=None, help="batch size (default: 8; mlp-bn: 64)")
+    c.add_argument(
+        "--features", type=int, default=None, help="feature size D (default: 4; mlp-bn: 64)"
+    )
     c.add_argument("--momentum", type=float, default=0.9, help="EMA momentum (default: 0.9)")
     c.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="(default: sgd)")
-    c.add_argument("--lr", type=float, default=0.02, help="learning rate (default: 0.02)")
+    c.add_argument(
+        "--lr", type=float, default=None, help="learning rate (default: 0.02; mlp-bn: 0.1)"
+    )
     c.add_argument("--seed", type=int, default=0, help="data and init seed (default: 0)")
     c.add_argument(
         "--seed-faithful",
@@ -132,12 +161,17 @@ def _options(args: argparse.Namespace) -> CompareOptions:
     for path in (args.json, args.plot):
         if path is not None and not path.parent.is_dir():
             raise UsageError(f"cannot write {path}: no such directory {path.parent}")
+    if args.model != "mlp-bn" and args.mode == "defaults":
+        raise UsageError("--defaults applies to --model mlp-bn")
     return CompareOptions(
+        model=args.model,
+        mode=args.mode or "aligned",
+        hidden=args.hidden,
         impls=args.impls,
         loops=args.loop,
         steps=args.steps,
-        batch=8 if args.batch is None else args.batch,
-        features=4 if args.features is None else args.features,
+        batch=args.batch,
+        features=args.features,
         momentum=args.momentum,
         optimizer=args.optimizer,
         lr=args.lr,
@@ -151,7 +185,9 @@ def _options(args: argparse.Namespace) -> CompareOptions:
 
 def compare_command(args: argparse.Namespace, console: Console) -> int:
     options = _options(args)
-    total = (options.steps or 10) * len(options.impls) * len(options.loops)
+    impls = options.impls or tuple(MODELS[options.model])
+    default_steps = 200 if options.model == "mlp-bn" else 10
+    total = (options.steps or default_steps) * len(impls) * len(options.loops)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -160,9 +196,7 @@ def compare_command(args: argparse.Namespace, console: Console) -> int:
         transient=True,
         disable=total < LONG_RUN_STEPS,
     ) as bar:
-        task = bar.add_task(
-            "training", total=len(options.impls + options.user_impls) * len(options.loops)
-        )
+        task = bar.add_task("training", total=len(impls + options.user_impls) * len(options.loops))
 
         def advance(name: str) -> None:
             bar.update(task, description=f"training {name}", advance=1)

@@ -44,7 +44,8 @@ def test_every_concept_has_four_blocks_in_framework_order():
     for concept, section in zip(_docs.CONCEPTS, concepts, strict=True):
         headings = HEADING.findall(section)
         assert headings == [
-            (name, path, f"{fw}-{concept.key}") for fw, (name, path) in _docs.FRAMEWORKS.items()
+            (name, concept.path(fw), f"{fw}-{concept.key}")
+            for fw, (name, _) in _docs.FRAMEWORKS.items()
         ]
         assert section.count("```python\n") == 4
         assert section.count("**What differs:**") == 1
@@ -57,7 +58,9 @@ def test_gotchas_point_at_real_files_and_tests():
         assert (ROOT / path).is_file(), path
         if test:
             assert f"def {test}(" in (ROOT / path).read_text(), ref
-    for needle in ("keepdims=True", "hk.running_init()", "static=True", "copy=True", "issue 3"):
+    for doc in re.findall(r"`(docs/[\w.]+\.md)`", IDIOMS):
+        assert (ROOT / doc).is_file(), doc
+    for needle in ("keepdims=True", "hk.running_init()", "static=True", "copy=True", "--defaults"):
         assert needle in gotchas
 
 
@@ -90,6 +93,7 @@ def _copy_tree(tmp_path: Path) -> Path:
     for relpath in [
         "pyproject.toml",
         *(p for _, p in _docs.FRAMEWORKS.values()),
+        *_docs.MLP_BN_FILES.values(),
         _docs.IDIOMS_MD,
         _docs.SITE_HTML,
         _docs.SITE_PNG,

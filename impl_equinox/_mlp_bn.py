@@ -1,0 +1,214 @@
+"""The MLP with BatchNorm in Equinox: `eqx.nn.Linear`, `eqx.nn.BatchNorm`, per-example calls.
+
+Equinox layers act on one example; the batch is a `jax.vmap` with a named axis, over which
+`eqx.nn.BatchNorm` averages its statistics. In `mode="batch"` the running statistics are an
+EMA from (mean 0, var 1) with a counter, divided at eval by `1 - momentum**counter` (1 while
+the counter is 0). The canonical `bn.mean`/`bn.var` are those eval values; `from_canonical`
+writes them with the counter at `SATURATED_COUNT`, where the division is by exactly 1. In the
+default `mode="ema"` the state is the running (mean, var) and a first-call flag.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float, PyTree
+
+from shared import Canonical, NativeLoop
+from shared._mlp_bn import (
+    SATURATED_COUNT,
+    Labelled,
+    MlpBnConfig,
+    check_canonical,
+    check_features,
+    mlp_bn_loss,
+)
+
+AXIS = "batch"
+
+
+# --8<-- [start:equinox-mlp-bn-model]
+class MlpBn(eqx.Module):
+    """Dense -> BatchNorm -> relu -> Dense, called on one example (vmap it over the batch)."""
+
+    dense1: eqx.nn.Linear
+    bn: eqx.nn.BatchNorm
+    dense2: eqx.nn.Linear
+
+    def __init__(
+        self,
+        features: int,
+        hidden: int,
+        classes: int,
+        *,
+        key: jax.Array,
+        dense1_bias: bool = True,
+        **bn_kwargs: Any,
+    ):
+        k1, k2 = jax.random.split(key)
+        self.dense1 = eqx.nn.Linear(features, hidden, use_bias=dense1_bias, key=k1)
+        self.bn = eqx.nn.BatchNorm(hidden, axis_name=AXIS, **bn_kwargs)
+        self.dense2 = eqx.nn.Linear(hidden, classes, key=k2)
+
+    def __call__(
+        self, x: Float[Array, " features"], state: eqx.nn.State
+    ) -> tuple[Array, eqx.nn.State]:
+        h, state = self.bn(self.dense1(x), state)
+        return self.dense2(jax.nn.relu(h)), state
+
+
+def batched(model: MlpBn, x: Float[Array, "batch features"], state: eqx.nn.State):
+    """Run the per-example model on a batch: BatchNorm reduces over the named vmap axis."""
+    return jax.vmap(model, axis_name=AXIS, in_axes=(0, None), out_axes=(0, None))(x, state)
+
+
+# --8<-- [end:equinox-mlp-bn-model]
+
+
+# --8<-- [start:equinox-mlp-bn-train-step]
+@eqx.filter_value_and_grad(has_aux=True)
+def compute_loss(model: MlpBn, state: eqx.nn.State, batch: Labelled):
+    logits, state = batched(model, batch.x, state)
+    return mlp_bn_loss(logits, batch), state
+
+
+@eqx.filter_jit
+def train_step(model, state, opt_state, batch: Labelled, tx: optax.GradientTransformation):
+    (loss, state), grads = compute_loss(model, state, batch)
+    updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+    model = eqx.apply_updates(model, updates)
+    return model, state, opt_state, loss
+
+
+# --8<-- [end:equinox-mlp-bn-train-step]
+
+
+def bn_kwargs(config: MlpBnConfig) -> dict[str, Any]:
+    """eqx.nn.BatchNorm's arguments: the aligned values, except where Equinox's are kept."""
+    kwargs: dict[str, Any] = {}
+    if not config.keeps("momentum"):
+        kwargs["momentum"] = config.momentum
+    if not config.keeps("epsilon"):
+        kwargs["eps"] = config.epsilon
+    if not config.keeps("mode"):
+        kwargs["mode"] = "batch"
+    return kwargs
+
+
+class EquinoxMlpBn:
+    """Adapter from the Equinox MLP to the harness protocol.
+
+    `axis_name` is not supported here: the model's batch axis is its own vmap axis.
+    """
+
+    name = "equinox"
+    model = "mlp-bn"
+    bn_defaults: ClassVar[dict[str, str]] = {  # defaults that differ from the aligned ones
+        "momentum": "momentum=0.99",
+        "mode": "mode='ema' (unset)",
+        "state": "counter 0: debiases a var EMA that starts at 1",
+    }
+
+    def __init__(self, config: MlpBnConfig):
+        if config.axis_name is not None:
+            raise ValueError(
+                f"{self.name}: axis_name={config.axis_name!r} is not supported; the batch "
+                f"statistics are averaged over the model's own vmap axis {AXIS!r}"
+            )
+        self.config = config
+        model, _ = self._make(jax.random.key(0))
+        _, self.static = eqx.partition(model, eqx.is_inexact_array)
+
+    def _make(self, key: jax.Array) -> tuple[MlpBn, eqx.nn.State]:
+        c = self.config
+        with warnings.catch_warnings():
+            # Equinox warns when `mode` is left unset; keeping that default is the point of
+            # `native_defaults=("mode",)`, and the report names it.
+            warnings.filterwarnings("ignore", message=".*BatchNorm.*mode.*")
+            return eqx.nn.make_with_state(MlpBn)(
+                c.features,
+                c.hidden,
+                c.classes,
+                key=key,
+                dense1_bias=c.dense1_bias,
+                **bn_kwargs(c),
+            )
+
+    def init(self, key: jax.Array, x: jax.Array) -> tuple[PyTree, eqx.nn.State]:
+        check_features(self.name, x, self.config)
+        model, state = self._make(key)
+        return eqx.filter(model, eqx.is_inexact_array), state
+
+    def _combine(self, params: PyTree) -> MlpBn:
+        return eqx.combine(params, self.static)
+
+    def apply(
+        self, params: PyTree, state: eqx.nn.State, x: jax.Array, *, train: bool
+    ) -> tuple[Array, eqx.nn.State]:
+        check_features(self.name, x, self.config)
+        model = eqx.nn.inference_mode(self._combine(params), value=not train)
+        return batched(model, x, state)
+
+    def to_canonical(self, params: PyTree, state: eqx.nn.State) -> tuple[Canonical, Canonical]:
+        out = {
+            "dense1.kernel": params.dense1.weight.T,  # Equinox stores (out, in)
+            "bn.scale": params.bn.weight,
+            "bn.bias": params.bn.bias,
+            "dense2.kernel": params.dense2.weight.T,
+            "dense2.bias": params.dense2.bias,
+        }
+        if self.config.dense1_bias:
+            out["dense1.bias"] = params.dense1.bias
+        bn = self.static.bn
+        if bn.mode == "batch":
+            # Exactly what eqx.nn.BatchNorm computes at inference.
+            counter = state.get(bn.batch_counter)
+            hidden_mean, hidden_var = state.get(bn.batch_state_index)
+            scale = jnp.where(counter == 0, 1, 1 - bn.momentum**counter)
+            mean, var = hidden_mean / scale, hidden_var / scale
+        else:
+            mean, var = state.get(bn.ema_state_index)
+        return out, {"bn.mean": mean, "bn.var": var}
+
+    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[PyTree, eqx.nn.State]:
+        check_canonical(self.name, params, state, self.config)
+        p = {k: jnp.asarray(v) for k, v in params.items()}
+        model, native_state = self._make(jax.random.key(0))
+        leaves = {
+            (lambda m: m.dense1.weight): p["dense1.kernel"].T,
+            (lambda m: m.bn.weight): p["bn.scale"],
+            (lambda m: m.bn.bias): p["bn.bias"],
+            (lambda m: m.dense2.weight): p["dense2.kernel"].T,
+            (lambda m: m.dense2.bias): p["dense2.bias"],
+        }
+        if self.config.dense1_bias:
+            leaves[lambda m: m.dense1.bias] = p["dense1.bias"]
+        for where, value in leaves.items():
+            model = eqx.tree_at(where, model, value)
+        stats = (jnp.asarray(state["bn.mean"]), jnp.asarray(state["bn.var"]))
+        bn = model.bn
+        if bn.mode == "batch":
+            native_state = native_state.set(bn.batch_counter, jnp.asarray(SATURATED_COUNT))
+            native_state = native_state.set(bn.batch_state_index, stats)
+        else:
+            native_state = native_state.set(bn.ema_first_time_index, jnp.array(False))
+            native_state = native_state.set(bn.ema_state_index, stats)
+        return eqx.filter(model, eqx.is_inexact_array), native_state
+
+    def native_loop(
+        self, params: PyTree, state: eqx.nn.State, tx: optax.GradientTransformation
+    ) -> NativeLoop:
+        model = self._combine(params)
+        opt_state = tx.init(eqx.filter(model, eqx.is_array))
+
+        def step(batch: Labelled) -> Array:
+            nonlocal model, state, opt_state
+            model, state, opt_state, loss = train_step(model, state, opt_state, batch, tx)
+            return loss
+
+        return NativeLoop(step, lambda: (model, state))
