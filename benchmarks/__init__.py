@@ -1,6 +1,6 @@
 """Benchmarks: what each framework's state handling costs per step (`state-rosetta bench`)."""
 
 from . import report
-from .bias_adder import BenchOptions, Row, run_bench
+from .suite import MODELS, BenchOptions, Row, Workload, measure, run_bench
 
-__all__ = ["BenchOptions", "Row", "report", "run_bench"]
+__all__ = ["MODELS", "BenchOptions", "Row", "Workload", "measure", "report", "run_bench"]

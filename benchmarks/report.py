@@ -13,7 +13,7 @@ from rich.table import Table
 
 from shared._report import write_atomic
 
-from .bias_adder import Row
+from .suite import Row
 
 TINY_TARGET = 1.10  # harness step / pure-JAX step at the tiny shape
 LARGE_TARGET = 1.05  # ... at the large shape
@@ -22,45 +22,57 @@ SCAN_TARGET = 20.0  # per-step dispatch / scan, per step, at the tiny shape
 
 def table(rows: Sequence[Row]) -> Table:
     t = Table(
-        title="bias-adder: time per training step (median over samples)", title_justify="left"
+        title="time per training step (median over samples), ratio to the pure-JAX baseline",
+        title_justify="left",
     )
     for column in (
+        "model",
         "shape",
         "impl",
         "path",
         "compile ms",
         "median us",
         "p10-p90 us",
-        "x jax/native",
+        "x baseline",
         "GB/s",
         "planned MB",
     ):
-        t.add_column(column, justify="left" if column in ("shape", "impl", "path") else "right")
+        left = column in ("model", "shape", "impl", "path")
+        t.add_column(column, justify="left" if left else "right")
     for r in rows:
-        t.add_row(
-            r.shape,
-            r.impl,
-            r.path,
-            f"{r.compile_s * 1e3:.0f}",
-            f"{r.step_s_median * 1e6:.1f}",
-            f"{r.step_s_p10 * 1e6:.1f}-{r.step_s_p90 * 1e6:.1f}",
-            f"{r.ratio_to_jax:.2f}",
-            "-" if r.bandwidth_gbs is None else f"{r.bandwidth_gbs:.1f}",
-            "-" if r.peak_bytes is None else f"{r.peak_bytes / 2**20:.1f}",
-        )
+        t.add_row(*_cells(r), "-" if r.peak_bytes is None else f"{r.peak_bytes / 2**20:.1f}")
     return t
 
 
-def targets(rows: Sequence[Row]) -> list[tuple[str, bool]]:
-    """The issue's acceptance targets, each with whether this run met it."""
-    shapes = list(dict.fromkeys(r.shape for r in rows))
-    tiny, large = shapes[0], shapes[-1]
+def _cells(r: Row) -> tuple[str, ...]:
+    return (
+        r.model,
+        r.shape,
+        r.impl,
+        r.path,
+        f"{r.compile_s * 1e3:.0f}",
+        f"{r.step_s_median * 1e6:.1f}",
+        f"{r.step_s_p10 * 1e6:.1f}-{r.step_s_p90 * 1e6:.1f}",
+        f"{r.ratio_to_jax:.2f}",
+        "-" if r.bandwidth_gbs is None else f"{r.bandwidth_gbs:.1f}",
+    )
+
+
+def targets(rows: Sequence[Row], model: str = "bias-adder") -> list[tuple[str, bool]]:
+    """The issue's acceptance targets (stated for the bias adder), each with whether it was met."""
+    rows = [r for r in rows if r.model == model]
+    if not rows:
+        return []
     out = []
+    tiny = next(r.shape for r in rows if r.size == "tiny")
+    large = next((r.shape for r in rows if r.size == "large"), None)
     for shape, bound in ((tiny, TINY_TARGET), (large, LARGE_TARGET)):
+        if shape is None:
+            continue
         worst = max(r.ratio_to_jax for r in rows if r.shape == shape and r.path == "harness")
         out.append(
             (
-                f"harness step <= {bound:.2f}x pure JAX at {shape}: worst {worst:.2f}x",
+                f"{model}: harness step <= {bound:.2f}x pure JAX at {shape}: worst {worst:.2f}x",
                 worst <= bound,
             )
         )
@@ -69,8 +81,8 @@ def targets(rows: Sequence[Row]) -> list[tuple[str, bool]]:
     gain = min(step[i] / scan[i] for i in step)
     out.append(
         (
-            f"scan >= {SCAN_TARGET:.0f}x cheaper per step than the harness step at {tiny}: "
-            f"worst {gain:.0f}x",
+            f"{model}: scan >= {SCAN_TARGET:.0f}x cheaper per step than the harness step at "
+            f"{tiny}: worst {gain:.0f}x",
             gain >= SCAN_TARGET,
         )
     )
@@ -85,7 +97,7 @@ def print_report(rows: Sequence[Row], console: Console) -> None:
 
 def write_json(rows: Sequence[Row], versions: dict[str, str], device: str, path: Path) -> None:
     data = {
-        "model": "bias-adder",
+        "models": sorted({r.model for r in rows}),
         "device": device,
         "versions": versions,
         "rows": [r.to_json() for r in rows],
@@ -94,39 +106,45 @@ def write_json(rows: Sequence[Row], versions: dict[str, str], device: str, path:
 
 
 def plot(rows: Sequence[Row], path: Path) -> None:
-    """Bars of the ratio to pure JAX, per implementation and path, one panel per shape."""
+    """Bars of the ratio to the baseline, per implementation and path; a panel per workload."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shapes = list(dict.fromkeys(r.shape for r in rows))
+    workloads = list(dict.fromkeys((r.model, r.shape) for r in rows))
     paths = ["native", "harness-pytree", "harness", "scan"]
-    impls = list(dict.fromkeys(r.impl for r in rows if r.impl != "-"))
+    columns = 2
+    nrows = (len(workloads) + columns - 1) // columns
     fig, axes = plt.subplots(
-        1, len(shapes), figsize=(6 * len(shapes), 4.5), constrained_layout=True, squeeze=False
+        nrows,
+        columns,
+        figsize=(6 * columns, 4.2 * nrows),
+        constrained_layout=True,
+        squeeze=False,
     )
     width = 0.8 / len(paths)
-    for ax, shape in zip(axes[0], shapes, strict=True):
+    for ax, (model, shape) in zip(axes.flat, workloads, strict=False):
+        mine = [r for r in rows if (r.model, r.shape) == (model, shape)]
+        impls = list(dict.fromkeys(r.impl for r in mine if r.impl != "-"))
         for j, p in enumerate(paths):
             ratios = [
-                next(
-                    (r.ratio_to_jax for r in rows if (r.shape, r.impl, r.path) == (shape, i, p)),
-                    np.nan,
-                )
+                next((r.ratio_to_jax for r in mine if (r.impl, r.path) == (i, p)), np.nan)
                 for i in impls
             ]
             ax.bar(np.arange(len(impls)) + j * width, ratios, width, label=p)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set(
-            title=f"{shape}: time per step / pure-JAX jax.jit step",
+            title=f"{model} {shape}: time per step / baseline",
             yscale="log",
             xticks=np.arange(len(impls)) + 0.4 - width / 2,
         )
         ax.set_xticklabels(impls, rotation=20)
+    for ax in list(axes.flat)[len(workloads) :]:
+        ax.axis("off")
     axes[0][0].legend(fontsize="small")
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
     write_atomic(path, buffer.getvalue())
 
@@ -134,14 +152,8 @@ def plot(rows: Sequence[Row], path: Path) -> None:
 def markdown_table(rows: Sequence[Row]) -> str:
     """The rows as a Markdown table (for docs/performance.md)."""
     lines = [
-        "| shape | impl | path | compile ms | median us | p10-p90 us | x jax/native | GB/s |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| model | shape | impl | path | compile ms | median us | p10-p90 us | x baseline | GB/s |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
-    for r in rows:
-        bandwidth = "-" if r.bandwidth_gbs is None else f"{r.bandwidth_gbs:.1f}"
-        lines.append(
-            f"| {r.shape} | {r.impl} | {r.path} | {r.compile_s * 1e3:.0f} | "
-            f"{r.step_s_median * 1e6:.1f} | {r.step_s_p10 * 1e6:.1f}-{r.step_s_p90 * 1e6:.1f} | "
-            f"{r.ratio_to_jax:.2f} | {bandwidth} |"
-        )
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
     return "\n".join(lines)

@@ -139,10 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--quick", action="store_true", help="a smoke run, under a minute")
     b.add_argument(
+        "--models",
+        type=_csv(["bias-adder", "mlp-bn"], "model"),
+        default=("bias-adder", "mlp-bn"),
+        help="comma-separated bias-adder, mlp-bn (default: both)",
+    )
+    b.add_argument(
         "--impls",
         type=_csv(list(IMPLEMENTATIONS), "implementation"),
-        default=tuple(IMPLEMENTATIONS),
-        help="comma-separated (default: all)",
+        default=None,
+        help="comma-separated (default: every implementation of each model; the baseline, "
+        "jax for bias-adder and haiku for mlp-bn, must be included)",
     )
     b.add_argument("--json", type=Path, metavar="PATH", help="write one row per measurement")
     b.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG of the ratios")
@@ -226,7 +233,7 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
         if path is not None and not path.parent.is_dir():
             raise UsageError(f"cannot write {path}: no such directory {path.parent}")
     try:
-        options = BenchOptions(impls=args.impls, quick=args.quick)
+        options = BenchOptions(models=args.models, impls=args.impls, quick=args.quick)
         with console.status("benchmarking") as status:
             rows = run_bench(options, progress=lambda text: status.update(text))
     except ValueError as e:

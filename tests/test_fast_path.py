@@ -112,8 +112,9 @@ def test_donated_buffers_are_not_used_after_donation(impl_name):
 
 
 def _row(impl, path, shape, median):
+    size = "large" if shape == "L" else "tiny"
     return Row(
-        impl, path, "bias-adder", shape, 0.1, median, median, median, ratio_to_jax=median / 10.0
+        impl, path, "bias-adder", shape, 0.1, median, median, median, median / 10.0, size=size
     )
 
 
