@@ -25,7 +25,7 @@ from typing import Any
 
 from rich.console import Console
 
-from ._report import _loss, _ulp, plot, write_atomic
+from ._report import comparison_rows, plot, write_atomic
 from ._run import CompareOptions, CompareResult, run_compare
 
 #: framework key -> (display name, source file relative to the repository root)
@@ -370,36 +370,7 @@ def _inline(text: str) -> str:
 
 def comparison_table(result: CompareResult) -> str:
     """The comparison as an HTML table (the rows of `state-rosetta compare`)."""
-    head = (
-        "trajectory",
-        "final loss",
-        "max |diff|",
-        "max ULP",
-        "bitwise",
-        "tolerance",
-        "first divergence",
-        "verdict",
-    )
-    rows = [
-        (result.reference, _loss(result.trajectories[result.reference].loss))
-        + ("-",) * 5
-        + ("reference",)
-    ]
-    for p in result.pairs:
-        rows.append(
-            (
-                p.a,
-                _loss(result.trajectories[p.a].loss),
-                f"{p.max_abs:.3g}",
-                _ulp(p.max_ulp),
-                "yes" if p.bitwise else "no",
-                p.tolerance.describe(),
-                "-" if p.first_divergence is None else str(p.first_divergence),
-                "agrees" if p.agree else "DIVERGES",
-            )
-        )
-    for name, error in result.errors.items():
-        rows.append((name, "-", "-", "-", "-", "-", "-", f"FAILED {error}"))
+    head, rows = comparison_rows(result)
     config = result.config
     caption = (
         f"bias-adder, {config['optimizer']} lr {config['lr']}, momentum {config['momentum']}, "

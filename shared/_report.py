@@ -10,9 +10,56 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ._run import CompareResult
+
+
+def comparison_rows(result: CompareResult) -> tuple[list[str], list[tuple[str, ...]]]:
+    """The comparison as plain text: column names, and one row per trajectory.
+
+    The last cell is the verdict: `reference`, `agrees`, `DIVERGES` or `FAILED <error>`.
+    Shared by the terminal table and the docs site.
+    """
+    per_leaf = any(p.loss_max_ulp is not None for p in result.pairs)
+    head = [
+        "trajectory",
+        "final loss",
+        "max |diff|",
+        "max ULP (loss)" if per_leaf else "max ULP",
+        "bitwise",
+        "tolerance",
+        "first divergence",
+        "verdict",
+    ]
+    ref = result.trajectories[result.reference]
+    rows: list[tuple[str, ...]] = [
+        (result.reference, _loss(ref.loss), "-", "-", "-", "-", "-", "reference")
+    ]
+    for p in result.pairs:
+        tolerance = p.tolerance.describe()
+        if p.loss_tolerance is not None:
+            tolerance = f"loss {p.loss_tolerance.describe()}; {tolerance}"
+        rows.append(
+            (
+                p.a,
+                _loss(result.trajectories[p.a].loss),
+                f"{p.max_abs:.3g}",
+                _ulp(p.max_ulp if p.loss_max_ulp is None else p.loss_max_ulp),
+                "yes" if p.bitwise else "no",
+                tolerance,
+                "-" if p.first_divergence is None else str(p.first_divergence),
+                "agrees" if p.agree else "DIVERGES",
+            )
+        )
+    for name, error in result.errors.items():
+        rows.append((name, "-", "-", "-", "-", "-", "-", f"FAILED {error}"))
+    return head, rows
+
+
+_RIGHT = {"final loss", "max |diff|", "max ULP", "max ULP (loss)"}
+_VERDICT_STYLE = {"agrees": "green", "DIVERGES": "bold red", "FAILED": "bold red"}
 
 
 def table(result: CompareResult) -> Table:
@@ -20,36 +67,13 @@ def table(result: CompareResult) -> Table:
     t = Table(
         title=f"{result.model}: every trajectory against {result.reference}", title_justify="left"
     )
-    per_leaf = any(p.loss_max_ulp is not None for p in result.pairs)
-    for column, justify in (
-        ("trajectory", "left"),
-        ("final loss", "right"),
-        ("max |diff|", "right"),
-        ("max ULP (loss)" if per_leaf else "max ULP", "right"),
-        ("bitwise", "center"),
-        ("tolerance", "left"),
-        ("first divergence", "left"),
-        ("verdict", "left"),
-    ):
+    head, rows = comparison_rows(result)
+    for column in head:
+        justify = "right" if column in _RIGHT else "center" if column == "bitwise" else "left"
         t.add_column(column, justify=justify)  # type: ignore[arg-type]
-    ref = result.trajectories[result.reference]
-    t.add_row(result.reference, _loss(ref.loss), "-", "-", "-", "-", "-", "reference")
-    for p in result.pairs:
-        traj = result.trajectories[p.a]
-        t.add_row(
-            p.a,
-            _loss(traj.loss),
-            f"{p.max_abs:.3g}",
-            _ulp(p.max_ulp if p.loss_max_ulp is None else p.loss_max_ulp),
-            "yes" if p.bitwise else "no",
-            p.tolerance.describe()
-            if p.loss_tolerance is None
-            else f"loss {p.loss_tolerance.describe()}; {p.tolerance.describe()}",
-            "-" if p.first_divergence is None else str(p.first_divergence),
-            "[green]agrees[/]" if p.agree else "[bold red]DIVERGES[/]",
-        )
-    for name, error in result.errors.items():
-        t.add_row(name, "-", "-", "-", "-", "-", "-", f"[bold red]FAILED[/] {error}")
+    for *cells, verdict in rows:
+        style = _VERDICT_STYLE.get(verdict.split()[0])
+        t.add_row(*cells, f"[{style}]{escape(verdict)}[/]" if style else escape(verdict))
     return t
 
 
