@@ -16,6 +16,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
+from ._validate import check_batch_size, check_float_array
+
 MODEL = "mlp-bn"
 
 CANONICAL_PARAMS = (
@@ -198,19 +200,13 @@ def check_features(where: str, x: object, config: MlpBnConfig, *, name: str = "x
     - `config`: fixes the feature count.
     - `name`: the argument's name in the message.
     """
-    shape = getattr(x, "shape", None)
-    dtype = getattr(x, "dtype", None)
-    if shape is None or dtype is None:
-        raise TypeError(f"{where}: {name} must be an array, got {type(x).__name__}")
-    if not np.issubdtype(dtype, np.floating):
-        raise TypeError(f"{where}: {name} must have a floating dtype, got {dtype}")
+    shape = check_float_array(where, x, name=name)
     if len(shape) != 2 or shape[1] != config.features:
         raise ValueError(
             f"{where}: {name} must be shaped (batch, {config.features}) "
-            f"({config.features} features), got shape {tuple(shape)}"
+            f"({config.features} features), got shape {shape}"
         )
-    if shape[0] < 1:
-        raise ValueError(f"{where}: {name} must hold at least one example, got shape {shape}")
+    check_batch_size(where, shape, name=name)
 
 
 def check_labels(where: str, labels: object, config: MlpBnConfig, *, name: str = "labels") -> None:

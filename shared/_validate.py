@@ -12,6 +12,23 @@ import numpy.typing as npt
 from ._protocol import BiasAdderConfig
 
 
+def check_float_array(where: str, x: object, *, name: str = "x") -> tuple[int, ...]:
+    """Check that `x` is an array (or tracer) of a floating dtype; return its shape."""
+    shape = getattr(x, "shape", None)
+    dtype = getattr(x, "dtype", None)
+    if shape is None or dtype is None:
+        raise TypeError(f"{where}: {name} must be an array, got {type(x).__name__}")
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(f"{where}: {name} must have a floating dtype, got {dtype}")
+    return tuple(shape)
+
+
+def check_batch_size(where: str, shape: tuple[int, ...], *, name: str = "x") -> None:
+    """Check that a (batch, ...) shape holds at least one example."""
+    if shape[0] < 1:
+        raise ValueError(f"{where}: {name} must hold at least one example, got shape {shape}")
+
+
 def check_input(where: str, x: object, config: BiasAdderConfig, *, name: str = "x") -> None:
     """Check the rank, feature size and dtype of a model input (works on tracers too).
 
@@ -22,23 +39,15 @@ def check_input(where: str, x: object, config: BiasAdderConfig, *, name: str = "
     - `config`: the model's config, which fixes the feature size.
     - `name`: the argument's name in the message.
     """
-    shape = getattr(x, "shape", None)
-    dtype = getattr(x, "dtype", None)
-    if shape is None or dtype is None:
-        raise TypeError(f"{where}: {name} must be an array, got {type(x).__name__}")
-    if not np.issubdtype(dtype, np.floating):
-        raise TypeError(f"{where}: {name} must have a floating dtype, got {dtype}")
+    shape = check_float_array(where, x, name=name)
     if len(shape) != 2:
-        raise ValueError(
-            f"{where}: {name} must have rank 2, (batch, features), got shape {tuple(shape)}"
-        )
+        raise ValueError(f"{where}: {name} must have rank 2, (batch, features), got shape {shape}")
     if shape[1] != config.features:
         raise ValueError(
             f"{where}: {name} has {shape[1]} features but the model's state has "
             f"{config.features}; expected shape (batch, {config.features})"
         )
-    if shape[0] < 1:
-        raise ValueError(f"{where}: {name} must hold at least one example, got shape {shape}")
+    check_batch_size(where, shape, name=name)
 
 
 def check_finite(where: str, x: npt.ArrayLike, *, name: str = "x") -> None:
