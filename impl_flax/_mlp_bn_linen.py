@@ -88,9 +88,8 @@ class LinenMlpBn:
 
     name = "flax_linen"
     model = "mlp-bn"
-    bn_defaults: ClassVar[dict[str, str]] = {
-        "momentum": "momentum=0.99"
-    }  # defaults that differ from the aligned ones
+    # The BatchNorm defaults that differ from the aligned settings.
+    bn_defaults: ClassVar[dict[str, str]] = {"momentum": "momentum=0.99"}
 
     def __init__(self, config: MlpBnConfig):
         self.config = config

@@ -68,9 +68,8 @@ class NNXMlpBn:
 
     name = "flax_nnx"
     model = "mlp-bn"
-    bn_defaults: ClassVar[dict[str, str]] = {
-        "momentum": "momentum=0.99"
-    }  # defaults that differ from the aligned ones
+    # The BatchNorm defaults that differ from the aligned settings.
+    bn_defaults: ClassVar[dict[str, str]] = {"momentum": "momentum=0.99"}
 
     def __init__(self, config: MlpBnConfig):
         self.config = config
