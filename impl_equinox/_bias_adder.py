@@ -10,6 +10,8 @@ from jaxtyping import Array, Float, PyTree
 
 from shared import BiasAdderConfig, Canonical, NativeLoop, check_input
 
+from ._native import equinox_native_loop
+
 
 class BiasAdderWithRunningMean(eqx.Module):
     """The seed's model in Equinox: the state is a separate pytree, indexed by a StateIndex."""
@@ -140,12 +142,4 @@ class EquinoxBiasAdder:
     def native_loop(
         self, params: PyTree, state: eqx.nn.State, tx: optax.GradientTransformation
     ) -> NativeLoop:
-        model = self._combine(params)
-        opt_state = tx.init(eqx.filter(model, eqx.is_array))
-
-        def step(x: Array) -> Array:
-            nonlocal model, state, opt_state
-            model, state, opt_state, loss = train_step(model, state, opt_state, x, tx)
-            return loss
-
-        return NativeLoop(step, lambda: (model, state))
+        return equinox_native_loop(train_step, self._combine(params), state, tx)

@@ -29,6 +29,8 @@ from shared._mlp_bn import (
     mlp_bn_loss,
 )
 
+from ._native import equinox_native_loop
+
 AXIS = "batch"
 
 
@@ -203,12 +205,4 @@ class EquinoxMlpBn:
     def native_loop(
         self, params: PyTree, state: eqx.nn.State, tx: optax.GradientTransformation
     ) -> NativeLoop:
-        model = self._combine(params)
-        opt_state = tx.init(eqx.filter(model, eqx.is_array))
-
-        def step(batch: Labelled) -> Array:
-            nonlocal model, state, opt_state
-            model, state, opt_state, loss = train_step(model, state, opt_state, batch, tx)
-            return loss
-
-        return NativeLoop(step, lambda: (model, state))
+        return equinox_native_loop(train_step, self._combine(params), state, tx)

@@ -9,10 +9,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
-from flax.training import train_state
 from jaxtyping import Array, Float
 
 from shared import BiasAdderConfig, Canonical, NativeLoop, check_input
+
+from ._native import TrainState, linen_native_loop
 
 
 class BiasAdderWithRunningMean(nn.Module):
@@ -37,17 +38,6 @@ class BiasAdderWithRunningMean(nn.Module):
                 batch_mean = jax.lax.pmean(batch_mean, self.axis_name)
             mean.value = self.momentum * mean.value + (1.0 - self.momentum) * batch_mean
         return mean.value + bias
-
-
-class TrainState(train_state.TrainState):
-    batch_stats: Any
-
-
-def create_train_state(model: nn.Module, variables: Any, tx: optax.GradientTransformation):
-    state, params = flax.core.pop(variables, "params")  # split state from params
-    return TrainState.create(
-        apply_fn=model.apply, params=params, tx=tx, batch_stats=state["batch_stats"]
-    )
 
 
 # --8<-- [start:linen-train-step]
@@ -116,11 +106,4 @@ class LinenBiasAdder:
         )
 
     def native_loop(self, params: Any, state: Any, tx: optax.GradientTransformation) -> NativeLoop:
-        ts = create_train_state(self.module, {"params": params, **state}, tx)
-
-        def step(x: Array) -> Array:
-            nonlocal ts
-            ts, loss = train_step(ts, x)
-            return loss
-
-        return NativeLoop(step, lambda: (ts.params, {"batch_stats": ts.batch_stats}))
+        return linen_native_loop(train_step, self.module.apply, params, state, tx)

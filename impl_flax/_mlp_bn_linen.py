@@ -9,11 +9,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
-from flax.training import train_state
 from jaxtyping import Array, Float
 
 from shared import Canonical, NativeLoop
 from shared._mlp_bn import Labelled, MlpBnConfig, check_canonical, check_features, mlp_bn_loss
+
+from ._native import TrainState, linen_native_loop
 
 
 # --8<-- [start:linen-mlp-bn-model]
@@ -45,10 +46,6 @@ class MlpBn(nn.Module):
 
 
 # --8<-- [end:linen-mlp-bn-model]
-
-
-class TrainState(train_state.TrainState):
-    batch_stats: Any
 
 
 # --8<-- [start:linen-mlp-bn-train-step]
@@ -135,13 +132,4 @@ class LinenMlpBn:
         return native, {"batch_stats": {"bn": stats}}
 
     def native_loop(self, params: Any, state: Any, tx: optax.GradientTransformation) -> NativeLoop:
-        ts = TrainState.create(
-            apply_fn=self.module.apply, params=params, tx=tx, batch_stats=state["batch_stats"]
-        )
-
-        def step(batch: Labelled) -> Array:
-            nonlocal ts
-            ts, loss = train_step(ts, batch)
-            return loss
-
-        return NativeLoop(step, lambda: (ts.params, {"batch_stats": ts.batch_stats}))
+        return linen_native_loop(train_step, self.module.apply, params, state, tx)

@@ -13,6 +13,8 @@ from jaxtyping import Array, Float
 from shared import Canonical, NativeLoop
 from shared._mlp_bn import Labelled, MlpBnConfig, check_canonical, check_features, mlp_bn_loss
 
+from ._native import nnx_native_loop
+
 
 # --8<-- [start:nnx-mlp-bn-model]
 class MlpBn(nnx.Module):
@@ -135,10 +137,4 @@ class NNXMlpBn:
     def native_loop(
         self, params: nnx.State, state: nnx.State, tx: optax.GradientTransformation
     ) -> NativeLoop:
-        model = self._merge(params, state)
-        optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-        model.train()
-        return NativeLoop(
-            lambda batch: train_step(model, optimizer, batch),
-            lambda: (nnx.state(model, nnx.Param), nnx.state(model, nnx.BatchStat)),
-        )
+        return nnx_native_loop(train_step, self._merge(params, state), tx)

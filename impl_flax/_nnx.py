@@ -10,6 +10,8 @@ from jaxtyping import Array, Float
 
 from shared import BiasAdderConfig, Canonical, NativeLoop, check_input
 
+from ._native import nnx_native_loop
+
 
 class BiasAdderWithRunningMean(nnx.Module):
     """The seed's model in NNX: state lives on the module as an `nnx.BatchStat`."""
@@ -124,10 +126,4 @@ class NNXBiasAdder:
     def native_loop(
         self, params: nnx.State, state: nnx.State, tx: optax.GradientTransformation
     ) -> NativeLoop:
-        model = self._merge(params, state)
-        optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-        model.train()
-        return NativeLoop(
-            lambda x: train_step(model, optimizer, x),
-            lambda: (nnx.state(model, nnx.Param), nnx.state(model, nnx.BatchStat)),
-        )
+        return nnx_native_loop(train_step, self._merge(params, state), tx)

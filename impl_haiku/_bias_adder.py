@@ -12,6 +12,8 @@ from jaxtyping import Array, Float
 
 from shared import BiasAdderConfig, Canonical, NativeLoop, check_input
 
+from ._native import haiku_native_loop
+
 
 class BiasAdderWithRunningMean(hk.Module):
     """The seed's model in Haiku: state is read and written through `hk.get/set_state`."""
@@ -120,12 +122,4 @@ class HaikuBiasAdder:
     def native_loop(
         self, params: hk.Params, state: hk.State, tx: optax.GradientTransformation
     ) -> NativeLoop:
-        train_step = make_train_step(self.forward, tx)
-        opt_state = tx.init(params)
-
-        def step(x: Array) -> Array:
-            nonlocal params, state, opt_state
-            params, state, opt_state, loss = train_step(params, state, opt_state, x)
-            return loss
-
-        return NativeLoop(step, lambda: (params, state))
+        return haiku_native_loop(make_train_step(self.forward, tx), params, state, tx)

@@ -27,6 +27,8 @@ from shared._mlp_bn import (
     mlp_bn_loss,
 )
 
+from ._native import haiku_native_loop
+
 RESNET_DECAY_RATE = 0.999
 """hk.BatchNorm's `decay_rate` has no default; this is `hk.nets.ResNet`'s `bn_config` default,
 the value a Haiku user meets first, used when the framework keeps its defaults."""
@@ -176,12 +178,4 @@ class HaikuMlpBn:
     def native_loop(
         self, params: hk.Params, state: hk.State, tx: optax.GradientTransformation
     ) -> NativeLoop:
-        train_step = make_train_step(self.forward, tx)
-        opt_state = tx.init(params)
-
-        def step(batch: Labelled) -> Array:
-            nonlocal params, state, opt_state
-            params, state, opt_state, loss = train_step(params, state, opt_state, batch)
-            return loss
-
-        return NativeLoop(step, lambda: (params, state))
+        return haiku_native_loop(make_train_step(self.forward, tx), params, state, tx)

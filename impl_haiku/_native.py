@@ -1,0 +1,30 @@
+"""Haiku's native training loop, shared by the models: params, state and optimizer state
+threaded through a `jax.jit`-compiled step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import haiku as hk
+import optax
+from jaxtyping import Array
+
+from shared import Batch, NativeLoop
+
+
+def haiku_native_loop(
+    train_step: Callable[..., tuple[hk.Params, hk.State, Any, Array]],
+    params: hk.Params,
+    state: hk.State,
+    tx: optax.GradientTransformation,
+) -> NativeLoop:
+    """`train_step(params, state, opt_state, batch) -> (params, state, opt_state, loss)`."""
+    opt_state = tx.init(params)
+
+    def step(batch: Batch) -> Array:
+        nonlocal params, state, opt_state
+        params, state, opt_state, loss = train_step(params, state, opt_state, batch)
+        return loss
+
+    return NativeLoop(step, lambda: (params, state))
