@@ -1,6 +1,20 @@
 """The bias adder and the MLP with BatchNorm in Equinox (`eqx.nn.StateIndex`, explicit state)."""
 
 from ._bias_adder import BiasAdderWithRunningMean, EquinoxBiasAdder
+from ._canonical import (
+    equinox_canonical,
+    equinox_from_canonical,
+    equinox_state_canonical,
+    equinox_state_from_canonical,
+)
 from ._mlp_bn import EquinoxMlpBn
 
-__all__ = ["BiasAdderWithRunningMean", "EquinoxBiasAdder", "EquinoxMlpBn"]
+__all__ = [
+    "BiasAdderWithRunningMean",
+    "EquinoxBiasAdder",
+    "EquinoxMlpBn",
+    "equinox_canonical",
+    "equinox_from_canonical",
+    "equinox_state_canonical",
+    "equinox_state_from_canonical",
+]

@@ -8,20 +8,21 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PyTree
 
-from shared import BiasAdderConfig, Canonical, NativeLoop, check_input
+from shared import Canonical, NativeLoop
+from shared.models.bias_adder import BiasAdderConfig, check_input
 
 from ._native import equinox_native_loop
 
 
 class BiasAdderWithRunningMean(eqx.Module):
-    """The seed's model in Equinox: the state is a separate pytree, indexed by a StateIndex."""
+    """The Flax page's model in Equinox: the state is a separate pytree, indexed by a StateIndex."""
 
     bias: Float[Array, " features"]
     mean_index: eqx.nn.StateIndex
     # Static: a float leaf would be traced under jax.jit, and `1.0 - momentum` would then be
     # computed in float32 (0.100000024), not rounded once from the Python float.
     momentum: float = eqx.field(static=True)
-    seed_faithful: bool = eqx.field(static=True)
+    keepdims: bool = eqx.field(static=True)
     axis_name: str | None = eqx.field(static=True)
     inference: bool  # toggled by eqx.nn.inference_mode, as in eqx.nn.BatchNorm
 
@@ -30,7 +31,7 @@ class BiasAdderWithRunningMean(eqx.Module):
         features: int,
         *,
         momentum: float = 0.9,
-        seed_faithful: bool = False,
+        keepdims: bool = False,
         axis_name: str | None = None,
         inference: bool = False,
     ):
@@ -41,7 +42,7 @@ class BiasAdderWithRunningMean(eqx.Module):
         self.mean_index = eqx.nn.StateIndex(jnp.zeros((features,)))
         # --8<-- [end:equinox-declare-state]
         self.momentum = momentum
-        self.seed_faithful = seed_faithful
+        self.keepdims = keepdims
         self.axis_name = axis_name
         self.inference = inference
 
@@ -50,7 +51,7 @@ class BiasAdderWithRunningMean(eqx.Module):
     ) -> tuple[Array, eqx.nn.State]:
         mean = state.get(self.mean_index)
         if not self.inference:
-            batch_mean = jnp.mean(x, axis=0, keepdims=self.seed_faithful)
+            batch_mean = jnp.mean(x, axis=0, keepdims=self.keepdims)
             if self.axis_name is not None:
                 batch_mean = jax.lax.pmean(batch_mean, self.axis_name)
             mean = self.momentum * mean + (1.0 - self.momentum) * batch_mean
@@ -100,7 +101,7 @@ class EquinoxBiasAdder:
         return eqx.nn.make_with_state(BiasAdderWithRunningMean)(
             self.config.features,
             momentum=self.config.momentum,
-            seed_faithful=self.config.seed_faithful,
+            keepdims=self.config.keepdims,
             axis_name=self.config.axis_name,
         )
 
@@ -122,7 +123,13 @@ class EquinoxBiasAdder:
     # --8<-- [end:equinox-merge]
 
     def apply(
-        self, params: PyTree, state: eqx.nn.State, x: jax.Array, *, train: bool
+        self,
+        params: PyTree,
+        state: eqx.nn.State,
+        x: jax.Array,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
     ) -> tuple[Array, eqx.nn.State]:
         check_input(self.name, x, self.config)
         # --8<-- [start:equinox-eval]

@@ -10,6 +10,7 @@ default `mode="ema"` the state is the running (mean, var) and a first-call flag.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any, ClassVar
 
@@ -20,7 +21,7 @@ import optax
 from jaxtyping import Array, Float, PyTree
 
 from shared import Canonical, NativeLoop
-from shared._mlp_bn import (
+from shared.models.mlp_bn import (
     SATURATED_COUNT,
     Labelled,
     MlpBnConfig,
@@ -102,6 +103,19 @@ def bn_kwargs(config: MlpBnConfig) -> dict[str, Any]:
     return kwargs
 
 
+@functools.partial(jax.jit, static_argnames="momentum")
+def _debiased(
+    hidden_mean: Array, hidden_var: Array, counter: Array, momentum: float
+) -> tuple[Array, Array]:
+    """The running statistics eqx.nn.BatchNorm divides out at inference (`mode="batch"`).
+
+    Jitted as inside BatchNorm, where the counter is traced: called eagerly, `momentum **
+    counter` would compile one `integer_pow` per distinct counter value, one per step.
+    """
+    scale = jnp.where(counter == 0, 1, 1 - momentum**counter)
+    return hidden_mean / scale, hidden_var / scale
+
+
 class EquinoxMlpBn:
     """Adapter from the Equinox MLP to the harness protocol.
 
@@ -150,7 +164,13 @@ class EquinoxMlpBn:
         return eqx.combine(params, self.static)
 
     def apply(
-        self, params: PyTree, state: eqx.nn.State, x: jax.Array, *, train: bool
+        self,
+        params: PyTree,
+        state: eqx.nn.State,
+        x: jax.Array,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
     ) -> tuple[Array, eqx.nn.State]:
         check_features(self.name, x, self.config)
         model = eqx.nn.inference_mode(self._combine(params), value=not train)
@@ -171,8 +191,7 @@ class EquinoxMlpBn:
             # Exactly what eqx.nn.BatchNorm computes at inference.
             counter = state.get(bn.batch_counter)
             hidden_mean, hidden_var = state.get(bn.batch_state_index)
-            scale = jnp.where(counter == 0, 1, 1 - bn.momentum**counter)
-            mean, var = hidden_mean / scale, hidden_var / scale
+            mean, var = _debiased(hidden_mean, hidden_var, counter, bn.momentum)
         else:
             mean, var = state.get(bn.ema_state_index)
         return out, {"bn.mean": mean, "bn.var": var}

@@ -1,5 +1,6 @@
 """The bias adder and the MLP with BatchNorm in Flax: Linen (mutable collections) and NNX."""
 
+from ._canonical import linen_canonical, linen_from_canonical, nnx_canonical, nnx_from_canonical
 from ._linen import BiasAdderWithRunningMean as LinenBiasAdderWithRunningMean
 from ._linen import LinenBiasAdder
 from ._mlp_bn_linen import LinenMlpBn
@@ -14,4 +15,8 @@ __all__ = [
     "NNXBiasAdder",
     "NNXBiasAdderWithRunningMean",
     "NNXMlpBn",
+    "linen_canonical",
+    "linen_from_canonical",
+    "nnx_canonical",
+    "nnx_from_canonical",
 ]

@@ -11,16 +11,17 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float
 
-from shared import BiasAdderConfig, Canonical, NativeLoop, check_input
+from shared import Canonical, NativeLoop
+from shared.models.bias_adder import BiasAdderConfig, check_input
 
 from ._native import TrainState, linen_native_loop
 
 
 class BiasAdderWithRunningMean(nn.Module):
-    """The seed's model, with the state's shape kept at (D,)."""
+    """The Flax page's model, with the state's shape kept at (D,)."""
 
     momentum: float = 0.9
-    seed_faithful: bool = False  # keepdims=True, as in the seed: mean becomes (1, D)
+    keepdims: bool = False  # keepdims=True, as on the Flax page: mean becomes (1, D)
     axis_name: str | None = None  # average the batch mean over this axis (data parallel)
 
     @nn.compact
@@ -33,7 +34,7 @@ class BiasAdderWithRunningMean(nn.Module):
         bias = self.param("bias", nn.initializers.zeros_init(), x.shape[1:])
         # --8<-- [end:linen-declare-param]
         if train and is_initialized:  # `init` creates the state but does not update it
-            batch_mean = jnp.mean(x, axis=0, keepdims=self.seed_faithful)
+            batch_mean = jnp.mean(x, axis=0, keepdims=self.keepdims)
             if self.axis_name is not None:
                 batch_mean = jax.lax.pmean(batch_mean, self.axis_name)
             mean.value = self.momentum * mean.value + (1.0 - self.momentum) * batch_mean
@@ -70,7 +71,7 @@ class LinenBiasAdder:
         self.config = config
         self.module = BiasAdderWithRunningMean(
             momentum=config.momentum,
-            seed_faithful=config.seed_faithful,
+            keepdims=config.keepdims,
             axis_name=config.axis_name,
         )
 
@@ -86,7 +87,9 @@ class LinenBiasAdder:
     # --8<-- [end:linen-init]
 
     # --8<-- [start:linen-merge]
-    def apply(self, params: Any, state: Any, x: jax.Array, *, train: bool) -> tuple[Array, Any]:
+    def apply(
+        self, params: Any, state: Any, x: jax.Array, *, train: bool, key: jax.Array | None = None
+    ) -> tuple[Array, Any]:
         check_input(self.name, x, self.config)
         # --8<-- [start:linen-eval]
         if not train:

@@ -12,7 +12,7 @@ import optax
 from jaxtyping import Array, Float
 
 from shared import Canonical, NativeLoop
-from shared._mlp_bn import Labelled, MlpBnConfig, check_canonical, check_features, mlp_bn_loss
+from shared.models.mlp_bn import Labelled, MlpBnConfig, check_canonical, check_features, mlp_bn_loss
 
 from ._native import TrainState, linen_native_loop
 
@@ -97,7 +97,9 @@ class LinenMlpBn:
         state, params = flax.core.pop(self.module.init(key, x, train=True), "params")
         return params, state
 
-    def apply(self, params: Any, state: Any, x: jax.Array, *, train: bool) -> tuple[Array, Any]:
+    def apply(
+        self, params: Any, state: Any, x: jax.Array, *, train: bool, key: jax.Array | None = None
+    ) -> tuple[Array, Any]:
         check_features(self.name, x, self.config)
         variables = {"params": params, **state}
         if not train:

@@ -11,7 +11,7 @@ from flax import nnx
 from jaxtyping import Array, Float
 
 from shared import Canonical, NativeLoop
-from shared._mlp_bn import Labelled, MlpBnConfig, check_canonical, check_features, mlp_bn_loss
+from shared.models.mlp_bn import Labelled, MlpBnConfig, check_canonical, check_features, mlp_bn_loss
 
 from ._native import nnx_native_loop
 
@@ -92,7 +92,13 @@ class NNXMlpBn:
         return nnx.merge(self.graphdef, params, state, copy=True)
 
     def apply(
-        self, params: nnx.State, state: nnx.State, x: jax.Array, *, train: bool
+        self,
+        params: nnx.State,
+        state: nnx.State,
+        x: jax.Array,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
     ) -> tuple[Array, nnx.State]:
         check_features(self.name, x, self.config)
         model = self._merge(params, state)

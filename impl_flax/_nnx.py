@@ -8,20 +8,21 @@ import optax
 from flax import nnx
 from jaxtyping import Array, Float
 
-from shared import BiasAdderConfig, Canonical, NativeLoop, check_input
+from shared import Canonical, NativeLoop
+from shared.models.bias_adder import BiasAdderConfig, check_input
 
 from ._native import nnx_native_loop
 
 
 class BiasAdderWithRunningMean(nnx.Module):
-    """The seed's model in NNX: state lives on the module as an `nnx.BatchStat`."""
+    """The Flax page's model in NNX: state lives on the module as an `nnx.BatchStat`."""
 
     def __init__(
         self,
         features: int,
         *,
         momentum: float = 0.9,
-        seed_faithful: bool = False,
+        keepdims: bool = False,
         axis_name: str | None = None,
         use_running_average: bool = False,
     ):
@@ -32,13 +33,13 @@ class BiasAdderWithRunningMean(nnx.Module):
         self.mean = nnx.BatchStat(jnp.zeros((features,)))
         # --8<-- [end:nnx-declare-state]
         self.momentum = momentum
-        self.seed_faithful = seed_faithful
+        self.keepdims = keepdims
         self.axis_name = axis_name
         self.use_running_average = use_running_average  # set by model.train() / model.eval()
 
     def __call__(self, x: Float[Array, "batch features"]) -> Array:
         if not self.use_running_average:
-            batch_mean = jnp.mean(x, axis=0, keepdims=self.seed_faithful)
+            batch_mean = jnp.mean(x, axis=0, keepdims=self.keepdims)
             if self.axis_name is not None:
                 batch_mean = jax.lax.pmean(batch_mean, self.axis_name)
             self.mean[...] = self.momentum * self.mean[...] + (1.0 - self.momentum) * batch_mean
@@ -78,7 +79,7 @@ class NNXBiasAdder:
         return BiasAdderWithRunningMean(
             self.config.features,
             momentum=self.config.momentum,
-            seed_faithful=self.config.seed_faithful,
+            keepdims=self.config.keepdims,
             axis_name=self.config.axis_name,
         )
 
@@ -103,7 +104,13 @@ class NNXBiasAdder:
     # --8<-- [end:nnx-merge]
 
     def apply(
-        self, params: nnx.State, state: nnx.State, x: jax.Array, *, train: bool
+        self,
+        params: nnx.State,
+        state: nnx.State,
+        x: jax.Array,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
     ) -> tuple[Array, nnx.State]:
         check_input(self.name, x, self.config)
         model = self._merge(params, state)

@@ -10,24 +10,25 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float
 
-from shared import BiasAdderConfig, Canonical, NativeLoop, check_input
+from shared import Canonical, NativeLoop
+from shared.models.bias_adder import BiasAdderConfig, check_input
 
 from ._native import haiku_native_loop
 
 
 class BiasAdderWithRunningMean(hk.Module):
-    """The seed's model in Haiku: state is read and written through `hk.get/set_state`."""
+    """The Flax page's model in Haiku: state is read and written through `hk.get/set_state`."""
 
     def __init__(
         self,
         momentum: float = 0.9,
-        seed_faithful: bool = False,
+        keepdims: bool = False,
         axis_name: str | None = None,
         name: str | None = None,
     ):
         super().__init__(name=name)
         self.momentum = momentum
-        self.seed_faithful = seed_faithful
+        self.keepdims = keepdims
         self.axis_name = axis_name
 
     def __call__(self, x: Float[Array, "batch features"], is_training: bool) -> Array:
@@ -38,7 +39,7 @@ class BiasAdderWithRunningMean(hk.Module):
         bias = hk.get_parameter("bias", x.shape[1:], init=jnp.zeros)
         # --8<-- [end:haiku-declare-param]
         if is_training and not hk.running_init():  # init creates the state, no update
-            batch_mean = jnp.mean(x, axis=0, keepdims=self.seed_faithful)
+            batch_mean = jnp.mean(x, axis=0, keepdims=self.keepdims)
             if self.axis_name is not None:
                 batch_mean = jax.lax.pmean(batch_mean, self.axis_name)
             mean = self.momentum * mean + (1.0 - self.momentum) * batch_mean
@@ -88,7 +89,7 @@ class HaikuBiasAdder:
         self.config = config
         self.forward = make_forward(
             momentum=config.momentum,
-            seed_faithful=config.seed_faithful,
+            keepdims=config.keepdims,
             axis_name=config.axis_name,
         )
 
@@ -100,7 +101,13 @@ class HaikuBiasAdder:
     # --8<-- [end:haiku-init]
 
     def apply(
-        self, params: hk.Params, state: hk.State, x: jax.Array, *, train: bool
+        self,
+        params: hk.Params,
+        state: hk.State,
+        x: jax.Array,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
     ) -> tuple[Array, hk.State]:
         check_input(self.name, x, self.config)
         # --8<-- [start:haiku-eval]

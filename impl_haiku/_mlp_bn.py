@@ -18,7 +18,7 @@ import optax
 from jaxtyping import Array, Float
 
 from shared import Canonical, NativeLoop
-from shared._mlp_bn import (
+from shared.models.mlp_bn import (
     SATURATED_COUNT,
     Labelled,
     MlpBnConfig,
@@ -132,7 +132,13 @@ class HaikuMlpBn:
         return self.forward.init(key, x, is_training=True)
 
     def apply(
-        self, params: hk.Params, state: hk.State, x: jax.Array, *, train: bool
+        self,
+        params: hk.Params,
+        state: hk.State,
+        x: jax.Array,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
     ) -> tuple[Array, hk.State]:
         check_features(self.name, x, self.config)
         return self.forward.apply(params, state, x, is_training=train)

@@ -1,50 +1,75 @@
-"""The registry of implementations: the only place in `shared` that names the frameworks.
+"""The registry: the only place in `shared` that lists the models and the frameworks.
 
-Entries are lazy `"module:attr"` strings, so that importing `shared` imports no framework.
+Entries are lazy `"module:attr"` strings, so that importing `shared` imports no framework and
+no model. Adding a model: one entry in `MODELS` (its spec, its implementations).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
-import importlib.util
-import sys
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
-from ._protocol import Implementation, ImplementationFactory
+from .core import (
+    Implementation,
+    ImplementationFactory,
+    ModelSpec,
+    build,
+    load_object,
+    package_versions,
+)
 
-IMPLEMENTATIONS: dict[str, str] = {
-    "flax_linen": "impl_flax:LinenBiasAdder",
-    "flax_nnx": "impl_flax:NNXBiasAdder",
-    "haiku": "impl_haiku:HaikuBiasAdder",
-    "equinox": "impl_equinox:EquinoxBiasAdder",
-    "jax": "shared._reference:JaxBiasAdder",
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A built-in model: its spec and its implementations, as lazy `"module:attr"` strings."""
+
+    spec: str
+    implementations: Mapping[str, str] = field(default_factory=dict)
+
+
+MODELS: dict[str, ModelEntry] = {
+    "bias-adder": ModelEntry(
+        "shared.models.bias_adder:SPEC",
+        {
+            "flax_linen": "impl_flax:LinenBiasAdder",
+            "flax_nnx": "impl_flax:NNXBiasAdder",
+            "haiku": "impl_haiku:HaikuBiasAdder",
+            "equinox": "impl_equinox:EquinoxBiasAdder",
+            "jax": "shared.models.bias_adder:JaxBiasAdder",
+        },
+    ),
+    "mlp-bn": ModelEntry(
+        "shared.models.mlp_bn:SPEC",
+        {
+            "flax_linen": "impl_flax:LinenMlpBn",
+            "flax_nnx": "impl_flax:NNXMlpBn",
+            "haiku": "impl_haiku:HaikuMlpBn",
+            "equinox": "impl_equinox:EquinoxMlpBn",
+        },
+    ),
 }
-"""Built-in implementations of the bias adder, by registry name."""
+"""Every built-in model, by name; the first is `state-rosetta compare`'s default."""
 
-REFERENCE = "jax"
-"""The implementation every other one is compared with by default."""
+DEFAULT_MODEL = next(iter(MODELS))
 
-MLP_BN_IMPLEMENTATIONS: dict[str, str] = {
-    "flax_linen": "impl_flax:LinenMlpBn",
-    "flax_nnx": "impl_flax:NNXMlpBn",
-    "haiku": "impl_haiku:HaikuMlpBn",
-    "equinox": "impl_equinox:EquinoxMlpBn",
+
+class Framework(NamedTuple):
+    """A framework's name in reports and the prefix of its regions in the docs."""
+
+    title: str
+    region: str
+
+
+FRAMEWORKS: dict[str, Framework] = {
+    "flax_linen": Framework("Flax Linen", "linen"),
+    "flax_nnx": Framework("Flax NNX", "nnx"),
+    "haiku": Framework("Haiku", "haiku"),
+    "equinox": Framework("Equinox", "equinox"),
 }
-"""Built-in implementations of the MLP with BatchNorm (`--model mlp-bn`), by registry name."""
+"""The frameworks shown side by side in the docs, by implementation name."""
 
-MLP_BN_REFERENCE = "flax_linen"
-"""The MLP's reference: Flax's BatchNorm defaults are the aligned settings' starting point
-(its fast variance formula is also Haiku's), and NNX matches it bitwise."""
-
-MODELS: dict[str, dict[str, str]] = {
-    "bias-adder": IMPLEMENTATIONS,
-    "mlp-bn": MLP_BN_IMPLEMENTATIONS,
-}
-"""Registry of every model: model name -> its implementations."""
-
-VERSIONS: dict[str, str] = {
+DISTRIBUTIONS: dict[str, str] = {
     "jax": "jax",
     "jaxlib": "jaxlib",
     "flax": "flax",
@@ -58,64 +83,65 @@ VERSIONS: dict[str, str] = {
 
 def versions() -> dict[str, str]:
     """Installed versions of the frameworks and their common dependencies."""
-    out = {}
-    for key, dist in VERSIONS.items():
-        try:
-            out[key] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[key] = "not installed"
-    return out
+    return package_versions(DISTRIBUTIONS)
+
+
+def is_registered(model: object) -> bool:
+    """Is `model` the name of a built-in model?"""
+    return isinstance(model, str) and model in MODELS
+
+
+def load_spec(model: str | ModelSpec) -> ModelSpec:
+    """A model's spec: a built-in model's name, `MODULE:ATTR` or `FILE.py:ATTR`, or a spec.
+
+    Raises `ValueError` or `TypeError` naming what was expected.
+    """
+    if isinstance(model, ModelSpec):
+        return model
+    if is_registered(model):
+        spec = load_object(MODELS[model].spec, option="--model")
+    elif isinstance(model, str) and ":" in model:
+        spec = load_object(model, option="--model")
+    else:
+        raise ValueError(
+            f"--model: unknown model {model!r}; expected one of {', '.join(MODELS)} or "
+            "FILE.py:ATTR (a ModelSpec)"
+        )
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"--model {model}: expected a shared.ModelSpec, got {type(spec).__name__}")
+    return spec
+
+
+def implementations(model: str) -> dict[str, str]:
+    """A built-in model's implementations (name -> `"module:attr"`); `{}` for any other."""
+    entry = MODELS.get(model)
+    return {} if entry is None else dict(entry.implementations)
 
 
 def load_factory(spec: str) -> ImplementationFactory:
-    """Load `ATTR` from `"MODULE:ATTR"` or `"path/to/file.py:ATTR"`.
+    """Load a factory from `"MODULE:ATTR"` or `"path/to/file.py:ATTR"` (see `load_object`).
 
-    `ATTR` must be a callable that takes a config and returns an [`Implementation`][].
+    `ATTR` must be a callable that takes a config and returns an implementation.
     """
-    module_name, sep, attr = spec.rpartition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"--impl: expected MODULE:ATTR or FILE.py:ATTR, got {spec!r}")
-    try:
-        if module_name.endswith(".py"):
-            module = _import_file(Path(module_name))
-        else:
-            module = importlib.import_module(module_name)
-    except (ImportError, OSError) as e:
-        raise ValueError(f"--impl {spec}: cannot import {module_name!r}: {e}") from e
-    try:
-        factory = getattr(module, attr)
-    except AttributeError:
-        raise ValueError(f"--impl {spec}: module {module_name!r} has no {attr!r}") from None
+    factory = load_object(spec, option="--impl")
     if not callable(factory):
+        attr = spec.rpartition(":")[2]
         raise TypeError(f"--impl {spec}: {attr!r} must be callable (config -> implementation)")
     return factory  # type: ignore[no-any-return]
 
 
-def _import_file(path: Path) -> Any:
-    if not path.is_file():
-        raise OSError(f"no such file: {path}")
-    name = f"_state_rosetta_user_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def make(name_or_spec: str, config: Any, model: str = "bias-adder") -> Implementation:
+def make(name_or_spec: str, config: Any, model: str = DEFAULT_MODEL) -> Implementation:
     """Build a registered implementation by name, or a user's by `MODULE:ATTR`.
 
     **Arguments:**
 
     - `name_or_spec`: a registry name of `model` (e.g. `"haiku"`) or `MODULE:ATTR`.
     - `config`: the model's config, passed to the factory.
-    - `model`: which model's registry to look the name up in (see [`MODELS`][]).
+    - `model`: which built-in model's registry to look the name up in.
     """
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
-    registry = MODELS[model]
+    registry = MODELS[model].implementations
     if name_or_spec in registry:
         factory = load_factory(registry[name_or_spec])
     elif ":" in name_or_spec:
@@ -125,19 +151,4 @@ def make(name_or_spec: str, config: Any, model: str = "bias-adder") -> Implement
             f"unknown implementation {name_or_spec!r}; expected one of "
             f"{', '.join(registry)} or MODULE:ATTR (model {model})"
         )
-    return build(factory, config, name_or_spec)
-
-
-def build(factory: ImplementationFactory, config: Any, label: str) -> Implementation:
-    """Call `factory(config)` and check that the result follows the protocol."""
-    impl = factory(config)
-    missing = [
-        m
-        for m in ("name", "model", "init", "apply", "to_canonical", "from_canonical")
-        if not hasattr(impl, m)
-    ]
-    if missing:
-        raise TypeError(
-            f"implementation {label!r} does not follow the protocol: missing {', '.join(missing)}"
-        )
-    return impl
+    return build(name_or_spec, factory, config, load_spec(model))

@@ -1,4 +1,9 @@
-"""The `state-rosetta` command line (also `python -m shared`)."""
+"""The `state-rosetta` command line (also `python -m shared`).
+
+`compare` trains a model in every framework and loop and compares; `diff` compares two saved
+runs; `docs` generates the idioms guide; `bench` times the training steps. Exit codes: 0 all
+agree (or done), 1 something diverged, failed or is stale, 2 bad arguments or data.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,26 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import _docs
-from ._harness import LOOPS
-from ._optim import OPTIMIZERS
-from ._registry import IMPLEMENTATIONS, MLP_BN_IMPLEMENTATIONS, MODELS
-from ._report import plot, print_report, write_json
-from ._run import CompareOptions, run_compare
+from ._api import CompareOptions, run_compare
+from ._registry import DEFAULT_MODEL, MODELS, implementations, is_registered, load_spec, versions
+from .core import (
+    LOOPS,
+    OPTIMIZERS,
+    ModelSpec,
+    config_differences,
+    diff_runs,
+    load_run,
+    parse_tolerance,
+    summary_counts,
+)
+from .report import plot, print_report, write_json
 
 EXIT_AGREE, EXIT_DIVERGE, EXIT_USAGE = 0, 1, 2
 LONG_RUN_STEPS = 2_000  # total steps over all trajectories above which a progress bar shows
@@ -33,59 +46,41 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _csv(choices: Sequence[str], what: str):  # type: ignore[no-untyped-def]
-    def parse(text: str) -> tuple[str, ...]:
-        items = tuple(item.strip() for item in text.split(",") if item.strip())
-        for item in items:
-            if item not in choices:
-                raise argparse.ArgumentTypeError(
-                    f"unknown {what} {item!r}; expected one of {', '.join(choices)}"
-                )
-        return items
-
-    return parse
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="state-rosetta", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _loops(text: str) -> tuple[str, ...]:
+    loops = _csv(text)
+    for loop in loops:
+        if loop not in LOOPS:
+            raise argparse.ArgumentTypeError(
+                f"unknown loop {loop!r}; expected one of {', '.join(LOOPS)}"
+            )
+    return loops
+
+
+def _add_compare(sub: Any, spec: ModelSpec | None) -> None:
+    """`compare`, with the generic options and, when the model is known, the model's own."""
     c = sub.add_parser(
         "compare",
-        help="train every implementation in every loop and compare the trajectories",
-        description="Train a model (the bias adder, or an MLP with BatchNorm on digits) in every "
-        "framework and loop; compare step by step. Exit 0 when all agree within the declared "
-        "tolerances, 1 when any does not, 2 on bad arguments or data.",
+        help="train a model in every framework and loop and compare the trajectories",
+        description="Train a model in every framework and loop (or your own implementations "
+        "of your own model) and compare step by step. Exit 0 when all agree within the "
+        "declared tolerances, 1 when any diverges or fails, 2 on bad arguments or data.",
     )
     c.add_argument(
         "--model",
-        choices=list(MODELS),
-        default="bias-adder",
-        help="bias-adder (the seed's model) or mlp-bn (Dense, BatchNorm, relu, Dense on "
-        "scikit-learn's digits) (default: bias-adder)",
+        default=DEFAULT_MODEL,
+        metavar="NAME|FILE.py:ATTR",
+        help=f"a built-in model ({', '.join(MODELS)}) or your own ModelSpec as FILE.py:ATTR or "
+        f"MODULE:ATTR (default: {DEFAULT_MODEL})",
     )
-    mode = c.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--aligned",
-        dest="mode",
-        action="store_const",
-        const="aligned",
-        help="mlp-bn: set every BatchNorm to the same settings; all must agree (the default)",
-    )
-    mode.add_argument(
-        "--defaults",
-        dest="mode",
-        action="store_const",
-        const="defaults",
-        help="mlp-bn: each framework's own BatchNorm defaults; report the drift and its cause",
-    )
-    c.add_argument("--hidden", type=int, default=32, help="mlp-bn: hidden width H (default: 32)")
     c.add_argument(
         "--impls",
-        type=_csv(
-            list(dict.fromkeys([*IMPLEMENTATIONS, *MLP_BN_IMPLEMENTATIONS])), "implementation"
-        ),
+        type=_csv,
         default=None,
-        help="comma-separated (default: all of the model's)",
+        help="comma-separated registered implementations of a built-in model (default: all)",
     )
     c.add_argument(
         "--impl",
@@ -96,105 +91,186 @@ def build_parser() -> argparse.ArgumentParser:
         "MODULE may be a path to a .py file; repeatable",
     )
     c.add_argument(
-        "--loop",
-        type=_csv(LOOPS, "loop"),
-        default=LOOPS,
-        help="comma-separated harness, native, scan (default: all)",
+        "--reference",
+        metavar="NAME",
+        help="the implementation (or IMPL/LOOP trajectory) every other one is compared with "
+        "(default: the model's reference, or the first --impl)",
     )
     c.add_argument(
-        "--steps",
-        type=int,
-        default=None,
-        help="training steps (default: 10, or the data file's length; mlp-bn: 200)",
+        "--tolerance",
+        metavar="T",
+        help="judge every pair by T instead of the model's tolerances: bitwise, a count of "
+        "float32 ULPs (4ulp) or an absolute bound (1e-6)",
     )
-    c.add_argument("--batch", type=int, default=None, help="batch size (default: 8; mlp-bn: 64)")
     c.add_argument(
-        "--features", type=int, default=None, help="feature size D (default: 4; mlp-bn: 64)"
+        "--loop", type=_loops, default=LOOPS, help="comma-separated harness, native, scan"
     )
-    c.add_argument("--momentum", type=float, default=0.9, help="EMA momentum (default: 0.9)")
+    c.add_argument("--steps", type=int, default=None, help="training steps (default: the model's)")
+    c.add_argument("--batch", type=int, default=None, help="batch size (default: the model's)")
     c.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="(default: sgd)")
+    c.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's)")
     c.add_argument(
-        "--lr", type=float, default=None, help="learning rate (default: 0.02; mlp-bn: 0.1)"
-    )
-    c.add_argument("--seed", type=int, default=0, help="data and init seed (default: 0)")
-    c.add_argument(
-        "--seed-faithful",
-        action="store_true",
-        help="keep the seed's keepdims=True: the state turns into (1, D)",
+        "--seed", type=int, default=0, help="seeds the data, the init and the keys (default: 0)"
     )
     c.add_argument(
         "--data",
         type=Path,
         metavar="FILE.npy",
-        help="your data: (batch, D), reused every step, or (steps, batch, D)",
+        help="your own data, for models that take it (the model's help says which shapes)",
     )
     c.add_argument("--json", type=Path, metavar="PATH", help="write the run as JSON")
     c.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG of the trajectories")
-    _docs.add_parser(sub)
+    if spec is None:
+        return
+    group = c.add_argument_group(f"options of model {spec.name}")
+    for option in spec.options:
+        flags = [option.flag, *getattr(option, "aliases", ())]
+        if option.type is None:
+            group.add_argument(
+                *flags, dest=f"model_{option.key}", action="store_true", help=option.help
+            )
+        else:
+            group.add_argument(
+                *flags,
+                dest=f"model_{option.key}",
+                metavar=option.key.upper(),
+                type=option.type,
+                default=option.default,
+                help=option.help,
+            )
+    if spec.modes:
+        modes = group.add_mutually_exclusive_group()
+        for mode in spec.modes:
+            modes.add_argument(
+                f"--{mode}",
+                dest="mode",
+                action="store_const",
+                const=mode,
+                help=spec.mode_help.get(mode, f"mode {mode}"),
+            )
+
+
+def build_parser(spec: ModelSpec | None = None) -> argparse.ArgumentParser:
+    """The parser; `compare` gets `spec`'s own options (the default model's when `None`)."""
+    parser = _Parser(prog="state-rosetta", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_compare(sub, spec)
+    d = sub.add_parser(
+        "diff",
+        help="compare two saved runs (compare --json) step by step",
+        description="Compare two runs saved by `state-rosetta compare --json`, for example from "
+        "two machines or two releases, trajectory by trajectory (bitwise unless --tolerance). "
+        "Exit 0 when all agree, 1 when any diverges, 2 when the files cannot be read or the "
+        "runs' models or configs differ (unless --ignore-config).",
+    )
+    d.add_argument("a", type=Path, metavar="A.json")
+    d.add_argument("b", type=Path, metavar="B.json", help="the reference run")
+    d.add_argument(
+        "--ignore-config",
+        action="store_true",
+        help="compare even when the runs' models or configs differ",
+    )
+    d.add_argument("--tolerance", metavar="T", help="bitwise (default), 4ulp or 1e-6")
+    from .docs._generate import add_parser
+
+    add_parser(sub)
     b = sub.add_parser(
         "bench",
         help="time each framework's training step: native idiom, harness step, harness scan",
         description="Per-step cost of every implementation on every path, at a tiny and a large "
-        "shape, as ratios to a pure-JAX jax.jit step measured in the same run.",
+        "shape, as ratios to each model's baseline measured in the same run.",
     )
-    b.add_argument("--quick", action="store_true", help="a smoke run, under a minute")
+    b.add_argument("--quick", action="store_true", help="a smoke run, about a minute")
     b.add_argument(
         "--models",
-        type=_csv(["bias-adder", "mlp-bn"], "model"),
-        default=("bias-adder", "mlp-bn"),
-        help="comma-separated bias-adder, mlp-bn (default: both)",
+        type=_csv,
+        default=None,
+        help=f"comma-separated built-in models ({', '.join(MODELS)}; default: all)",
     )
     b.add_argument(
         "--impls",
-        type=_csv(list(IMPLEMENTATIONS), "implementation"),
+        type=_csv,
         default=None,
-        help="comma-separated (default: every implementation of each model; the baseline, "
-        "jax for bias-adder and haiku for mlp-bn, must be included)",
+        help="comma-separated (default: every implementation of each model; each model's "
+        "baseline must be included)",
     )
     b.add_argument("--json", type=Path, metavar="PATH", help="write one row per measurement")
     b.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG of the ratios")
     return parser
 
 
-def _options(args: argparse.Namespace) -> CompareOptions:
+def _model_of(argv: Sequence[str]) -> str:
+    """The `--model` value of a compare command line, before the full parse."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", default=DEFAULT_MODEL)
+    known, _ = pre.parse_known_args(list(argv))
+    return str(known.model)
+
+
+def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, ModelSpec | None]:
+    argv = list(argv)
+    spec = None
+    if argv and argv[0] == "compare":
+        try:
+            spec = load_spec(_model_of(argv[1:]))
+        except (ValueError, TypeError) as e:
+            raise UsageError(str(e)) from None
+    parser = build_parser(spec)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        where = f" of model {spec.name}" if spec is not None else ""
+        known = "" if spec is None else _model_flags(spec)
+        raise UsageError(f"unrecognized arguments{where}: {' '.join(unknown)}{known}")
+    return args, spec
+
+
+def _model_flags(spec: ModelSpec) -> str:
+    flags = [o.flag for o in spec.options] + [f"--{m}" for m in spec.modes]
+    return f" (its own options: {', '.join(flags) if flags else 'none'})"
+
+
+def _check_output(*paths: Path | None) -> None:
+    for path in paths:
+        if path is not None and not path.parent.is_dir():
+            raise UsageError(f"cannot write {path}: no such directory {path.parent}")
+
+
+def _options(args: argparse.Namespace, spec: ModelSpec) -> CompareOptions:
     data = None
     if args.data is not None:
-        if args.batch is not None or args.features is not None:
-            raise UsageError("--batch and --features come from --data; do not give both")
         try:
             data = np.load(args.data, allow_pickle=False)
         except (OSError, ValueError) as e:
             raise UsageError(f"--data {args.data}: cannot read a .npy array: {e}") from None
-    for path in (args.json, args.plot):
-        if path is not None and not path.parent.is_dir():
-            raise UsageError(f"cannot write {path}: no such directory {path.parent}")
-    if args.model != "mlp-bn" and args.mode == "defaults":
-        raise UsageError("--defaults applies to --model mlp-bn")
+    _check_output(args.json, args.plot)
+    if args.impls is not None and not is_registered(args.model):
+        raise UsageError("--impls picks a built-in model's implementations; use --impl here")
+    values = {o.key: getattr(args, f"model_{o.key}") for o in spec.options}
     return CompareOptions(
-        model=args.model,
-        mode=args.mode or "aligned",
-        hidden=args.hidden,
+        model=spec if not is_registered(args.model) else args.model,
+        mode=getattr(args, "mode", None),
         impls=args.impls,
+        user_impls=tuple(args.impl),
         loops=args.loop,
         steps=args.steps,
         batch=args.batch,
-        features=args.features,
-        momentum=args.momentum,
         optimizer=args.optimizer,
         lr=args.lr,
         seed=args.seed,
-        seed_faithful=args.seed_faithful,
         data=data,
         data_source=None if args.data is None else str(args.data),
-        user_impls=tuple(args.impl),
+        values=values,
+        reference=args.reference,
+        tolerance=args.tolerance,
     )
 
 
-def compare_command(args: argparse.Namespace, console: Console) -> int:
-    options = _options(args)
-    impls = options.impls or tuple(MODELS[options.model])
-    default_steps = 200 if options.model == "mlp-bn" else 10
-    total = (options.steps or default_steps) * len(impls) * len(options.loops)
+def compare_command(args: argparse.Namespace, spec: ModelSpec, console: Console) -> int:
+    options = _options(args, spec)
+    registered = implementations(spec.name) if is_registered(args.model) else {}
+    count = len(options.impls if options.impls is not None else registered)
+    count += len(options.user_impls)
+    total = (options.steps or spec.steps) * count * len(options.loops)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -203,7 +279,7 @@ def compare_command(args: argparse.Namespace, console: Console) -> int:
         transient=True,
         disable=total < LONG_RUN_STEPS,
     ) as bar:
-        task = bar.add_task("training", total=len(impls + options.user_impls) * len(options.loops))
+        task = bar.add_task("training", total=count * len(options.loops))
 
         def advance(name: str) -> None:
             bar.update(task, description=f"training {name}", advance=1)
@@ -214,24 +290,76 @@ def compare_command(args: argparse.Namespace, console: Console) -> int:
             raise UsageError(str(e)) from None
     print_report(result, console)
     if args.json is not None:
-        write_json(result, args.json)
-        console.print(f"wrote {args.json}")
+        for path in write_json(result, args.json):
+            console.print(f"wrote {escape(str(path))}")
     if args.plot is not None:
         plot(result, args.plot)
-        console.print(f"wrote {args.plot}")
+        console.print(f"wrote {escape(str(args.plot))}")
     return EXIT_AGREE if result.agree else EXIT_DIVERGE
+
+
+def diff_command(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    from .core import describe_divergence
+
+    try:
+        a, b = load_run(args.a), load_run(args.b)
+        tolerance = parse_tolerance(args.tolerance or "bitwise")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    differences = config_differences(a, b)
+    if differences and not args.ignore_config:
+        raise UsageError(
+            f"{args.a} and {args.b} are runs of different models or configs: "
+            f"{'; '.join(differences)} (--ignore-config compares them anyway)"
+        )
+    for line in differences:
+        console.print(f"[yellow]config differs[/] {escape(line)}")
+    pairs, unpaired = diff_runs(a, b, tolerance)
+    if not pairs:
+        raise UsageError(f"{args.a} and {args.b} have no trajectories in common to compare")
+    t = Table(title=f"{args.a} against {args.b}", title_justify="left")
+    for column in ("trajectory", "max |diff|", "max ULP", "bitwise", "first divergence", "verdict"):
+        t.add_column(column)
+    for p in pairs:
+        t.add_row(
+            escape(p.a),
+            f"{p.max_abs:.3g}",
+            str(p.max_ulp),
+            "yes" if p.bitwise else "no",
+            "-" if p.first_divergence is None else str(p.first_divergence),
+            "[green]agrees[/]" if p.agree else "[bold red]DIVERGES[/]",
+        )
+    console.print(t)
+    for p in pairs:
+        if p.first_divergence is not None:
+            ka, kb = p.a.rpartition(" (")[0], p.b.rpartition(" (")[0]
+            detail = describe_divergence(a.trajectories[ka], b.trajectories[kb], p.first_divergence)
+            console.print(
+                f"[bold red]{escape(p.a)}[/] diverges from {escape(p.b)} first at {escape(detail)}"
+            )
+    for line in unpaired:
+        console.print(f"[dim]only in {escape(line)}[/]")
+    counts = summary_counts(pairs)
+    agree = counts["diverge"] == 0
+    verdict = "[green]the runs agree[/]" if agree else "[bold red]the runs differ[/]"
+    console.print(
+        f"{verdict}: {counts['agree']} trajectories agree, {counts['diverge']} diverge "
+        f"(tolerance {tolerance.describe()})"
+    )
+    return EXIT_AGREE if agree else EXIT_DIVERGE
 
 
 def bench_command(args: argparse.Namespace, console: Console) -> int:
     import jax
 
-    from benchmarks import BenchOptions, report, run_bench
+    from .bench import BenchOptions, run_bench
+    from .bench import plot as bench_plot
+    from .bench import print_report as bench_report
+    from .bench import write_json as bench_json
 
-    from ._registry import versions
-
-    for path in (args.json, args.plot):
-        if path is not None and not path.parent.is_dir():
-            raise UsageError(f"cannot write {path}: no such directory {path.parent}")
+    _check_output(args.json, args.plot)
     try:
         options = BenchOptions(models=args.models, impls=args.impls, quick=args.quick)
         with console.status("benchmarking") as status:
@@ -242,12 +370,12 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
         f"{jax.devices()[0].device_kind} ({jax.default_backend()}, {len(jax.devices())} device(s))"
     )
     console.print(f"device: {device}; versions: {versions()}")
-    report.print_report(rows, console)
+    bench_report(rows, console)
     if args.json is not None:
-        report.write_json(rows, versions(), device, args.json)
+        bench_json(rows, versions(), device, args.json)
         console.print(f"wrote {args.json}")
     if args.plot is not None:
-        report.plot(rows, args.plot)
+        bench_plot(rows, args.plot)
         console.print(f"wrote {args.plot}")
     return EXIT_AGREE
 
@@ -257,11 +385,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not console.is_terminal:  # a log or a pipe: wide enough that the table never wraps
         console = Console(width=140)
     try:
-        args = build_parser().parse_args(argv)
+        args, spec = _parse(sys.argv[1:] if argv is None else argv)
         if args.command == "compare":
-            return compare_command(args, console)
+            assert spec is not None
+            return compare_command(args, spec, console)
+        if args.command == "diff":
+            return diff_command(args, console)
         if args.command == "docs":
-            return _docs.run(args, console)
+            from .docs._generate import run
+
+            return run(args, console)
         if args.command == "bench":
             return bench_command(args, console)
         raise UsageError(f"unknown command {args.command!r}")

@@ -1,70 +1,80 @@
-"""Shared fixtures: the test matrix and cached training runs."""
+"""Session fixtures: the expensive command-line runs, each made once and shared.
+
+`cli_run(*argv)` runs `state-rosetta ARGV --json PATH` once per distinct command line in the
+session and returns its exit code, its output and the run it wrote (raw JSON and
+`shared.load_run`). The README's commands, the CLI tests and the model tests all read the
+same runs, so the default compare runs once, and each 200-step mlp-bn run once.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-import jax
-import numpy as np
 import pytest
 
 import shared
+from shared.cli import main
 
-STEPS = 50
-SHAPES = [(8, 4), (5, 3), (33, 17)]  # B8xD4, and non-powers of two (XLA rewrites 1/B for 2^k)
-MOMENTA = [0.9, 0.5]
-OPTIMIZERS = ["sgd", "adam"]
-IMPLS = list(shared.IMPLEMENTATIONS)
-MATRIX = [
-    pytest.param(opt, m, b, d, id=f"{opt}-m{m}-B{b}xD{d}")
-    for opt in OPTIMIZERS
-    for m in MOMENTA
-    for b, d in SHAPES
-]
+_RUNS = Path(tempfile.mkdtemp(prefix="state-rosetta-tests-"))
+ROOT = Path(__file__).resolve().parent.parent
 
 
-@functools.cache
-def batches(batch: int, features: int, steps: int = STEPS, seed: int = 0) -> np.ndarray:
-    """A fresh batch per step, with a nonzero mean so that the EMA has somewhere to go."""
-    rng = np.random.default_rng(seed)
-    data = rng.standard_normal((steps, batch, features), dtype=np.float32) + np.float32(0.5)
-    return data
+@dataclass(frozen=True)
+class CliRun:
+    """One command-line run: exit code, what it printed, and the JSON it wrote (if any)."""
 
+    code: int
+    output: str
+    json_path: Path | None
 
-@functools.cache
-def trained(
-    impl: str,
-    loop: str,
-    optimizer: str,
-    momentum: float,
-    batch: int,
-    features: int,
-    jit: bool = True,
-) -> shared.Trajectory:
-    """Train one implementation in one loop (cached across tests)."""
-    config = shared.BiasAdderConfig(features, momentum)
-    model = shared.make(impl, config)
-    xs = batches(batch, features)
-    params, state = model.init(jax.random.key(0), xs[0])
-    tx = shared.OptimizerConfig(optimizer).make()
-    if loop == "harness":
-        return shared.run_harness(model, params, state, tx, xs, shared.bias_adder_loss, jit=jit)[0]
-    if loop == "scan":
-        return shared.run_scan(model, params, state, tx, xs, shared.bias_adder_loss, jit=jit)
-    assert jit, "native loops are jitted by definition"
-    return shared.run_native(model, params, state, tx, xs)
+    @functools.cached_property
+    def json(self) -> dict[str, Any]:
+        assert self.json_path is not None and self.json_path.is_file(), self.output[-2000:]
+        return json.loads(self.json_path.read_text())
+
+    @functools.cached_property
+    def run(self) -> shared.SavedRun:
+        assert self.json_path is not None
+        return shared.load_run(self.json_path)
 
 
 @functools.cache
-def oracle(optimizer: str, momentum: float, batch: int, features: int) -> shared.Trajectory:
-    config = shared.BiasAdderConfig(features, momentum)
-    return shared.bias_adder_oracle(
-        batches(batch, features), config, shared.OptimizerConfig(optimizer)
-    )
+def cli_run(*argv: str) -> CliRun:
+    """`state-rosetta *argv` (with `--json` added to compare), once per session.
+
+    It runs in the repository's root, so relative paths (`examples/...`) are the README's.
+    """
+    json_path = None
+    args = list(argv)
+    if args and args[0] == "compare" and "--json" not in args:
+        json_path = _RUNS / f"run{len(list(_RUNS.glob('run*.json')))}.json"
+        args += ["--json", str(json_path)]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(ROOT), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(args)
+    return CliRun(code, out.getvalue() + err.getvalue(), json_path)
 
 
-def tree_equal(a: dict, b: dict) -> bool:
-    """Bitwise equality of two flat dicts of arrays (shapes and dtypes included)."""
-    return a.keys() == b.keys() and all(
-        np.asarray(a[k]).dtype == np.asarray(b[k]).dtype and np.array_equal(a[k], b[k]) for k in a
-    )
+@pytest.fixture(scope="session")
+def default_run() -> CliRun:
+    """`state-rosetta compare`: the Flax page's setup, every framework and loop."""
+    return cli_run("compare")
+
+
+@pytest.fixture(scope="session")
+def mlp_bn_run() -> CliRun:
+    """`state-rosetta compare --model mlp-bn`: 200 aligned sgd steps, every framework, loop."""
+    return cli_run("compare", "--model", "mlp-bn")
+
+
+@pytest.fixture(scope="session")
+def mlp_bn_defaults_run() -> CliRun:
+    """`state-rosetta compare --model mlp-bn --defaults`: each framework's own defaults."""
+    return cli_run("compare", "--model", "mlp-bn", "--defaults")

@@ -1,0 +1,145 @@
+"""The harness's core: it knows no model and no framework.
+
+A model is described by a [`ModelSpec`][]; an implementation of it in some framework follows
+the [`Implementation`][] protocol. The core trains any implementation with one generic
+jitted optax step (per call, or in one `lax.scan`) or with its own native loop, records
+every step under canonical names, and compares trajectories leaf by leaf.
+"""
+
+from ._canonical import canonical_from_paths, tree_from_canonical
+from ._compare import Divergence, PairResult, compare, describe_divergence, leaf_value
+from ._crossval import assert_cross_validated, check_agreement, cross_validate
+from ._files import write_atomic
+from ._harness import (
+    LOOPS,
+    FlatStep,
+    InputsFn,
+    LossFn,
+    TrainStep,
+    run_harness,
+    run_loop,
+    run_native,
+    run_scan,
+    unstack,
+)
+from ._keys import step_keys
+from ._loader import load_object
+from ._optim import OPTIMIZERS, NumpyOptimizer, OptimizerConfig
+from ._protocol import (
+    Batch,
+    Canonical,
+    Implementation,
+    ImplementationFactory,
+    NativeLoop,
+    Params,
+    State,
+)
+from ._run import (
+    AnalysisContext,
+    CompareResult,
+    Progress,
+    RunOptions,
+    build,
+    package_versions,
+    run_model,
+    settings_for,
+)
+from ._runfile import (
+    SavedRun,
+    config_differences,
+    diff_runs,
+    load_run,
+    save_run,
+    summary_counts,
+)
+from ._spec import (
+    Analysis,
+    AnalysisResult,
+    Batches,
+    BenchShape,
+    Evaluation,
+    ModelSpec,
+    Option,
+    Settings,
+)
+from ._tolerance import (
+    BITWISE,
+    ORACLE_KEY,
+    Tolerance,
+    Tolerances,
+    loop_of,
+    parse_tolerance,
+    ulp_distance,
+)
+from ._trajectory import Trajectory
+from ._validate import check_batch_size, check_finite, check_float_array, check_steps
+
+__all__ = [
+    "BITWISE",
+    "LOOPS",
+    "OPTIMIZERS",
+    "ORACLE_KEY",
+    "Analysis",
+    "AnalysisContext",
+    "AnalysisResult",
+    "Batch",
+    "Batches",
+    "BenchShape",
+    "Canonical",
+    "CompareResult",
+    "Divergence",
+    "Evaluation",
+    "FlatStep",
+    "Implementation",
+    "ImplementationFactory",
+    "InputsFn",
+    "LossFn",
+    "ModelSpec",
+    "NativeLoop",
+    "NumpyOptimizer",
+    "OptimizerConfig",
+    "Option",
+    "PairResult",
+    "Params",
+    "Progress",
+    "RunOptions",
+    "SavedRun",
+    "Settings",
+    "State",
+    "Tolerance",
+    "Tolerances",
+    "TrainStep",
+    "Trajectory",
+    "assert_cross_validated",
+    "build",
+    "canonical_from_paths",
+    "check_agreement",
+    "check_batch_size",
+    "check_finite",
+    "check_float_array",
+    "check_steps",
+    "compare",
+    "config_differences",
+    "cross_validate",
+    "describe_divergence",
+    "diff_runs",
+    "leaf_value",
+    "load_object",
+    "load_run",
+    "loop_of",
+    "package_versions",
+    "parse_tolerance",
+    "run_harness",
+    "run_loop",
+    "run_model",
+    "run_native",
+    "run_scan",
+    "save_run",
+    "settings_for",
+    "step_keys",
+    "summary_counts",
+    "tree_from_canonical",
+    "ulp_distance",
+    "unstack",
+    "write_atomic",
+]

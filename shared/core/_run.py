@@ -1,0 +1,555 @@
+"""One comparison run of any model: build the implementations, train them in every loop,
+compare every trajectory with the reference, evaluate, analyse."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._compare import PairResult, compare
+from ._harness import LOOPS, run_loop, unstack
+from ._keys import step_keys
+from ._optim import OptimizerConfig
+from ._protocol import REQUIRED, Implementation, ImplementationFactory, Params, State
+from ._spec import AnalysisResult, Batches, ModelSpec, Settings
+from ._tolerance import ORACLE_KEY, Tolerance
+from ._trajectory import Trajectory
+
+Progress = Callable[[str], None]
+"""Called with each trajectory's name before it trains."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The generic options of one run (the model's own are in `values`).
+
+    **Arguments:**
+
+    - `loops`: which loops: `"harness"` (jitted generic step), `"native"` (the framework's
+      own idiom), `"scan"` (all steps in one `lax.scan`).
+    - `steps`, `batch`: `None` for the model's defaults.
+    - `optimizer`, `lr`: the optax optimizer and its learning rate (`None`: the model's).
+    - `seed`: seeds the data, the init and the per-step keys.
+    - `mode`: one of the model's modes (`None`: its first).
+    - `data`, `data_source`: the user's own data and where it came from.
+    - `values`: the model's own options by key (missing ones take their defaults).
+    - `reference`: the trajectory (`"impl/loop"`) or implementation (its harness run) to
+      compare everything with (`None`: the spec's reference).
+    - `tolerance`: judge every float32 pair by this tolerance instead of the spec's.
+    """
+
+    loops: tuple[str, ...] = LOOPS
+    steps: int | None = None
+    batch: int | None = None
+    optimizer: str = "sgd"
+    lr: float | None = None
+    seed: int = 0
+    mode: str | None = None
+    data: np.ndarray | None = field(default=None, compare=False)
+    data_source: str | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
+    reference: str | None = None
+    tolerance: Tolerance | None = None
+
+
+@dataclass
+class CompareResult:
+    """Everything a comparison run produced; `to_json` gives the documented contract."""
+
+    config: dict[str, Any]
+    trajectories: dict[str, Trajectory]
+    errors: dict[str, str]
+    reference: str
+    pairs: list[PairResult]
+    versions: dict[str, str]
+    model: str = ""
+    evals: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per trajectory, the held-out metrics after the last step (models with an eval)."""
+    eval_diffs: dict[str, float] = field(default_factory=dict)
+    """Per trajectory, max |difference| of its held-out outputs from the reference's."""
+    eval_atol: float | None = None
+    analyses: list[AnalysisResult] = field(default_factory=list)
+    errors_full: dict[str, str] = field(default_factory=dict)
+    """Each failure's whole message (`errors` holds its first line)."""
+
+    @property
+    def agree(self) -> bool:
+        evals_agree = self.eval_atol is None or all(
+            d <= self.eval_atol for d in self.eval_diffs.values()
+        )
+        return not self.errors and all(p.agree for p in self.pairs) and evals_agree
+
+    def analysis(self, key: str) -> Any:
+        """The payload of the analysis stored under `key` (e.g. `"drift"`), or `None`."""
+        return next((a.payload for a in self.analyses if a.key == key), None)
+
+    def counts(self) -> dict[str, int]:
+        """How many trajectories are the reference, agree, diverge and failed."""
+        diverging = sum(not p.agree for p in self.pairs)
+        eval_off = sum(
+            1
+            for p in self.pairs
+            if p.agree
+            and self.eval_atol is not None
+            and self.eval_diffs.get(p.a, 0.0) > self.eval_atol
+        )
+        return {
+            "reference": 1,
+            "agree": len(self.pairs) - diverging - eval_off,
+            "diverge": diverging + eval_off,
+            "failed": len(self.errors),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        trajectories = {k: t.to_json() for k, t in self.trajectories.items()}
+        for k, ev in self.evals.items():
+            trajectories[k]["eval"] = ev
+        comparison: dict[str, Any] = {
+            "reference": self.reference,
+            "agree": self.agree,
+            "counts": self.counts(),
+            "pairs": [p.to_json() for p in self.pairs],
+        }
+        if self.eval_atol is not None:
+            comparison["eval"] = {"atol": self.eval_atol, "max_abs": self.eval_diffs}
+        for a in self.analyses:
+            comparison[a.key] = a.payload
+        out = {
+            "model": self.model,
+            "config": self.config,
+            "versions": self.versions,
+            "trajectories": trajectories,
+            "errors": self.errors,
+            "comparison": comparison,
+        }
+        if self.errors_full:
+            out["errors_full"] = self.errors_full
+        return out
+
+
+def package_versions(distributions: Mapping[str, str]) -> dict[str, str]:
+    """Installed versions: report key -> version of the named distribution."""
+    out = {}
+    for key, dist in distributions.items():
+        try:
+            out[key] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[key] = "not installed"
+    return out
+
+
+def build(
+    label: str, factory: ImplementationFactory, config: Any, spec: ModelSpec
+) -> Implementation:
+    """Call `factory(config)` and check that the result follows the protocol for `spec`.
+
+    Raises `TypeError` or `ValueError` naming the implementation (`label`) and what is wrong.
+    """
+    if not callable(factory):
+        raise TypeError(
+            f"implementation {label}: expected a callable (config -> implementation), got "
+            f"{type(factory).__name__}"
+        )
+    try:
+        impl = factory(config)
+    except Exception as e:
+        raise ValueError(
+            f"implementation {label}: building it from the config raised {_describe(e)[0]}; "
+            "expected a factory that takes the model's config"
+        ) from e
+    missing = [m for m in REQUIRED if not hasattr(impl, m)]
+    if missing:
+        raise TypeError(
+            f"implementation {label} does not follow the protocol: missing {', '.join(missing)}"
+        )
+    if impl.model != spec.name:
+        raise ValueError(
+            f"implementation {label} ({impl.name}) declares model {impl.model!r}, but this run "
+            f"trains {spec.name!r}; expected model = {spec.name!r}"
+        )
+    return impl
+
+
+def settings_for(spec: ModelSpec, options: RunOptions) -> Settings:
+    """The model's settings for these options: its mode checked, its option defaults filled."""
+    modes = tuple(spec.modes)
+    mode = options.mode if options.mode is not None else (modes[0] if modes else "")
+    if mode != "" and mode not in modes:
+        expected = ", ".join(modes) if modes else "none (this model has no modes)"
+        raise ValueError(f"{spec.name}: unknown mode {mode!r}; expected one of {expected}")
+    known = {o.key: o.default for o in spec.options}
+    unknown = sorted(set(options.values) - set(known))
+    if unknown:
+        raise ValueError(
+            f"{spec.name}: unknown option {unknown[0]!r}; the model's options are "
+            f"{', '.join(known) or 'none'}"
+        )
+    if options.data is not None and spec.user_data is None:
+        raise ValueError(f"--data: model {spec.name} takes no user data (it brings its own)")
+    return Settings(
+        mode=mode,
+        steps=options.steps,
+        batch=options.batch,
+        seed=options.seed,
+        optimizer=options.optimizer,
+        data=options.data,
+        values={**known, **options.values},
+    )
+
+
+class _Run:
+    """One run's shared pieces: the spec, settings, optimizer, data and keys."""
+
+    def __init__(
+        self, spec: ModelSpec, options: RunOptions, settings: Settings, config: Any
+    ) -> None:
+        self.spec = spec
+        self.options = options
+        self.settings = settings
+        self.config = config
+        lr = spec.learning_rate if options.lr is None else options.lr
+        self.optimizer = OptimizerConfig(options.optimizer, learning_rate=lr)
+        if options.data is not None:
+            assert spec.user_data is not None
+            self.batches = spec.user_data(config, np.asarray(options.data), settings)
+        else:
+            self.batches = spec.data(config, settings)
+        self.steps = len(unstack(self.batches))
+        self.keys = step_keys(options.seed, self.steps) if spec.random else None
+        self.held_out = None if spec.evaluation is None else spec.evaluation.data(config, settings)
+
+    def initial(self, impl: Implementation, config: Any) -> tuple[Params, State]:
+        if self.spec.init is not None:
+            return self.spec.init(impl, config, self.batches, self.options.seed)
+        first = self.spec.model_inputs(unstack(self.batches)[0])
+        return impl.init(jax.random.key(self.options.seed), first)
+
+    def train(self, impl: Implementation, loop: str, config: Any | None = None) -> Trajectory:
+        params, state = self.initial(impl, self.config if config is None else config)
+        return run_loop(
+            loop,
+            impl,
+            params,
+            state,
+            self.optimizer.make(),
+            self.batches,
+            self.spec.loss,
+            self.spec.inputs,
+            self.keys,
+        )
+
+    def evaluate(
+        self, impl: Implementation, trajectory: Trajectory
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        """Held-out outputs and metrics after the last step (the final canonical values
+        loaded with `from_canonical`, the model called with `train=False`)."""
+        evaluation = self.spec.evaluation
+        assert evaluation is not None
+        final = trajectory.final()
+        params = {k[7:]: jnp.asarray(v) for k, v in final.items() if k.startswith("params.")}
+        state = {k[6:]: jnp.asarray(v) for k, v in final.items() if k.startswith("state.")}
+        native_params, native_state = impl.from_canonical(params, state)
+        x = self.spec.model_inputs(self.held_out)
+        outputs = np.asarray(
+            jax.jit(lambda p, s, x: impl.apply(p, s, x, train=False)[0])(
+                native_params, native_state, x
+            )
+        )
+        return outputs, evaluation.metrics(outputs, self.held_out)
+
+
+@dataclass
+class AnalysisContext:
+    """What an extra analysis sees of a finished run, and how it can train more.
+
+    **Fields:** `spec`, `settings`, `config`, `optimizer`, `batches`, `impls` (the run's
+    implementations), `trajectories`, `outputs` (held-out outputs by trajectory), `evals`,
+    `reference` (its key), `progress`, and `factories` (label -> factory, to rebuild an
+    implementation with another config).
+    """
+
+    spec: ModelSpec
+    settings: Settings
+    config: Any
+    optimizer: OptimizerConfig
+    batches: Batches
+    impls: list[Implementation]
+    trajectories: dict[str, Trajectory]
+    outputs: dict[str, np.ndarray]
+    evals: dict[str, dict[str, float]]
+    reference: str
+    factories: dict[str, ImplementationFactory]
+    progress: Progress | None
+    _run: _Run
+
+    def train(self, impl: Implementation, config: Any, loop: str = "harness") -> Trajectory:
+        """Train `impl` (built with `config`) in one loop, from the model's initial values."""
+        return self._run.train(impl, loop, config)
+
+    def evaluate(
+        self, impl: Implementation, trajectory: Trajectory
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        """Held-out outputs and metrics of a trajectory of `impl`."""
+        return self._run.evaluate(impl, trajectory)
+
+    def rebuild(self, name: str, config: Any) -> Implementation | None:
+        """The implementation called `name`, built anew with `config` (`None`: unknown)."""
+        factory = self.factories.get(name)
+        return None if factory is None else build(name, factory, config, self.spec)
+
+
+def _describe(e: BaseException) -> tuple[str, str]:
+    """(first line, whole message) of an exception, each led by its type."""
+    text = str(e)
+    first_line = next(iter(text.splitlines()), "")
+    short = f"{type(e).__name__}: {first_line}" if first_line else type(e).__name__
+    return short, f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _preflight(spec: ModelSpec, run: _Run, impls: Sequence[tuple[str, Implementation]]) -> None:
+    """Check every implementation's init and canonical names and shapes, before training.
+
+    A bad implementation is a bad argument (exit 2), not a divergence: it raises
+    `ValueError` naming the implementation, the leaf and what was expected.
+    """
+    declared = spec.canonical_names(run.config)
+    shapes: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {}
+    for label, impl in impls:
+        try:
+            params, state = run.initial(impl, run.config)
+            cparams, cstate = impl.to_canonical(params, state)
+        except Exception as e:
+            raise ValueError(
+                f"implementation {label} ({impl.name}): init or to_canonical raised "
+                f"{_describe(e)[0]}"
+            ) from e
+        for group, values, names in (
+            ("params", cparams, declared[0]),
+            ("state", cstate, declared[1]),
+        ):
+            if not isinstance(values, Mapping):
+                raise TypeError(
+                    f"implementation {label} ({impl.name}): to_canonical must return two "
+                    f"dicts (params, state), got {type(values).__name__} for {group}"
+                )
+            if names is not None and sorted(values) != names:
+                missing = sorted(set(names) - set(values))
+                extra = sorted(set(values) - set(names))
+                what = f"missing {missing}" if missing else f"unexpected {extra}"
+                raise ValueError(
+                    f"implementation {label} ({impl.name}): canonical {group} {what}; model "
+                    f"{spec.name} expects {names}"
+                )
+            got = {k: tuple(np.shape(v)) for k, v in values.items()}
+            if group in shapes:
+                other, expected = shapes[group]
+                for k, shape in got.items():
+                    if k in expected and expected[k] != shape:
+                        raise ValueError(
+                            f"implementation {label} ({impl.name}): canonical {group}.{k} has "
+                            f"shape {shape}; {other} gives {expected[k]}"
+                        )
+                if names is None and sorted(got) != sorted(expected):
+                    raise ValueError(
+                        f"implementation {label} ({impl.name}): canonical {group} names "
+                        f"{sorted(got)} differ from {other}'s {sorted(expected)}"
+                    )
+            else:
+                shapes[group] = (f"{impl.name}", got)
+
+
+def run_model(
+    spec: ModelSpec,
+    factories: Sequence[tuple[str, ImplementationFactory]],
+    options: RunOptions = RunOptions(),
+    *,
+    reference_factory: ImplementationFactory | None = None,
+    versions: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+) -> CompareResult:
+    """Train every implementation of `spec` in every selected loop and compare.
+
+    **Arguments:**
+
+    - `spec`: the model.
+    - `factories`: `(label, config -> implementation)` pairs; the label names the
+      implementation in error messages (a registry name, or what the user wrote).
+    - `options`: the run's options.
+    - `reference_factory`: the spec's reference implementation, when it is not among
+      `factories` but must be trained aside (`spec.reference_mode`).
+    - `versions`: the package versions to record.
+    - `progress`: called with each trajectory's name before it trains.
+
+    Bad options, specs and implementations raise `ValueError` or `TypeError` before
+    anything is trained. A trajectory whose training raises is recorded in `errors` (the
+    first line) and `errors_full` (the whole message), and the run does not agree.
+    """
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"--model: expected a ModelSpec, got {type(spec).__name__}")
+    bad_loops = [loop for loop in options.loops if loop not in LOOPS]
+    if bad_loops:
+        raise ValueError(f"unknown loop {bad_loops[0]!r}; expected one of {', '.join(LOOPS)}")
+    if not factories:
+        raise ValueError("no implementation selected; expected at least one")
+    settings = settings_for(spec, options)
+    config = spec.configure(settings)
+    run = _Run(spec, options, settings, config)
+    impls = [(label, build(label, factory, config, spec)) for label, factory in factories]
+    names = [impl.name for _, impl in impls]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate is not None:
+        raise ValueError(f"two implementations are named {duplicate!r}; names must be unique")
+    _preflight(spec, run, impls)
+
+    trajectories: dict[str, Trajectory] = {}
+    errors: dict[str, str] = {}
+    errors_full: dict[str, str] = {}
+    outputs: dict[str, np.ndarray] = {}
+    evals: dict[str, dict[str, float]] = {}
+
+    def train(key: str, impl: Implementation, loop: str, config: Any) -> None:
+        if progress:
+            progress(key)
+        try:
+            trajectories[key] = run.train(impl, loop, config)
+            if spec.evaluation is not None:
+                outputs[key], evals[key] = run.evaluate(impl, trajectories[key])
+        except Exception as e:  # reported, not raised: a failing framework is a finding
+            errors[key], errors_full[key] = _describe(e)
+
+    reference = _reference_key(spec, options, names)
+    aside = _reference_aside(spec, options, settings, names)
+    ref_factory = None if aside is None else dict(factories).get(aside[0], reference_factory)
+    if aside is not None and ref_factory is not None:
+        ref_name, ref_mode = aside
+        factory = ref_factory
+        ref_config = spec.configure(replace(settings, mode=ref_mode))
+        reference = f"{ref_name}/{ref_mode}"
+        train(reference, build(ref_name, factory, ref_config, spec), "harness", ref_config)
+    for _, impl in impls:
+        for loop in options.loops:
+            if loop == "native" and not hasattr(impl, "native_loop"):
+                continue  # a user's implementation may have no native loop
+            train(f"{impl.name}/{loop}", impl, loop, config)
+    if spec.oracle is not None:
+        trajectories[ORACLE_KEY] = spec.oracle(run.batches, config, run.optimizer)
+    if reference not in trajectories:  # the reference failed: compare with the first run
+        reference = next(iter(trajectories), reference)
+    tolerances = spec.tolerances_for(config, run.optimizer)
+    if options.tolerance is not None:
+        tolerances = tolerances.overridden(options.tolerance)
+    pairs = []
+    for k, t in trajectories.items():
+        if k == reference:
+            continue
+        tolerance, loss_tolerance = tolerances.for_pair(k, reference)
+        pairs.append(
+            compare(
+                t,
+                trajectories[reference],
+                tolerance,
+                names=(k, reference),
+                loss_tolerance=loss_tolerance,
+            )
+        )
+    eval_diffs = {
+        k: float(np.max(np.abs(np.float64(v) - outputs[reference])))
+        for k, v in outputs.items()
+        if k != reference and reference in outputs
+    }
+    context = AnalysisContext(
+        spec,
+        settings,
+        config,
+        run.optimizer,
+        run.batches,
+        [impl for _, impl in impls],
+        trajectories,
+        outputs,
+        evals,
+        reference,
+        {impl.name: factory for (_, factory), (_, impl) in zip(factories, impls, strict=True)},
+        progress,
+        run,
+    )
+    analyses = [a for a in (analysis(context) for analysis in spec.analyses) if a is not None]
+    return CompareResult(
+        config=_resolved(spec, options, settings, config, run),
+        trajectories=trajectories,
+        errors=errors,
+        reference=reference,
+        pairs=pairs,
+        versions=dict(versions or {}),
+        model=spec.name,
+        evals=evals,
+        eval_diffs=eval_diffs,
+        eval_atol=None if spec.evaluation is None else spec.evaluation.tolerance.atol,
+        analyses=analyses,
+        errors_full={k: v for k, v in errors_full.items() if v != errors[k]},
+    )
+
+
+def _reference_key(spec: ModelSpec, options: RunOptions, names: Sequence[str]) -> str:
+    """The reference trajectory's key, checked before anything trains."""
+    loop = "harness" if "harness" in options.loops else options.loops[0]
+    if options.reference is None:
+        ref = spec.reference if spec.reference in names else names[0]
+        return f"{ref}/{loop}"
+    key = options.reference if "/" in options.reference else f"{options.reference}/{loop}"
+    impl, _, ref_loop = key.partition("/")
+    valid = (impl in names and ref_loop in options.loops) or (
+        key == ORACLE_KEY and spec.oracle is not None
+    )
+    if not valid:
+        choices = [f"{n}/{lp}" for n in names for lp in options.loops]
+        raise ValueError(
+            f"--reference: no trajectory {options.reference!r} in this run; expected an "
+            f"implementation ({', '.join(names)}) or one of {', '.join(choices)}"
+        )
+    return key
+
+
+def _reference_aside(
+    spec: ModelSpec, options: RunOptions, settings: Settings, names: Sequence[str]
+) -> tuple[str, str] | None:
+    """(name, mode) of a reference to train aside, or `None` (see `ModelSpec.reference_mode`)."""
+    if options.reference is not None or spec.reference is None or spec.reference_mode is None:
+        return None
+    if settings.mode == spec.reference_mode and spec.reference in names:
+        if "harness" in options.loops:
+            return None
+    return spec.reference, spec.reference_mode
+
+
+def _resolved(
+    spec: ModelSpec, options: RunOptions, settings: Settings, config: Any, run: _Run
+) -> dict[str, Any]:
+    """The run's config for the JSON: every option as resolved, then the model's own keys."""
+    first = unstack(run.batches)[0]
+    leaf = jax.tree.leaves(first)[0]
+    out: dict[str, Any] = {
+        "model": spec.name,
+        "mode": settings.mode,
+        "loops": list(options.loops),
+        "steps": run.steps,
+        "batch": int(np.shape(leaf)[0]),
+        "optimizer": run.optimizer.name,
+        "lr": run.optimizer.learning_rate,
+        "seed": options.seed,
+        "data": options.data_source,
+        "data_dtype": None if options.data is None else str(np.asarray(options.data).dtype),
+        "reference": options.reference,
+        "tolerance": None if options.tolerance is None else options.tolerance.to_json(),
+        **settings.values,
+        "options": dict(settings.values),  # the model's own options, also spread above
+        "optimizer_hyperparameters": asdict(run.optimizer),
+    }
+    if spec.describe is not None:
+        out.update(spec.describe(config, settings, run.batches))
+    return out

@@ -1,0 +1,234 @@
+"""Saved runs: the JSON contract on disk (compact, exact), its loader, and `diff` of two runs.
+
+Every float is written as the shortest decimal text that reads back as the same float32, so
+a `json.load` of the file and a cast to float32 gives every value bit for bit. A run whose
+params and state hold more than `INLINE_LIMIT` values (an MLP over hundreds of steps) keeps
+them in a NumPy `.npz` sidecar beside the JSON instead, which the JSON names (each distinct
+array once: bitwise-equal trajectories share it); `load_run` reads both. A small run (the
+bias adder's) is plain JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._compare import PairResult, compare
+from ._files import write_atomic
+from ._tolerance import BITWISE, Tolerance
+from ._trajectory import Trajectory
+
+INLINE_LIMIT = 200_000
+"""Params and state values above which a run's arrays go to the `.npz` sidecar."""
+
+SIDECAR_SUFFIX = ".arrays.npz"
+
+
+def _short_floats(array: np.ndarray) -> Any:
+    """Nested lists of Python floats whose repr is the shortest exact float32 text."""
+    a32 = np.asarray(array, np.float32)
+    if a32.ndim == 0:
+        return float(str(a32)) if np.isfinite(a32) else float(a32)
+    return [_short_floats(v) for v in a32]
+
+
+def save_run(
+    run: Mapping[str, Any],
+    path: str | Path,
+    trajectories: Mapping[str, Trajectory],
+    *,
+    inline_limit: int = INLINE_LIMIT,
+) -> list[Path]:
+    """Write a run's JSON (and its sidecar, when large) atomically; return the paths written.
+
+    **Arguments:**
+
+    - `run`: the JSON contract (`CompareResult.to_json()`); its trajectories' arrays are
+      replaced by exact short text or by sidecar references.
+    - `path`: the JSON file.
+    - `trajectories`: the run's trajectories, the source of the arrays.
+    - `inline_limit`: above this many params and state values, arrays go to the sidecar.
+    """
+    path = Path(path)
+    out = dict(run)
+    total = sum(
+        int(np.size(v))
+        for t in trajectories.values()
+        for group in (t.params, t.state)
+        for vs in group.values()
+        for v in vs
+    )
+    sidecar = total > inline_limit
+    arrays: dict[str, np.ndarray] = {}
+    written = []
+    entries = {}
+    for key, entry in run["trajectories"].items():
+        t = trajectories[key]
+        new = dict(entry)
+        new["loss"] = [_short_floats(v) for v in t.loss]
+        for group, values in (("params", t.params), ("state", t.state)):
+            converted: dict[str, Any] = {}
+            for name, steps in values.items():
+                same_shape = len({np.shape(v) for v in steps}) == 1
+                if sidecar and same_shape:
+                    stacked = np.stack(steps).astype(np.float32)
+                    # Bitwise-equal trajectories (most of a run) share one stored array.
+                    array_key = hashlib.sha256(stacked.tobytes()).hexdigest()[:24]
+                    arrays.setdefault(array_key, stacked)
+                    converted[name] = {"sidecar": array_key, "shape": list(stacked.shape)}
+                else:
+                    converted[name] = [_short_floats(v) for v in steps]
+            new[group] = converted
+        entries[key] = new
+    out["trajectories"] = entries
+    if sidecar:
+        side = path.with_name(path.name + SIDECAR_SUFFIX)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
+        write_atomic(side, buffer.getvalue())
+        written.append(side)
+        out["sidecar"] = side.name
+    write_atomic(path, json.dumps(out, indent=1).encode())
+    written.insert(0, path)
+    return written
+
+
+@dataclass
+class SavedRun:
+    """A run read back by [`load_run`][]: the JSON, with trajectories as float32 arrays."""
+
+    path: Path
+    model: str
+    config: dict[str, Any]
+    versions: dict[str, str]
+    trajectories: dict[str, Trajectory]
+    errors: dict[str, str]
+    comparison: dict[str, Any]
+    raw: dict[str, Any] = field(repr=False)
+
+
+def load_run(path: str | Path) -> SavedRun:
+    """Read a run written by `state-rosetta compare --json` (and its sidecar, if any).
+
+    Raises `ValueError` naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read a run's JSON: {e}") from None
+    missing = [k for k in ("model", "config", "trajectories") if k not in data]
+    if not isinstance(data, dict) or missing:
+        raise ValueError(f"{path}: not a state-rosetta run (missing {', '.join(missing)})")
+    arrays: Any = {}
+    if data.get("sidecar"):
+        side = path.with_name(data["sidecar"])
+        try:
+            arrays = dict(np.load(side, allow_pickle=False))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path}: cannot read its sidecar {side}: {e}") from None
+
+    def group(values: Mapping[str, Any]) -> dict[str, list[np.ndarray]]:
+        out = {}
+        for name, v in values.items():
+            if isinstance(v, dict) and "sidecar" in v:
+                if v["sidecar"] not in arrays:
+                    raise ValueError(f"{path}: sidecar has no array {v['sidecar']!r}")
+                out[name] = list(arrays[v["sidecar"]])
+            else:
+                out[name] = [np.asarray(s, np.float32) for s in v]
+        return out
+
+    trajectories = {
+        key: Trajectory(
+            loss=[np.asarray(v, np.float32) for v in t["loss"]],
+            params=group(t["params"]),
+            state=group(t["state"]),
+        )
+        for key, t in data["trajectories"].items()
+    }
+    return SavedRun(
+        path,
+        data["model"],
+        data["config"],
+        data.get("versions", {}),
+        trajectories,
+        data.get("errors", {}),
+        data.get("comparison", {}),
+        data,
+    )
+
+
+RUN_ONLY = ("impls", "user_impls", "loops", "reference", "tolerance", "data")
+"""Config keys that say what ran and where it was saved, not what was trained."""
+
+
+def config_differences(a: SavedRun, b: SavedRun) -> list[str]:
+    """What differs between two runs' model and config (ignoring which ran), one per line."""
+    out = []
+    if a.model != b.model:
+        out.append(f"model: {a.model!r} vs {b.model!r}")
+    for key in sorted(set(a.config) | set(b.config)):
+        if key in RUN_ONLY:
+            continue
+        va, vb = a.config.get(key, "<absent>"), b.config.get(key, "<absent>")
+        if va != vb:
+            out.append(f"{key}: {va!r} vs {vb!r}")
+    return out
+
+
+def pair_trajectories(a: SavedRun, b: SavedRun) -> list[tuple[str, str]]:
+    """Which trajectory of `a` is compared with which of `b`.
+
+    The same key where the runs share keys; otherwise (two runs of different
+    implementations) each loop of `a`'s first implementation with the same loop of `b`'s.
+    """
+    common = [k for k in a.trajectories if k in b.trajectories]
+    if common:
+        return [(k, k) for k in common]
+    first = {}
+    for run in (a, b):
+        impl = next(iter(run.trajectories)).partition("/")[0]
+        first[id(run)] = {
+            k.partition("/")[2]: k for k in run.trajectories if k.partition("/")[0] == impl
+        }
+    loops_a, loops_b = first[id(a)], first[id(b)]
+    return [(loops_a[loop], loops_b[loop]) for loop in loops_a if loop in loops_b]
+
+
+def diff_runs(
+    a: SavedRun, b: SavedRun, tolerance: Tolerance = BITWISE
+) -> tuple[list[PairResult], list[str]]:
+    """Compare two saved runs trajectory by trajectory (`a` against `b` as the reference).
+
+    **Returns:** the pair results, and the trajectories only one of the runs holds.
+    """
+    pairs = pair_trajectories(a, b)
+    results = [
+        compare(
+            a.trajectories[ka], b.trajectories[kb], tolerance, names=(_label(a, ka), _label(b, kb))
+        )
+        for ka, kb in pairs
+    ]
+    paired_a = {ka for ka, _ in pairs}
+    paired_b = {kb for _, kb in pairs}
+    unpaired = [f"{a.path}: {k}" for k in a.trajectories if k not in paired_a]
+    unpaired += [f"{b.path}: {k}" for k in b.trajectories if k not in paired_b]
+    return results, unpaired
+
+
+def _label(run: SavedRun, key: str) -> str:
+    return f"{key} ({run.path.name})"
+
+
+def summary_counts(pairs: Sequence[PairResult]) -> dict[str, int]:
+    """How many pairs agree and diverge."""
+    diverge = sum(not p.agree for p in pairs)
+    return {"agree": len(pairs) - diverge, "diverge": diverge}

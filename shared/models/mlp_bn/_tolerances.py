@@ -1,0 +1,66 @@
+"""The MLP's tolerances across frameworks, each with the measured reason it is needed."""
+
+from __future__ import annotations
+
+from shared.core import OptimizerConfig, Tolerance, Tolerances
+
+from ._config import MlpBnConfig
+
+ADAPTIVE = ("adam", "adamw")  # optimizers for which the Dense bias before BatchNorm is dropped
+
+LOSS = Tolerance(
+    max_ulp=8,
+    reason=(
+        "mlp-bn, across frameworks: XLA fuses each framework's graph differently, Equinox "
+        "divides by sqrt(var + eps) where the others multiply by rsqrt, and uses the two-pass "
+        "variance where the others use E(x^2) - E(x)^2; those 1-ULP differences feed the "
+        "next steps (measured over 200 sgd steps, lr 0.1: training loss up to 6 ULP apart)"
+    ),
+)
+
+PARAMS = Tolerance(
+    atol=2e-6,
+    reason=(
+        "mlp-bn params and running statistics, across frameworks: the same per-step rounding "
+        "differences, accumulated over steps (measured over 200 sgd steps: params 3.6e-7, "
+        "running statistics 4.8e-7 absolute; Haiku's EMA computes 1 - decay in float32)"
+    ),
+)
+
+ADAM_LOSS = Tolerance(
+    max_ulp=32,
+    reason=(
+        "mlp-bn with adam (dense1 without bias), across frameworks: Adam divides each update "
+        "by sqrt(v) + eps, so a gradient's rounding difference becomes a relative difference "
+        "of the whole lr-sized step rather than of lr * gradient (measured over 200 steps, "
+        "lr 0.01: training loss up to 20 ULP apart)"
+    ),
+)
+
+ADAM_PARAMS = Tolerance(
+    atol=5e-6,
+    reason=(
+        "mlp-bn with adam (dense1 without bias): the same amplification in the params and, "
+        "through them, the running statistics (measured over 200 steps: 1.4e-6 absolute)"
+    ),
+)
+
+EVAL_ATOL = 1e-5
+"""Eval logits (test split) across frameworks, after converting the state: measured up to
+2.9e-6 after 200 sgd steps; 1e-5 is what the issue asks, about 3x the measurement."""
+
+
+EVAL = Tolerance(
+    atol=EVAL_ATOL,
+    reason=(
+        "eval logits on the test split across frameworks, after converting the state: "
+        "measured up to 2.9e-6 after 200 sgd steps"
+    ),
+)
+
+
+def tolerances(config: MlpBnConfig, optimizer: OptimizerConfig) -> Tolerances:
+    """Every pair, within a framework too, gets the cross-framework bounds for the optimizer."""
+    if optimizer.name in ADAPTIVE:
+        return Tolerances(same=ADAM_PARAMS, loss=ADAM_LOSS)
+    return Tolerances(same=PARAMS, loss=LOSS)

@@ -1,0 +1,104 @@
+"""Every Python block and every `state-rosetta` command in README.md and docs/*.md runs.
+
+The shell commands run in order. Those that write or read files run in one scratch folder
+where `examples/` is the repository's (so the README's paths work and its outputs land in the
+scratch folder); the others in the repository's root. A command's exit
+code is 0 unless its line says otherwise in a comment (`# exit 1: ...`). Commands without
+file arguments share the session's cached runs (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from conftest import cli_run
+
+from shared.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+DOCS = [README, *(p.read_text() for p in sorted((ROOT / "docs").glob("*.md")))]
+
+
+def test_readme_has_python_blocks():
+    assert BLOCKS
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
+def test_readme_python_block_runs(block):
+    exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+
+
+def test_quick_start_is_two_commands_and_ci_runs_the_test_command():
+    bash = re.findall(r"```bash\n(.*?)```", README, flags=re.DOTALL)
+    assert [b.strip() for b in bash[:2]] == [
+        "pip install -e . && state-rosetta compare",
+        'pip install -e ".[test]" && pytest',
+    ]
+    assert 'pip install -e ".[test]" && pytest' in (ROOT / ".ci" / "run").read_text()
+
+
+EXIT = re.compile(r"#.*\bexits? ([012])\b")
+
+
+def _shell_commands() -> list[tuple[str, int]]:
+    """(command, expected exit code) for every `state-rosetta` line of the docs, once each."""
+    commands: dict[str, int] = {}
+    for text in DOCS:
+        for block in re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL):
+            for line in block.replace("\\\n", " ").splitlines():
+                code, _, comment = line.partition("#")
+                expected = EXIT.search("#" + comment)
+                for part in code.split("&&"):
+                    part = part.strip()
+                    # `pip install ...` and `pytest` are the quick start: .ci/run runs them.
+                    if part.startswith("state-rosetta"):
+                        commands[part] = int(expected.group(1)) if expected else 0
+    return list(commands.items())
+
+
+SHELL_COMMANDS = _shell_commands()
+
+
+def test_docs_show_shell_commands():
+    commands = [c for c, _ in SHELL_COMMANDS]
+    assert "state-rosetta compare" in commands
+    assert any("--model mlp-bn" in c for c in commands)
+    assert any("--model examples/" in c for c in commands)
+    assert any(c.startswith("state-rosetta diff") for c in commands)
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("readme")
+    (folder / "examples").symlink_to(ROOT / "examples")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"), SHELL_COMMANDS, ids=[c for c, _ in SHELL_COMMANDS]
+)
+def test_shell_command_from_the_docs_runs(command, expected, scratch):
+    args = shlex.split(command)[1:]
+    writes = {"--json", "--plot", "--data"} & set(args)
+    if args[0] == "compare" and not writes:
+        run = cli_run(*args)  # shared with the other tests, run in the repository's root
+        code, output = run.code, run.output
+    else:
+        out = io.StringIO()
+        cwd = os.getcwd()
+        os.chdir(scratch)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                code = main(args)
+        finally:
+            os.chdir(cwd)
+        output = out.getvalue()
+    assert code == expected, output[-3000:]

@@ -1,0 +1,129 @@
+"""Every statement shown in docs/idioms.md runs in the tests.
+
+The idioms page shows regions of the real implementation files, which are fragments (a
+method body, a few lines of a class) and cannot run on their own. So, instead of executing
+copies, this test runs the real code (init, both apply modes, canonical conversion both ways,
+the harness step, the native loop and a data-parallel call) under a line tracer, and asserts
+that every statement inside a function in every marked region was executed. Statements at
+module or class level run when the module is imported.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import shared
+
+# The docs tests check the generator's own parsing (its internals: allowed in tests/docs only).
+from shared.docs import _generate
+from shared.models import bias_adder, mlp_bn
+
+ROOT = Path(__file__).parent.parent.parent
+# A shape used nowhere else, so that every jitted function is traced afresh under the tracer.
+BATCH, FEATURES = 7, 11
+
+
+def _region_lines(path: Path) -> dict[str, range]:
+    lines = path.read_text().splitlines()
+    starts: dict[str, int] = {}
+    regions = {}
+    for number, line in enumerate(lines, start=1):
+        match = _generate.MARKER.match(line)
+        if match and match.group(1) == "start":
+            starts[match.group(2)] = number
+        elif match:
+            regions[match.group(2)] = range(starts.pop(match.group(2)), number)
+    return regions
+
+
+def _statements_in_functions(path: Path) -> set[int]:
+    """First lines of the statements that run when their function runs (docstrings excluded)."""
+    tree = ast.parse(path.read_text())
+    lines = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Lambda):
+            lines.add(node.lineno)
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for child in node.body:
+            for sub in ast.walk(child):
+                docstring = isinstance(sub, ast.Expr) and isinstance(sub.value, ast.Constant)
+                if (
+                    isinstance(sub, ast.stmt)
+                    and not isinstance(sub, ast.ClassDef)
+                    and not docstring
+                ):
+                    lines.add(sub.lineno)  # a nested def statement runs when its parent runs
+    return lines
+
+
+def _exercise_mlp_bn(impl_name: str) -> None:
+    for config in (mlp_bn.MlpBnConfig(hidden=9), mlp_bn.MlpBnConfig(native_defaults=mlp_bn.KNOBS)):
+        model = shared.make(impl_name, config, "mlp-bn")
+        digits = mlp_bn.load_digits_split()
+        batches = mlp_bn.minibatches(digits.x_train, digits.y_train, 13, 2, 0)
+        params, state = model.init(jax.random.key(0), jnp.asarray(batches.x[0]))
+        params, state = model.from_canonical(*model.to_canonical(params, state))
+        tx = shared.OptimizerConfig("sgd").make()
+        shared.run_harness(
+            model, params, state, tx, batches, mlp_bn.mlp_bn_loss, inputs=mlp_bn.mlp_bn_inputs
+        )
+        shared.run_native(model, params, state, tx, batches)
+        model.apply(params, state, jnp.asarray(digits.x_test[:5]), train=False)
+
+
+def _exercise(impl_name: str) -> None:
+    config = bias_adder.BiasAdderConfig(FEATURES)
+    model = shared.make(impl_name, config)
+    xs = np.random.default_rng(1).standard_normal((3, BATCH, FEATURES), dtype=np.float32)
+    params, state = model.init(jax.random.key(0), xs[0])
+    params, state = model.from_canonical(*model.to_canonical(params, state))
+    tx = shared.OptimizerConfig("adam").make()
+    shared.run_harness(model, params, state, tx, xs, bias_adder.bias_adder_loss)
+    shared.run_native(model, params, state, tx, xs)
+    model.apply(params, state, jnp.asarray(xs[0]), train=False)
+    model.apply(params, state, jnp.asarray(xs[0]), train=True)
+    sharded = shared.make(impl_name, bias_adder.BiasAdderConfig(FEATURES, axis_name="data"))
+    sparams, sstate = sharded.init(jax.random.key(0), xs[0])
+    jax.vmap(lambda x: sharded.apply(sparams, sstate, x, train=True), axis_name="data")(
+        jnp.asarray(xs[:2])
+    )
+
+
+@pytest.mark.parametrize(
+    ("framework", "impl_name"),
+    [(framework, impl) for framework, (_, impl) in _generate.frameworks().items()],
+)
+def test_every_statement_of_every_region_runs(framework, impl_name):
+    paths = {ROOT / _generate.source(concept, framework) for concept in _generate.concepts()}
+    targets = {str(path.resolve()) for path in paths}
+    executed: set[tuple[str, int]] = set()
+
+    def tracer(frame, event, arg):
+        if frame.f_code.co_filename not in targets:
+            return None
+        if event == "line":
+            executed.add((frame.f_code.co_filename, frame.f_lineno))
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        _exercise(impl_name)
+        _exercise_mlp_bn(impl_name)
+    finally:
+        sys.settrace(None)
+    for concept in _generate.concepts():
+        path = ROOT / _generate.source(concept, framework)
+        name = f"{framework}-{concept.key}"
+        lines = _region_lines(path)[name]
+        statements = _statements_in_functions(path) & set(lines)
+        ran = {n for f, n in executed if f == str(path.resolve())}
+        missed = sorted(statements - ran)
+        assert not missed, f"{path.name} region {name}: lines {missed} never ran"

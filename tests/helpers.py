@@ -1,0 +1,76 @@
+"""Helpers shared by the tests: the bias adder's test matrix and cached training runs.
+
+Imported as `from helpers import ...` (pytest puts `tests/` on the path: see pyproject).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import numpy as np
+import pytest
+
+import shared
+from shared.models import bias_adder
+
+STEPS = 50
+SHAPES = [(8, 4), (5, 3), (33, 17)]  # B8xD4, and non-powers of two (XLA rewrites 1/B for 2^k)
+MOMENTA = [0.9, 0.5]
+OPTIMIZERS = ["sgd", "adam"]
+IMPLS = list(shared.implementations("bias-adder"))
+MLP_BN_IMPLS = list(shared.implementations("mlp-bn"))
+MATRIX = [
+    pytest.param(opt, m, b, d, id=f"{opt}-m{m}-B{b}xD{d}")
+    for opt in OPTIMIZERS
+    for m in MOMENTA
+    for b, d in SHAPES
+]
+
+
+@functools.cache
+def batches(batch: int, features: int, steps: int = STEPS, seed: int = 0) -> np.ndarray:
+    """A fresh batch per step, with a nonzero mean so that the EMA has somewhere to go."""
+    rng = np.random.default_rng(seed)
+    data = rng.standard_normal((steps, batch, features), dtype=np.float32) + np.float32(0.5)
+    return data
+
+
+@functools.cache
+def trained(
+    impl: str,
+    loop: str,
+    optimizer: str,
+    momentum: float,
+    batch: int,
+    features: int,
+    jit: bool = True,
+) -> shared.Trajectory:
+    """Train one bias adder implementation in one loop (cached across tests)."""
+    config = bias_adder.BiasAdderConfig(features, momentum)
+    model = shared.make(impl, config)
+    xs = batches(batch, features)
+    params, state = model.init(jax.random.key(0), xs[0])
+    tx = shared.OptimizerConfig(optimizer).make()
+    loss = bias_adder.bias_adder_loss
+    if loop == "harness":
+        return shared.run_harness(model, params, state, tx, xs, loss, jit=jit)[0]
+    if loop == "scan":
+        return shared.run_scan(model, params, state, tx, xs, loss, jit=jit)
+    assert jit, "native loops are jitted by definition"
+    return shared.run_native(model, params, state, tx, xs)
+
+
+@functools.cache
+def oracle(optimizer: str, momentum: float, batch: int, features: int) -> shared.Trajectory:
+    config = bias_adder.BiasAdderConfig(features, momentum)
+    return bias_adder.bias_adder_oracle(
+        batches(batch, features), config, shared.OptimizerConfig(optimizer)
+    )
+
+
+def tree_equal(a: dict, b: dict) -> bool:
+    """Bitwise equality of two flat dicts of arrays (shapes and dtypes included)."""
+    return a.keys() == b.keys() and all(
+        np.asarray(a[k]).dtype == np.asarray(b[k]).dtype and np.array_equal(a[k], b[k]) for k in a
+    )

@@ -1,0 +1,211 @@
+"""mlp-bn, aligned: four built-in BatchNorms trained on digits agree step by step and at eval.
+
+The 200-step sgd run over every framework and loop is the session's `mlp_bn_run` (the
+command line's default `compare --model mlp-bn`, read back from its JSON); the adam run is
+smaller (the harness loop only) and made here, once.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import MLP_BN_IMPLS
+
+import shared
+from shared.cli import main
+from shared.models import mlp_bn
+
+FRAMEWORKS = MLP_BN_IMPLS
+
+
+@functools.cache
+def adam_run() -> shared.CompareResult:
+    """`compare --model mlp-bn --optimizer adam --lr 0.01 --loop harness`."""
+    options = shared.CompareOptions(model="mlp-bn", optimizer="adam", lr=0.01, loops=("harness",))
+    return shared.run_compare(options)
+
+
+def _evals(run: shared.SavedRun) -> dict[str, dict[str, float]]:
+    return {k: t["eval"] for k, t in run.raw["trajectories"].items() if "eval" in t}
+
+
+def test_aligned_sgd_run_agrees_with_stated_bounds(mlp_bn_run):
+    run = mlp_bn_run.run
+    assert mlp_bn_run.code == 0, mlp_bn_run.output[-3000:]
+    assert run.errors == {}
+    assert run.config["steps"] == 200 and run.config["optimizer"] == "sgd"
+    assert run.comparison["reference"] == "flax_linen/harness"
+    pairs = run.comparison["pairs"]
+    assert {p["a"] for p in pairs} == {
+        f"{f}/{loop}" for f in FRAMEWORKS for loop in shared.LOOPS
+    } - {"flax_linen/harness"}
+    for pair in pairs:
+        # The issue expects <= 4 ULP; measured up to 6 (Haiku 5, Equinox 6), stated bound 8.
+        assert pair["loss_max_ulp"] is not None and pair["loss_max_ulp"] <= mlp_bn.LOSS.max_ulp
+        assert pair["first_divergence"] is None, pair
+        # Params and running statistics: every leaf at every step within mlp_bn.PARAMS.
+        assert pair["max_abs"] <= max(mlp_bn.PARAMS.atol, 1e-6), pair
+    assert run.comparison["agree"] is True
+
+
+def test_aligned_sgd_eval_outputs_and_accuracies(mlp_bn_run):
+    run = mlp_bn_run.run
+    evals = _evals(run)
+    assert set(evals) == {f"{f}/{loop}" for f in FRAMEWORKS for loop in shared.LOOPS}
+    accuracies = {k: ev["accuracy"] for k, ev in evals.items()}
+    assert min(accuracies.values()) >= 0.95, accuracies
+    assert len(set(accuracies.values())) == 1, accuracies  # equal, not merely close
+    eval_diffs = run.comparison["eval"]["max_abs"]
+    assert set(eval_diffs) == set(evals) - {"flax_linen/harness"}
+    for name, diff in eval_diffs.items():
+        assert diff <= 1e-5, (name, diff)  # the issue's bound on eval logits
+    # The eval loss is the mean cross-entropy of the test logits: recompute it independently.
+    digits = mlp_bn.load_digits_split()
+    impl = shared.make("haiku", mlp_bn.MlpBnConfig(), "mlp-bn")
+    final = run.trajectories["haiku/harness"].final()
+    params = {k[7:]: jnp.asarray(v) for k, v in final.items() if k.startswith("params.")}
+    state = {k[6:]: jnp.asarray(v) for k, v in final.items() if k.startswith("state.")}
+    logits, _ = impl.apply(*impl.from_canonical(params, state), digits.x_test, train=False)
+    z = np.asarray(logits, np.float64)
+    log_softmax = z - z.max(1, keepdims=True)
+    log_softmax -= np.log(np.exp(log_softmax).sum(1, keepdims=True))
+    nll = -log_softmax[np.arange(len(z)), digits.y_test].mean()
+    assert evals["haiku/harness"]["loss"] == pytest.approx(nll, rel=1e-5)  # float32
+    assert evals["haiku/harness"]["accuracy"] == np.mean(z.argmax(1) == digits.y_test)
+
+
+def test_linen_and_nnx_are_bitwise_equal_and_loops_are_bitwise_within_a_framework(mlp_bn_run):
+    t = mlp_bn_run.run.trajectories
+    assert shared.compare(t["flax_nnx/harness"], t["flax_linen/harness"]).bitwise
+    for f in FRAMEWORKS:
+        for loop in ("native", "scan"):
+            assert shared.compare(t[f"{f}/{loop}"], t[f"{f}/harness"]).bitwise, (f, loop)
+
+
+def test_haiku_and_equinox_are_not_bitwise_so_the_tolerance_is_needed(mlp_bn_run):
+    # If they became bitwise equal the stated tolerance would be stale: this says so.
+    by_name = {p["a"]: p for p in mlp_bn_run.run.comparison["pairs"]}
+    assert by_name["haiku/harness"]["bitwise"] is False
+    assert by_name["equinox/harness"]["bitwise"] is False
+    # The saved trajectories say the same (the JSON's verdict is not taken on trust).
+    t = mlp_bn_run.run.trajectories
+    assert not shared.compare(t["haiku/harness"], t["flax_linen/harness"]).bitwise
+    assert not shared.compare(t["equinox/harness"], t["flax_linen/harness"]).bitwise
+
+
+def test_training_step_matches_a_float64_numpy_forward_and_ema():
+    """An independent reference for one training step of the model as defined."""
+    config = mlp_bn.MlpBnConfig()
+    params, state = mlp_bn.canonical_init(config, seed=3)
+    rng = np.random.default_rng(1)
+    params = {k: v + rng.normal(0, 0.1, v.shape).astype(np.float32) for k, v in params.items()}
+    x = rng.random((16, 64), dtype=np.float32)
+    p = {k: v.astype(np.float64) for k, v in params.items()}
+    h = x @ p["dense1.kernel"] + p["dense1.bias"]
+    mu, var = h.mean(0), h.var(0)  # biased batch variance
+    z = np.maximum((h - mu) / np.sqrt(var + 1e-5) * p["bn.scale"] + p["bn.bias"], 0)
+    logits = z @ p["dense2.kernel"] + p["dense2.bias"]
+    for name in FRAMEWORKS:
+        impl = shared.make(name, config, "mlp-bn")
+        native = impl.from_canonical(*map(_jax, (params, state)))
+        y, new_state = jax.jit(lambda p, s, x, impl=impl: impl.apply(p, s, x, train=True))(
+            *native, x
+        )
+        # float32 against float64 over a 64-term dot and a normalisation: ~1e-6 relative.
+        np.testing.assert_allclose(y, logits, rtol=1e-5, atol=1e-5, err_msg=name)
+        _, canonical = impl.to_canonical(native[0], new_state)
+        np.testing.assert_allclose(canonical["bn.mean"], 0.1 * mu, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(canonical["bn.var"], 0.9 + 0.1 * var, atol=1e-6, err_msg=name)
+
+
+def _jax(values):
+    return {k: jnp.asarray(v) for k, v in values.items()}
+
+
+def test_adam_drops_the_dense_bias_before_batchnorm_and_agrees():
+    result = adam_run()
+    assert result.errors == {}
+    assert result.config["mlp"]["dense1_bias"] is False
+    for traj in result.trajectories.values():
+        assert "dense1.bias" not in traj.params
+    for pair in result.pairs:
+        assert pair.tolerance == mlp_bn.ADAM_PARAMS
+        assert pair.loss_max_ulp <= mlp_bn.ADAM_LOSS.max_ulp
+        assert pair.first_divergence is None, pair
+    assert max(result.eval_diffs.values()) <= 1e-5
+    assert min(ev["accuracy"] for ev in result.evals.values()) >= 0.95
+
+
+def test_adam_with_the_dense_bias_kept_lets_it_drift_across_frameworks():
+    """Why the bias is dropped: its true gradient is 0, and Adam scales the noise up to lr."""
+    config = mlp_bn.MlpBnConfig(dense1_bias=True)
+    digits = mlp_bn.load_digits_split()
+    batches = mlp_bn.minibatches(digits.x_train, digits.y_train, 64, 60, 0)
+    finals = {}
+    for name in ("flax_linen", "equinox"):
+        impl = shared.make(name, config, "mlp-bn")
+        params, state = impl.from_canonical(*map(_jax, mlp_bn.canonical_init(config)))
+        tx = shared.OptimizerConfig("adam", learning_rate=0.01).make()
+        traj, _ = shared.run_harness(
+            impl, params, state, tx, batches, mlp_bn.mlp_bn_loss, inputs=mlp_bn.mlp_bn_inputs
+        )
+        finals[name] = traj.final()
+    a, b = finals["flax_linen"], finals["equinox"]
+    drift = np.max(np.abs(a["params.dense1.bias"] - b["params.dense1.bias"]))
+    kernel = np.max(np.abs(a["params.dense2.kernel"] - b["params.dense2.kernel"]))
+    assert drift > 1e-3  # measured ~1e-1 after 200 steps, ~1e-2 after 60
+    assert kernel < mlp_bn.ADAM_PARAMS.atol  # the rest still agrees
+
+
+def test_digits_are_scaled_stratified_and_batched_deterministically():
+    d = mlp_bn.load_digits_split()
+    assert d.x_train.dtype == np.float32 and d.x_train.shape[1] == 64
+    assert d.x_train.min() == 0.0 and d.x_train.max() == 1.0
+    assert len(d.y_train) + len(d.y_test) == 1797 and len(d.y_test) == 450
+    # Stratified: each class's share of the test split is within one example of 25%.
+    for c in range(10):
+        n = np.sum(d.y_train == c) + np.sum(d.y_test == c)
+        assert abs(np.sum(d.y_test == c) - 0.25 * n) <= 1
+    again = mlp_bn.load_digits_split()
+    assert np.array_equal(d.x_test, again.x_test) and np.array_equal(d.y_train, again.y_train)
+    b = mlp_bn.minibatches(d.x_train, d.y_train, 64, 30, seed=5)
+    assert b.x.shape == (30, 64, 64) and b.labels.shape == (30, 64)
+    # Each epoch is a fresh permutation without the remainder: rows carry their own index.
+    ids = np.arange(100, dtype=np.float32)[:, None] * np.ones((1, 64), np.float32)
+    small = mlp_bn.minibatches(ids, np.arange(100) % 10, 30, 7, seed=0)
+    drawn = small.x[:, :, 0].astype(int)
+    for epoch in (drawn[0:3], drawn[3:6]):
+        assert len(np.unique(epoch)) == 90  # 3 batches of 30, no repeats, 10 left out
+    assert not np.array_equal(drawn[0:3], drawn[3:6])
+    assert np.array_equal(small.labels, drawn % 10)  # labels travel with their rows
+    assert np.array_equal(b.x, mlp_bn.minibatches(d.x_train, d.y_train, 64, 30, seed=5).x)
+    assert not np.array_equal(b.x, mlp_bn.minibatches(d.x_train, d.y_train, 64, 30, seed=6).x)
+
+
+def test_cli_mlp_bn_json_contract(tmp_path):
+    out = tmp_path / "run.json"
+    code = main(
+        ["compare", "--model", "mlp-bn", "--impls", "flax_linen,haiku", "--loop", "harness",
+         "--steps", "20", "--json", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    saved = shared.load_run(out)  # the JSON, and its .arrays.npz sidecar when it has one
+    run = saved.raw
+    assert run["model"] == "mlp-bn"
+    assert run["config"]["mode"] == "aligned" and run["config"]["steps"] == 20
+    assert set(run["trajectories"]) == {"flax_linen/harness", "haiku/harness"}
+    for key, traj in run["trajectories"].items():
+        assert set(traj["params"]) == set(mlp_bn.CANONICAL_PARAMS)
+        assert set(traj["state"]) == set(mlp_bn.CANONICAL_STATE)
+        loaded = saved.trajectories[key]
+        assert len(traj["loss"]) == 20 and len(loaded.loss) == 20
+        assert len(loaded.state["bn.var"]) == 21
+        assert set(traj["eval"]) == {"loss", "accuracy"}
+        assert isinstance(traj["eval"]["accuracy"], float)
+    pair = run["comparison"]["pairs"][0]
+    assert pair["loss_tolerance"]["max_ulp"] == mlp_bn.LOSS.max_ulp
+    assert run["comparison"]["eval"]["atol"] == 1e-5

@@ -1,0 +1,369 @@
+"""Every row of the README's BatchNorm defaults table, measured on the frameworks' own layers.
+
+Each test fails if the framework changes that default. Values are derived from the layers'
+behaviour (closed forms in float64), not copied from their source.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import warnings
+from pathlib import Path
+
+import equinox as eqx
+import flax.linen as nn
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from helpers import MLP_BN_IMPLS
+
+import shared
+from shared.models import mlp_bn
+
+ROOT = Path(__file__).resolve().parents[2]
+
+C = 3
+X = np.asarray([[0.5, -1.0, 2.0], [1.5, 0.0, -2.0], [-0.5, 3.0, 1.0], [2.5, 1.0, 0.0]], np.float32)
+MEAN = X.astype(np.float64).mean(0)
+VAR = X.astype(np.float64).var(0)  # biased: every framework divides by the batch size
+
+
+def linen_step(x, **kwargs):
+    bn = nn.BatchNorm(**kwargs)
+    variables = bn.init(jax.random.key(0), x, use_running_average=False)
+    y, updates = bn.apply(variables, x, use_running_average=False, mutable=["batch_stats"])
+    return variables, y, updates["batch_stats"]
+
+
+def nnx_layer(**kwargs):
+    return nnx.BatchNorm(C, rngs=nnx.Rngs(0), **kwargs)
+
+
+def haiku_fn(**kwargs):
+    kwargs = {"create_scale": True, "create_offset": True, "decay_rate": 0.9, **kwargs}
+    return hk.without_apply_rng(
+        hk.transform_with_state(lambda x, t: hk.BatchNorm(name="bn", **kwargs)(x, t))
+    )
+
+
+def eqx_call(bn, state, x, inference=False):
+    model = eqx.nn.inference_mode(bn, value=inference)
+    return jax.vmap(model, axis_name="b", in_axes=(0, None), out_axes=(0, None))(x, state)
+
+
+def eqx_layer(**kwargs):
+    return eqx.nn.make_with_state(eqx.nn.BatchNorm)(C, "b", **kwargs)
+
+
+# --- momentum / decay ---------------------------------------------------------------------
+
+
+def test_momentum_defaults():
+    # Linen and NNX: 0.99, read off one update from mean 0: mean_1 = (1 - m) * batch mean.
+    _, _, stats = linen_step(X)
+    np.testing.assert_allclose(stats["mean"], 0.01 * MEAN, rtol=1e-5)
+    layer = nnx_layer()
+    layer(jnp.asarray(X))
+    np.testing.assert_allclose(layer.mean[...], 0.01 * MEAN, rtol=1e-5)
+    # Equinox: 0.99, with the same update in mode="batch" (its hidden EMA).
+    bn, state = eqx_layer(mode="batch")
+    _, state = eqx_call(bn, state, X)
+    np.testing.assert_allclose(state.get(bn.batch_state_index)[0], 0.01 * MEAN, rtol=1e-5)
+    # Haiku: no default at all; hk.nets.ResNet's bn_config supplies 0.999.
+    with pytest.raises(TypeError, match="decay_rate"):
+        hk.transform_with_state(lambda x: hk.BatchNorm(True, True)(x, True)).init(None, X)
+    assert _resnet_decay() == pytest.approx(0.999, abs=1e-6)
+
+
+def _resnet_decay() -> float:
+    """hk.nets.ResNet's BatchNorm decay, read off one training step of one of its blocks."""
+
+    def block(x):
+        return hk.nets.ResNet.BlockV1(4, 1, False, {}, False, name="block")(x, True, False)
+
+    f = hk.without_apply_rng(hk.transform_with_state(block))
+    x = np.random.default_rng(0).standard_normal((2, 5, 5, 4)).astype(np.float32)
+    params, state = f.init(jax.random.key(0), x)
+    _, state = f.apply(params, state, x)
+    ema = next(v for k, v in state.items() if k.endswith("mean_ema"))
+    # One step from hidden 0, counter 0: average = hidden / (1 - d), so d = 1 - hidden/average.
+    ratio = np.asarray(ema["hidden"], np.float64) / np.asarray(ema["average"], np.float64)
+    return float(1 - np.median(ratio))
+
+
+def test_haiku_resnet_bn_config_decay_is_what_defaults_mode_uses():
+    assert _defaults_mode_decay() == pytest.approx(_resnet_decay(), abs=1e-6)
+
+
+def _defaults_mode_decay() -> float:
+    """The decay of Haiku's adapter in `--defaults` mode, read off one training step from its
+    own initial state (hidden 0, counter 0), as `_resnet_decay` reads ResNet's."""
+    impl = shared.make("haiku", mlp_bn.MlpBnConfig(native_defaults=mlp_bn.KNOBS), "mlp-bn")
+    x = jnp.asarray(mlp_bn.load_digits_split().x_train[:64])
+    params, state = impl.init(jax.random.key(0), x)
+    _, state = impl.apply(params, state, x, train=True)
+    ema = next(v for k, v in state.items() if k.endswith("mean_ema"))
+    assert int(ema["counter"]) == 1
+    ratio = np.asarray(ema["hidden"], np.float64) / np.asarray(ema["average"], np.float64)
+    return float(1 - np.median(ratio))
+
+
+def test_haiku_computes_one_minus_decay_in_float32():
+    f = haiku_fn(decay_rate=0.9)
+    params, state = f.init(None, X, True)
+    state = {k: {**v, "hidden": v["hidden"] * 0} for k, v in state.items()}
+    _, new = f.apply(params, state, X, True)
+    hidden = np.asarray(new["bn/~/mean_ema"]["hidden"]).ravel()
+    batch_mean = jnp.mean(jnp.asarray(X), 0)
+    float32_weight = np.asarray(batch_mean * (jnp.float32(1) - jnp.float32(0.9)))
+    python_weight = np.asarray(batch_mean * jnp.float32(1 - 0.9))
+    np.testing.assert_array_equal(hidden, float32_weight)
+    assert not np.array_equal(float32_weight, python_weight)  # 0.100000024 vs 0.1
+
+
+# --- epsilon ------------------------------------------------------------------------------
+
+
+def test_epsilon_is_1e_5_everywhere():
+    # Eval with running mean 0 and var 0: y = x / sqrt(eps), so eps = (x / y)^2.
+    x = np.ones((2, C), np.float32)
+    variables = {
+        "params": {"scale": jnp.ones(C), "bias": jnp.zeros(C)},
+        "batch_stats": {"mean": jnp.zeros(C), "var": jnp.zeros(C)},
+    }
+    eps = {"linen": nn.BatchNorm(use_running_average=True).apply(variables, x)}
+    layer = nnx_layer()
+    layer.var[...] = jnp.zeros(C)
+    layer.eval()
+    eps["nnx"] = layer(jnp.asarray(x))
+    f = haiku_fn()
+    params, state = f.init(None, x, True)
+    state = {k: {**v, "average": v["average"] * 0} for k, v in state.items()}
+    eps["haiku"] = f.apply(params, state, x, False)[0]
+    bn, st = eqx_layer(mode="ema")
+    st = st.set(bn.ema_state_index, (jnp.zeros(C), jnp.zeros(C)))
+    eps["equinox"] = eqx_call(bn, st, x, inference=True)[0]
+    for name, y in eps.items():
+        np.testing.assert_allclose(
+            (1 / np.asarray(y, np.float64)) ** 2, 1e-5, rtol=1e-5, err_msg=name
+        )
+
+
+# --- variance formula ---------------------------------------------------------------------
+
+CONSTANT = np.full((8, C), 1000.1, np.float32)  # true variance 0; E[x^2] - E[x]^2 = -0.125
+
+
+def test_variance_formulas_on_a_constant_column():
+    fast = jnp.mean(CONSTANT**2, axis=0) - jnp.mean(CONSTANT, axis=0) ** 2
+    assert (fast < 0).all()  # the float32 hazard
+    # Flax: E[x^2] - E[x]^2 clamped at 0 (use_fast_variance=True by default).
+    assert nn.BatchNorm.use_fast_variance is True
+    _, y, stats = linen_step(CONSTANT, momentum=0.0)
+    np.testing.assert_array_equal(stats["var"], np.zeros(C))
+    assert np.isfinite(y).all()
+    # NNX: the same default.
+    assert nnx_layer().use_fast_variance is True
+    # Haiku: E[x^2] - E[x]^2 without the clamp: a negative variance, and NaN outputs.
+    f = haiku_fn()
+    params, state = f.init(None, CONSTANT, True)
+    y, new = f.apply(params, state, CONSTANT, True)
+    assert (np.asarray(new["bn/~/var_ema"]["average"]) < 0).all()
+    assert np.isnan(y).all()
+    # Equinox: two-pass E[(x - E[x])^2]: exactly 0.
+    bn, st = eqx_layer(mode="batch", momentum=0.5)
+    y, st = eqx_call(bn, st, CONSTANT)
+    np.testing.assert_array_equal(st.get(bn.batch_state_index)[1], np.full(C, 0.5))  # 0.5*1 + 0.5*0
+    assert np.isfinite(y).all()
+
+
+# --- initial running statistics, debiasing ------------------------------------------------
+
+
+def test_initial_running_statistics():
+    variables, _, _ = linen_step(X)  # Linen's init does not update the statistics
+    np.testing.assert_array_equal(variables["batch_stats"]["mean"], np.zeros(C))
+    np.testing.assert_array_equal(variables["batch_stats"]["var"], np.ones(C))
+    layer = nnx_layer()
+    np.testing.assert_array_equal(layer.mean[...], np.zeros(C))
+    np.testing.assert_array_equal(layer.var[...], np.ones(C))
+    # Haiku: hidden 0 and counter 0, but init(is_training=True) fills `average` with the
+    # init batch's statistics; init(is_training=False) cannot run at all.
+    f = haiku_fn()
+    _, state = f.init(None, X, True)
+    for ema, expected in (("mean_ema", MEAN), ("var_ema", VAR)):
+        s = state[f"bn/~/{ema}"]
+        assert int(s["counter"]) == 0
+        np.testing.assert_array_equal(s["hidden"], np.zeros((1, C)))
+        np.testing.assert_allclose(np.ravel(s["average"]), expected, rtol=1e-5)
+    with pytest.raises(Exception, match="average"):
+        f.init(None, X, False)
+    # Equinox mode="batch": hidden (0, 1), counter 0; mode="ema": a first-call flag.
+    bn, st = eqx_layer(mode="batch")
+    assert int(st.get(bn.batch_counter)) == 0
+    np.testing.assert_array_equal(st.get(bn.batch_state_index)[1], np.ones(C))
+    bn, st = eqx_layer(mode="ema")
+    assert bool(st.get(bn.ema_first_time_index))
+
+
+def test_debiasing():
+    # Flax: none. After one step from (0, 1) with momentum m: (1-m) mean and m + (1-m) var.
+    _, _, stats = linen_step(X, momentum=0.9)
+    np.testing.assert_allclose(stats["mean"], 0.1 * MEAN, rtol=1e-5)
+    np.testing.assert_allclose(stats["var"], 0.9 + 0.1 * VAR, rtol=1e-5)
+    # Haiku: zero debiasing; after one step the eval statistics are the batch's own.
+    f = haiku_fn(decay_rate=0.9)
+    params, state = f.init(None, X, True)
+    _, state = f.apply(params, state, X, True)
+    np.testing.assert_allclose(np.ravel(state["bn/~/mean_ema"]["average"]), MEAN, rtol=1e-5)
+    np.testing.assert_allclose(np.ravel(state["bn/~/var_ema"]["average"]), VAR, rtol=1e-5)
+    # Equinox mode="batch": divides by 1 - m**counter at eval, but its var EMA starts at 1,
+    # not 0: after one step the eval variance is (m + (1-m) var) / (1-m) = 9 + var for m=0.9.
+    bn, st = eqx_layer(mode="batch", momentum=0.9)
+    _, st = eqx_call(bn, st, X)
+    y, _ = eqx_call(bn, st, X, inference=True)
+    eval_var = 9.0 + VAR
+    expected = (X - MEAN) / np.sqrt(eval_var + 1e-5)
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-6)
+
+
+# --- scale and offset shapes --------------------------------------------------------------
+
+
+def test_scale_and_offset_shapes():
+    variables, _, _ = linen_step(X)
+    assert variables["params"]["scale"].shape == variables["params"]["bias"].shape == (C,)
+    layer = nnx_layer()
+    assert layer.scale[...].shape == layer.bias[...].shape == (C,)
+    params, _ = haiku_fn().init(None, X, True)
+    assert params["bn"]["scale"].shape == params["bn"]["offset"].shape == (1, C)
+    bn, _ = eqx_layer(mode="batch")
+    assert bn.weight.shape == bn.bias.shape == (C,)
+
+
+# --- train/eval switch, per-example vs batched, cross-device argument ---------------------
+
+
+def test_train_eval_switches():
+    # Linen: `use_running_average` has no default; it must be given at construction or call.
+    assert nn.BatchNorm.use_running_average is None
+    with pytest.raises(ValueError, match="use_running_average"):
+        nn.BatchNorm().init(jax.random.key(0), X)
+    # NNX: trains by default; model.eval() switches to the running statistics.
+    layer = nnx_layer()
+    assert layer.use_running_average is False
+    layer.eval()
+    assert layer.use_running_average is True
+    # Haiku: `is_training` is a required argument of every call.
+    assert inspect.signature(hk.BatchNorm.__call__).parameters["is_training"].default is (
+        inspect.Parameter.empty
+    )
+    # Equinox: `inference=False` by default, toggled by eqx.nn.inference_mode.
+    bn, _ = eqx_layer(mode="batch")
+    assert bn.inference is False
+    assert eqx.nn.inference_mode(bn).inference is True
+
+
+def test_equinox_is_per_example_under_a_named_vmap_the_others_batched():
+    bn, st = eqx_layer(mode="batch")
+    with pytest.raises(NameError):
+        bn(jnp.asarray(X[0]), st)  # no vmap axis named "b"
+    y, _ = eqx_call(bn, st, X)
+    _, y_linen, _ = linen_step(X)
+    np.testing.assert_allclose(y, y_linen, rtol=1e-5, atol=1e-6)
+
+
+def test_cross_device_arguments():
+    assert nn.BatchNorm.axis_name is None
+    assert inspect.signature(nnx.BatchNorm.__init__).parameters["axis_name"].default is None
+    assert inspect.signature(hk.BatchNorm.__init__).parameters["cross_replica_axis"].default is None
+    eqx_axis = inspect.signature(eqx.nn.BatchNorm.__init__).parameters["axis_name"]
+    assert eqx_axis.default is inspect.Parameter.empty  # required
+
+
+# --- Equinox's mode ----------------------------------------------------------------------
+
+
+def test_equinox_mode_unset_warns_and_trains_on_running_statistics():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bn, st = eqx_layer()
+    assert bn.mode == "ema"
+    assert any("mode" in str(w.message) for w in caught)
+    x2 = X[::-1] * 2 + 1
+    _, st = eqx_call(bn, st, X)  # first call: batch statistics
+    y2, _ = eqx_call(bn, st, x2)
+    mean2, var2 = x2.astype(np.float64).mean(0), x2.astype(np.float64).var(0)
+    blend_mean = 0.01 * mean2 + 0.99 * MEAN  # normalises with the updated running stats
+    blend_var = 0.01 * var2 + 0.99 * VAR
+    np.testing.assert_allclose(y2, (x2 - blend_mean) / np.sqrt(blend_var + 1e-5), rtol=1e-4)
+    assert not np.allclose(y2, (x2 - mean2) / np.sqrt(var2 + 1e-5), rtol=1e-2)
+
+
+# --- the --defaults comparison ------------------------------------------------------------
+
+
+def test_defaults_mode_drifts_and_names_the_defaults_responsible(mlp_bn_defaults_run):
+    # `state-rosetta compare --model mlp-bn --defaults`: 200 steps, every framework and loop.
+    run = mlp_bn_defaults_run.run
+    assert mlp_bn_defaults_run.code == 1, mlp_bn_defaults_run.output[-3000:]  # it drifts
+    assert run.errors == {}
+    assert run.config["mode"] == "defaults"
+    assert run.comparison["agree"] is False
+    assert run.comparison["reference"] == "flax_linen/aligned"
+    drift = {(d["impl"], d["knob"]): d for d in run.comparison["drift"]}
+    # Training loss: only Equinox's default mode="ema" changes what training computes.
+    assert drift[("equinox", "mode")]["loss_max_abs"] > 1e-2
+    assert drift[("equinox", "mode")]["responsible"]
+    for impl in ("flax_linen", "flax_nnx", "haiku"):
+        assert drift[(impl, "all")]["loss_max_abs"] < 1e-5, impl
+    # Running statistics and eval: every framework's momentum default moves them.
+    for impl in MLP_BN_IMPLS:
+        d = drift[(impl, "momentum")]
+        assert d["responsible"] and d["eval_max_abs"] > 1e-2, impl
+    # Haiku's debiasing and Equinox's counter change the running statistics early on.
+    assert drift[("haiku", "state")]["state_max_abs"] > 1e-2
+    assert drift[("equinox", "state")]["state_max_abs"] > 1.0  # the var EMA from 1, debiased
+    # Flax keeps no default here other than momentum: its initial statistics are canonical.
+    assert {k for i, k in drift if i == "flax_linen"} == {"all", "momentum"}
+
+
+def _table(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("| ")]
+
+
+def test_readme_and_docs_tables_name_existing_tests_and_agree():
+    # The README's section and docs/batchnorm.md hold the same table, whose header names this
+    # file by its path from the repository's root (tests/mlp_bn/test_mlp_bn_defaults.py).
+    this = Path(__file__).resolve().relative_to(ROOT).as_posix()
+    readme = _table((ROOT / "README.md").read_text().split("## BatchNorm across frameworks")[1])
+    docs_text = (ROOT / "docs" / "batchnorm.md").read_text()
+    docs = _table(docs_text)
+    assert docs and docs[0].endswith(f"| test (`{this}`) |"), docs[:1]
+    assert readme == docs, [(r, d) for r, d in zip(readme, docs, strict=False) if r != d]
+    # Every test file (and test) that docs/batchnorm.md names exists.
+    for path, test in re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", docs_text):
+        assert (ROOT / path).is_file(), path
+        assert not test or f"def {test}(" in (ROOT / path).read_text(), (path, test)
+    rows = [row.split(" | ")[0].strip("| ") for row in readme[1:]]
+    assert rows == [
+        "momentum or decay",
+        "epsilon",
+        "variance formula",
+        "initial running statistics",
+        "debiasing",
+        "scale and offset shapes",
+        "train/eval switch",
+        "per-example or batched",
+        "cross-device argument",
+    ]
+    source = Path(__file__).read_text()
+    for row in readme[1:]:
+        names = re.findall(r"`(test_\w+)`", row.rsplit(" | ", 1)[1])
+        assert names, row
+        for name in names:
+            assert f"def {name}(" in source, name
