@@ -9,9 +9,12 @@ same runs, so the default compare runs once, and each 200-step mlp-bn run once.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
+import hashlib
 import io
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +25,20 @@ import pytest
 import shared
 from shared.cli import main
 
-_RUNS = Path(tempfile.mkdtemp(prefix="state-rosetta-tests-"))
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _runs_folder() -> Path:
+    """Where the session's runs live: one folder for all pytest-xdist workers of a run."""
+    uid = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if uid is None:
+        return Path(tempfile.mkdtemp(prefix="state-rosetta-tests-"))
+    folder = Path(tempfile.gettempdir()) / f"state-rosetta-tests-{uid}"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+_RUNS = _runs_folder()
 
 
 @dataclass(frozen=True)
@@ -47,19 +62,36 @@ class CliRun:
 
 @functools.cache
 def cli_run(*argv: str) -> CliRun:
-    """`state-rosetta *argv` (with `--json` added to compare), once per session.
+    """`state-rosetta *argv` (with `--json` added to compare), once per test session.
 
     It runs in the repository's root, so relative paths (`examples/...`) are the README's.
+    Under pytest-xdist the first worker to ask runs it, under a file lock, and the others
+    read its result.
     """
-    json_path = None
-    args = list(argv)
-    if args and args[0] == "compare" and "--json" not in args:
-        json_path = _RUNS / f"run{len(list(_RUNS.glob('run*.json')))}.json"
-        args += ["--json", str(json_path)]
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.chdir(ROOT), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(args)
-    return CliRun(code, out.getvalue() + err.getvalue(), json_path)
+    key = hashlib.sha256(json.dumps(argv).encode()).hexdigest()[:16]
+    done = _RUNS / f"{key}.done.json"
+    with open(_RUNS / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.is_file():
+            saved = json.loads(done.read_text())
+            path = None if saved["json_path"] is None else Path(saved["json_path"])
+            return CliRun(saved["code"], saved["output"], path)
+        json_path = None
+        args = list(argv)
+        if args and args[0] == "compare" and "--json" not in args:
+            json_path = _RUNS / f"{key}.json"
+            args += ["--json", str(json_path)]
+        out = io.StringIO()
+        with (
+            contextlib.chdir(ROOT),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(out),
+        ):
+            code = main(args)
+        result = CliRun(code, out.getvalue(), json_path)
+        record = {"code": code, "output": result.output, "json_path": json_path}
+        done.write_text(json.dumps(record, default=str))
+        return result
 
 
 @pytest.fixture(scope="session")

@@ -82,6 +82,7 @@ def scratch(tmp_path_factory):
     return folder
 
 
+@pytest.mark.xdist_group("readme")  # in order, on one worker: a `diff` reads what ran before
 @pytest.mark.parametrize(
     ("command", "expected"), SHELL_COMMANDS, ids=[c for c, _ in SHELL_COMMANDS]
 )
