@@ -8,11 +8,13 @@ from ._canonical import (
     equinox_state_from_canonical,
 )
 from ._mlp_bn import EquinoxMlpBn
+from ._mlp_dropout import EquinoxMlpDropout
 
 __all__ = [
     "BiasAdderWithRunningMean",
     "EquinoxBiasAdder",
     "EquinoxMlpBn",
+    "EquinoxMlpDropout",
     "equinox_canonical",
     "equinox_from_canonical",
     "equinox_state_canonical",

@@ -1,10 +1,13 @@
-"""The bias adder and the MLP with BatchNorm in Flax: Linen (mutable collections) and NNX."""
+"""The bias adder, the MLP with BatchNorm and the MLP with dropout in Flax: Linen (mutable
+collections, `rngs=`) and NNX."""
 
 from ._canonical import linen_canonical, linen_from_canonical, nnx_canonical, nnx_from_canonical
 from ._linen import BiasAdderWithRunningMean as LinenBiasAdderWithRunningMean
 from ._linen import LinenBiasAdder
 from ._mlp_bn_linen import LinenMlpBn
 from ._mlp_bn_nnx import NNXMlpBn
+from ._mlp_dropout_linen import LinenMlpDropout
+from ._mlp_dropout_nnx import NNXMlpDropout
 from ._nnx import BiasAdderWithRunningMean as NNXBiasAdderWithRunningMean
 from ._nnx import NNXBiasAdder
 
@@ -12,9 +15,11 @@ __all__ = [
     "LinenBiasAdder",
     "LinenBiasAdderWithRunningMean",
     "LinenMlpBn",
+    "LinenMlpDropout",
     "NNXBiasAdder",
     "NNXBiasAdderWithRunningMean",
     "NNXMlpBn",
+    "NNXMlpDropout",
     "linen_canonical",
     "linen_from_canonical",
     "nnx_canonical",

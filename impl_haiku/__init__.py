@@ -3,11 +3,13 @@
 from ._bias_adder import BiasAdderWithRunningMean, HaikuBiasAdder, make_forward
 from ._canonical import haiku_canonical, haiku_from_canonical
 from ._mlp_bn import HaikuMlpBn
+from ._mlp_dropout import HaikuMlpDropout
 
 __all__ = [
     "BiasAdderWithRunningMean",
     "HaikuBiasAdder",
     "HaikuMlpBn",
+    "HaikuMlpDropout",
     "haiku_canonical",
     "haiku_from_canonical",
     "make_forward",

@@ -48,6 +48,15 @@ MODELS: dict[str, ModelEntry] = {
             "equinox": "impl_equinox:EquinoxMlpBn",
         },
     ),
+    "mlp-dropout": ModelEntry(
+        "shared.models.mlp_dropout:SPEC",
+        {
+            "flax_linen": "impl_flax:LinenMlpDropout",
+            "flax_nnx": "impl_flax:NNXMlpDropout",
+            "haiku": "impl_haiku:HaikuMlpDropout",
+            "equinox": "impl_equinox:EquinoxMlpDropout",
+        },
+    ),
 }
 """Every built-in model, by name; the first is `state-rosetta compare`'s default."""
 

@@ -295,6 +295,11 @@ def compare_command(args: argparse.Namespace, spec: ModelSpec, console: Console)
     if args.plot is not None:
         plot(result, args.plot)
         console.print(f"wrote {escape(str(args.plot))}")
+        for analysis in result.analyses:
+            if analysis.plot is not None:
+                path = args.plot.with_name(f"{args.plot.stem}.{analysis.key}{args.plot.suffix}")
+                analysis.plot(path)
+                console.print(f"wrote {escape(str(path))}")
     return EXIT_AGREE if result.agree else EXIT_DIVERGE
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jax
 import pytest
 
 import shared
@@ -39,6 +40,13 @@ def _runs_folder() -> Path:
 
 
 _RUNS = _runs_folder()
+
+# One compilation cache for the session, on disk, shared by both workers: the frameworks
+# compile to identical programs (that is the point of the project), and each is compiled once.
+# A cached executable is the same program, so it cannot change a number.
+jax.config.update("jax_compilation_cache_dir", str(_RUNS / "xla-cache"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 @dataclass(frozen=True)

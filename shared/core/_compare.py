@@ -40,6 +40,16 @@ class PairResult:
     def agree(self) -> bool:
         return self.first_divergence is None
 
+    @property
+    def expected(self) -> bool:
+        """Diverges, as its tolerance says to expect (an explained difference)."""
+        return self.first_divergence is not None and self.tolerance.expected
+
+    @property
+    def ok(self) -> bool:
+        """Agrees, or differs as expected: nothing to fail the run for."""
+        return self.agree or self.tolerance.expected
+
     def to_json(self) -> dict[str, Any]:
         div = self.first_divergence
         extra: dict[str, Any] = {}
@@ -55,6 +65,7 @@ class PairResult:
             "max_abs": self.max_abs,
             "max_ulp": self.max_ulp,
             "first_divergence": None if div is None else {"step": div.step, "leaf": div.leaf},
+            "expected": self.expected,
             "tolerance": self.tolerance.to_json(),
             **extra,
         }

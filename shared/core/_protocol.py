@@ -70,7 +70,7 @@ class Implementation(Protocol):
         With `train=True` the state is updated and the new state returned; with `train=False`
         the stored state is used and returned unchanged. `key` is the step's random key,
         which the harness derives the same way for every implementation (see
-        [`step_key`][]); it is passed only to models whose spec says they are random, so a
+        [`step_keys`][]); it is passed only to models whose spec says they are random, so a
         deterministic model may leave the argument out.
         """
         ...

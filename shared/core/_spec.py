@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
@@ -109,6 +110,8 @@ class AnalysisResult:
     - `payload`: its JSON value.
     - `title`, `head`, `rows`: a table for the terminal (rows of plain strings).
     - `notes`: lines printed under the table.
+    - `ok`: `False` fails the run (exit 1), as a divergence does.
+    - `plot`: writes a figure of the analysis to the path it is given (`--plot`), or `None`.
     """
 
     key: str
@@ -117,6 +120,8 @@ class AnalysisResult:
     head: Sequence[str]
     rows: Sequence[Sequence[str]]
     notes: Sequence[str] = ()
+    ok: bool = True
+    plot: Callable[[Path], None] | None = None
 
 
 Analysis: TypeAlias = Callable[["AnalysisContext"], "AnalysisResult | None"]

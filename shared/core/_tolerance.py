@@ -22,6 +22,9 @@ class Tolerance:
     - `max_ulp`: the largest allowed distance in float32 ULPs (values compared as float32).
     - `atol`, `rtol`: absolute and relative bounds, computed in float64.
     - `reason`: why this tolerance is needed; shown in reports.
+    - `expected`: the two runs are expected to part ways (an explained difference, such as
+      two frameworks' own random keys): a divergence is reported, with `reason`, but does not
+      fail the run.
     """
 
     max_ulp: int = 0
@@ -30,6 +33,7 @@ class Tolerance:
     reason: str = (
         "same program: identical optimised HLO, so every float32 op runs in the same order"
     )
+    expected: bool = False
 
     def agrees(self, a: npt.ArrayLike, b: npt.ArrayLike) -> np.ndarray:
         """Elementwise: does `a` agree with `b` (the reference)?"""
@@ -38,7 +42,9 @@ class Tolerance:
         return np.asarray((ulp_distance(a, b) <= self.max_ulp) | close)
 
     def describe(self) -> str:
-        """A short label: `"bitwise"`, `"4 ULP"`, `"2e-05 abs+rel"`..."""
+        """A short label: `"bitwise"`, `"4 ULP"`, `"2e-05 abs+rel"`, `"expected to differ"`..."""
+        if self.expected:
+            return "expected to differ"
         parts = [f"{self.max_ulp} ULP"] if self.max_ulp else []
         if self.atol and self.atol == self.rtol:
             parts.append(f"{self.atol:g} abs+rel")
@@ -53,6 +59,7 @@ class Tolerance:
             "atol": self.atol,
             "rtol": self.rtol,
             "reason": self.reason,
+            "expected": self.expected,
         }
 
 
@@ -124,12 +131,15 @@ class Tolerances:
     - `scan`: a `lax.scan` run against a one-call-per-step run (`None`: `same`).
     - `oracle`: a float32 run against the float64 oracle (`None`: the model has no oracle).
     - `loss`: the loss, where it needs a bound of its own (`None`: as the other leaves).
+    - `across`: two different implementations (`None`: as above). A tolerance with
+      `expected=True` here says that implementations are expected to part ways.
     """
 
     same: Tolerance = BITWISE
     scan: Tolerance | None = None
     oracle: Tolerance | None = None
     loss: Tolerance | None = None
+    across: Tolerance | None = None
 
     def for_pair(self, a: str, b: str) -> tuple[Tolerance, Tolerance | None]:
         """(tolerance, loss tolerance or None) for trajectory `a` against `b`, by their keys."""
@@ -137,13 +147,17 @@ class Tolerances:
             if self.oracle is None:
                 raise ValueError("this model declares no oracle tolerance")
             return self.oracle, None
+        if self.across is not None and a.partition("/")[0] != b.partition("/")[0]:
+            return self.across, None
         if self.scan is not None and (loop_of(a) == "scan") != (loop_of(b) == "scan"):
             return self.scan, None
         return self.same, self.loss
 
     def overridden(self, tolerance: Tolerance) -> Tolerances:
-        """Every float32 pair judged by `tolerance` (`--tolerance`); the oracle's bound stays."""
-        return Tolerances(same=tolerance, oracle=self.oracle)
+        """Every float32 pair judged by `tolerance` (`--tolerance`); the oracle's bound and an
+        expected difference across implementations stay."""
+        across = self.across if self.across is not None and self.across.expected else None
+        return Tolerances(same=tolerance, oracle=self.oracle, across=across)
 
 
 ORACLE_KEY = "oracle/float64"

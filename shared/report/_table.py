@@ -15,7 +15,8 @@ from shared.core import CompareResult, PairResult, describe_divergence
 def comparison_rows(result: CompareResult) -> tuple[list[str], list[tuple[str, ...]]]:
     """The comparison as plain text: column names, and one row per trajectory.
 
-    The last cell is the verdict: `reference`, `agrees`, `DIVERGES` or `FAILED <error>`.
+    The last cell is the verdict: `reference`, `agrees`, `differs (expected)`, `DIVERGES` or
+    `FAILED <error>`.
     Shared by the terminal table and the docs site.
     """
     per_leaf = any(p.loss_max_ulp is not None for p in result.pairs)
@@ -46,7 +47,7 @@ def comparison_rows(result: CompareResult) -> tuple[list[str], list[tuple[str, .
                 "yes" if p.bitwise else "no",
                 tolerance,
                 "-" if p.first_divergence is None else str(p.first_divergence),
-                "agrees" if p.agree else "DIVERGES",
+                "agrees" if p.agree else "differs (expected)" if p.expected else "DIVERGES",
             )
         )
     for name, error in result.errors.items():
@@ -55,7 +56,12 @@ def comparison_rows(result: CompareResult) -> tuple[list[str], list[tuple[str, .
 
 
 _RIGHT = {"final loss", "max |diff|", "max ULP", "max ULP (loss)"}
-_VERDICT_STYLE = {"agrees": "green", "DIVERGES": "bold red", "FAILED": "bold red"}
+_VERDICT_STYLE = {
+    "agrees": "green",
+    "differs": "yellow",
+    "DIVERGES": "bold red",
+    "FAILED": "bold red",
+}
 
 
 def table(result: CompareResult) -> Table:
@@ -90,6 +96,7 @@ def eval_table(result: CompareResult) -> Table:
     for column in ("trajectory", *metric_names, "max |diff| outputs", "verdict"):
         t.add_column(column, justify="left" if column == "trajectory" else "right")
     atol = result.eval_atol or 0.0
+    expected = {p.a for p in result.pairs if p.tolerance.expected}
     for name, ev in result.evals.items():
         diff = result.eval_diffs.get(name)
         verdict = (
@@ -97,6 +104,8 @@ def eval_table(result: CompareResult) -> Table:
             if diff is None
             else "[green]agrees[/]"
             if diff <= atol
+            else "[yellow]differs (expected)[/]"
+            if name in expected
             else "[bold red]DIFFERS[/]"
         )
         cells = [f"{ev[m]:.4f}" if m == "accuracy" else f"{ev[m]:.6g}" for m in metric_names]
@@ -119,10 +128,15 @@ def summary(result: CompareResult) -> str:
     c = result.counts()
     ran = len(result.trajectories) + len(result.errors)
     verdict = "all trajectories agree" if result.agree else "DISAGREEMENT"
+    if result.agree and c["expected"]:
+        verdict = "agreement where expected"
+    expected = f", {c['expected']} differ as expected" if c["expected"] else ""
+    failed = [a.key for a in result.analyses if not a.ok]
+    analyses = f"; analysis {', '.join(failed)} failed" if failed else ""
     return (
-        f"{verdict}: {c['agree']} agree with {result.reference}, {c['diverge']} diverge, "
-        f"{c['failed']} failed ({ran} trajectories, {result.config['steps']} steps; "
-        "within the declared tolerances)"
+        f"{verdict}: {c['agree']} agree with {result.reference}, {c['diverge']} diverge"
+        f"{expected}, {c['failed']} failed ({ran} trajectories, {result.config['steps']} steps; "
+        f"within the declared tolerances){analyses}"
     )
 
 
@@ -152,7 +166,10 @@ def print_report(result: CompareResult, console: Console) -> None:
     for tol in sorted(tolerances, key=lambda t: (t.max_ulp, t.atol)):
         console.print(f"[dim]tolerance {tol.describe()}: {escape(tol.reason)}[/]")
     for p in result.pairs:
-        if not p.agree:
+        if p.expected:
+            line = divergence_line(result, p)[len(p.a) + 1 :].replace("diverges", "differs", 1)
+            console.print(f"[yellow]{escape(p.a)}[/] {escape(line)}, as expected")
+        elif not p.agree:
             console.print(
                 f"[bold red]{escape(p.a)}[/] {escape(divergence_line(result, p)[len(p.a) + 1 :])}"
             )

@@ -37,7 +37,13 @@ def test_default_run_agrees_and_follows_the_json_contract(default_run):
         assert np.shape(traj["state"]["mean"][10]) == (4,)
     comparison = run["comparison"]
     assert comparison["reference"] == "jax/harness" and comparison["agree"] is True
-    assert comparison["counts"] == {"reference": 1, "agree": 15, "diverge": 0, "failed": 0}
+    assert comparison["counts"] == {
+        "reference": 1,
+        "agree": 15,
+        "diverge": 0,
+        "expected": 0,
+        "failed": 0,
+    }
     assert {p["a"] for p in comparison["pairs"]} == set(run["trajectories"]) - {"jax/harness"}
     for pair in comparison["pairs"]:
         assert set(pair) >= {"a", "b", "bitwise", "max_abs", "max_ulp", "first_divergence"}
@@ -138,7 +144,7 @@ def test_keepdims_run_reports_failures_whole_and_counts_them(capsys):
     assert all(p["first_divergence"] is None for p in raw["comparison"]["pairs"])
     counts = raw["comparison"]["counts"]
     # 10 trajectories ran: 3 trained and agree with the reference, 7 failed; none diverged.
-    assert counts == {"reference": 1, "agree": 3, "diverge": 0, "failed": 7}
+    assert counts == {"reference": 1, "agree": 3, "diverge": 0, "expected": 0, "failed": 7}
     out = run.output
     assert "FAILED" in out
     assert "DISAGREEMENT: 3 agree with jax/harness, 0 diverge, 7 failed (11 trajectories" in out

@@ -82,24 +82,32 @@ def scratch(tmp_path_factory):
     return folder
 
 
-@pytest.mark.xdist_group("readme")  # in order, on one worker: a `diff` reads what ran before
-@pytest.mark.parametrize(
-    ("command", "expected"), SHELL_COMMANDS, ids=[c for c, _ in SHELL_COMMANDS]
-)
-def test_shell_command_from_the_docs_runs(command, expected, scratch):
+def _uses_files(command: str) -> bool:
     args = shlex.split(command)[1:]
-    writes = {"--json", "--plot", "--data"} & set(args)
-    if args[0] == "compare" and not writes:
-        run = cli_run(*args)  # shared with the other tests, run in the repository's root
-        code, output = run.code, run.output
-    else:
+    return args[0] != "compare" or bool({"--json", "--plot", "--data"} & set(args))
+
+
+SHARED = [(c, e) for c, e in SHELL_COMMANDS if not _uses_files(c)]
+WITH_FILES = [(c, e) for c, e in SHELL_COMMANDS if _uses_files(c)]
+
+
+@pytest.mark.parametrize(("command", "expected"), SHARED, ids=[c for c, _ in SHARED])
+def test_shell_command_from_the_docs_runs(command, expected):
+    run = cli_run(*shlex.split(command)[1:])  # shared with the other tests, in the repo's root
+    assert run.code == expected, run.output[-3000:]
+
+
+def test_shell_commands_with_files_from_the_docs_run_in_order(scratch):
+    # One test, so that one worker runs them in the docs' order: a `diff` reads what the
+    # `compare --json` before it wrote.
+    assert WITH_FILES
+    for command, expected in WITH_FILES:
         out = io.StringIO()
         cwd = os.getcwd()
         os.chdir(scratch)
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-                code = main(args)
+                code = main(shlex.split(command)[1:])
         finally:
             os.chdir(cwd)
-        output = out.getvalue()
-    assert code == expected, output[-3000:]
+        assert code == expected, (command, out.getvalue()[-3000:])

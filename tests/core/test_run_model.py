@@ -157,10 +157,10 @@ def test_every_loop_gets_fold_in_of_the_seed_and_the_step():
     result = shared.cross_validate(spec, [KeyRecorder], seed=7)  # harness, native*, scan
     assert result.agree and all(p.bitwise for p in result.pairs)
     draws = result.trajectories["keys/harness"].state["u"][1:]
-    expected = [jax.random.uniform(jax.random.fold_in(jax.random.key(7), s)) for s in (1, 2, 3, 4)]
+    expected = [jax.random.uniform(jax.random.fold_in(jax.random.key(7), s)) for s in (0, 1, 2, 3)]
     assert np.array_equal(np.asarray(draws), np.asarray(expected))
     assert len(set(np.asarray(draws).tolist())) == 4  # a fresh key every step
     keys = shared.step_keys(7, 4)
     assert np.array_equal(
-        jax.random.key_data(keys[0]), jax.random.key_data(jax.random.fold_in(jax.random.key(7), 1))
+        jax.random.key_data(keys[1]), jax.random.key_data(jax.random.fold_in(jax.random.key(7), 1))
     )

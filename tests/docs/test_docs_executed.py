@@ -23,7 +23,7 @@ import shared
 
 # The docs tests check the generator's own parsing (its internals: allowed in tests/docs only).
 from shared.docs import _generate
-from shared.models import bias_adder, mlp_bn
+from shared.models import bias_adder, mlp_bn, mlp_dropout
 
 ROOT = Path(__file__).parent.parent.parent
 # A shape used nowhere else, so that every jitted function is traced afresh under the tracer.
@@ -79,6 +79,23 @@ def _exercise_mlp_bn(impl_name: str) -> None:
         model.apply(params, state, jnp.asarray(digits.x_test[:5]), train=False)
 
 
+def _exercise_mlp_dropout(impl_name: str) -> None:
+    digits = mlp_bn.load_digits_split()
+    batches = mlp_bn.minibatches(digits.x_train, digits.y_train, 11, 2, 0)
+    keys = shared.step_keys(0, 2)
+    for mode in mlp_dropout.KEYS:  # unique shapes (hidden 7, batch 11): traced afresh
+        config = mlp_dropout.MlpDropoutConfig(hidden=7, keys=mode)
+        model = shared.make(impl_name, config, "mlp-dropout")
+        params = {k: jnp.asarray(v) for k, v in mlp_dropout.canonical_init(config).items()}
+        params, state = model.from_canonical(params, {})
+        params, state = model.from_canonical(*model.to_canonical(params, state))
+        tx = shared.OptimizerConfig("sgd").make()
+        loss, inputs = mlp_bn.mlp_bn_loss, mlp_bn.mlp_bn_inputs
+        shared.run_harness(model, params, state, tx, batches, loss, inputs=inputs, keys=keys)
+        shared.run_native(model, params, state, tx, batches, keys=keys)
+        model.apply(params, state, jnp.asarray(digits.x_test[:5]), train=False)
+
+
 def _exercise(impl_name: str) -> None:
     config = bias_adder.BiasAdderConfig(FEATURES)
     model = shared.make(impl_name, config)
@@ -117,6 +134,7 @@ def test_every_statement_of_every_region_runs(framework, impl_name):
     try:
         _exercise(impl_name)
         _exercise_mlp_bn(impl_name)
+        _exercise_mlp_dropout(impl_name)
     finally:
         sys.settrace(None)
     for concept in _generate.concepts():

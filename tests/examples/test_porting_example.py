@@ -106,13 +106,11 @@ def saved(tmp_path_factory):
     return out
 
 
-@pytest.mark.xdist_group("porting-diff")  # the saved runs are made once per worker
 def test_diff_of_a_run_with_itself_agrees(saved, capsys):
     assert main(["diff", str(saved / "nnx.json"), str(saved / "nnx.json")]) == 0
     assert "the runs agree: 2 trajectories agree, 0 diverge" in capsys.readouterr().out
 
 
-@pytest.mark.xdist_group("porting-diff")  # the saved runs are made once per worker
 def test_diff_refuses_runs_of_different_configs_naming_the_difference(saved, capsys):
     assert main(["diff", str(saved / "nnx.json"), str(saved / "nnx-lr.json")]) == 2
     err = capsys.readouterr().err
@@ -120,7 +118,6 @@ def test_diff_refuses_runs_of_different_configs_naming_the_difference(saved, cap
     assert "lr: 0.05 vs 0.07" in err and "--ignore-config" in err
 
 
-@pytest.mark.xdist_group("porting-diff")  # the saved runs are made once per worker
 def test_diff_with_ignore_config_reports_where_they_part(saved, capsys):
     argv = ["diff", str(saved / "nnx-lr.json"), str(saved / "nnx.json"), "--ignore-config"]
     assert main(argv) == 1
@@ -129,7 +126,6 @@ def test_diff_with_ignore_config_reports_where_they_part(saved, capsys):
     assert "step 1, params.scale" in out
 
 
-@pytest.mark.xdist_group("porting-diff")  # the saved runs are made once per worker
 def test_diff_against_another_implementation_gives_compare_s_first_divergence(saved, capsys):
     compared = cli_run(
         "compare", "--model", SPEC, "--impl", NNX, "--impl", BUGGY, "--loop", "harness"
@@ -142,7 +138,6 @@ def test_diff_against_another_implementation_gives_compare_s_first_divergence(sa
     assert main(["diff", str(saved / "eqx.json"), str(saved / "nnx.json")]) == 0
 
 
-@pytest.mark.xdist_group("porting-diff")  # the saved runs are made once per worker
 def test_diff_of_a_missing_or_broken_file_exits_2(saved, tmp_path, capsys):
     (tmp_path / "broken.json").write_text('{"model": "scale-var", "config": ')
     for a in (tmp_path / "absent.json", tmp_path / "broken.json"):

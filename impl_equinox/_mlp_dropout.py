@@ -1,0 +1,158 @@
+"""The MLP with dropout in Equinox: `eqx.nn.Linear`, `eqx.nn.Dropout`, explicit keys.
+
+Equinox keeps no random state: the model takes a `key` and hands it to its `eqx.nn.Dropout`
+(a model with two dropout layers would split it). The Linears act on one example and are
+`jax.vmap`ped over the batch; the dropout is called once on the whole (batch, hidden) array,
+so one key draws the whole mask. `eqx.nn.inference_mode` switches the dropout off. The
+model has no `StateIndex`, so its state is `None`.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float, PyTree
+
+from shared import Canonical, NativeLoop
+from shared.models.mlp_bn import Labelled, check_features, mlp_bn_loss
+from shared.models.mlp_dropout import MlpDropoutConfig, check_params, dropout_key
+
+
+# --8<-- [start:equinox-dropout-model]
+class MlpDropout(eqx.Module):
+    """Dense -> relu -> Dropout -> Dense, called on a whole batch."""
+
+    dense1: eqx.nn.Linear
+    dropout: eqx.nn.Dropout
+    dense2: eqx.nn.Linear
+
+    def __init__(self, features: int, hidden: int, classes: int, rate: float, *, key: Array):
+        k1, k2 = jax.random.split(key)
+        self.dense1 = eqx.nn.Linear(features, hidden, key=k1)
+        self.dropout = eqx.nn.Dropout(rate)
+        self.dense2 = eqx.nn.Linear(hidden, classes, key=k2)
+
+    def __call__(self, x: Float[Array, "batch features"], *, key: Array | None = None) -> Array:
+        h = jax.nn.relu(jax.vmap(self.dense1)(x))
+        h = self.dropout(h, key=key)  # one key, one mask for the batch; off in inference mode
+        return jax.vmap(self.dense2)(h)
+
+
+# --8<-- [end:equinox-dropout-model]
+
+
+# --8<-- [start:equinox-dropout-train-step]
+@eqx.filter_value_and_grad
+def compute_loss(model: MlpDropout, batch: Labelled, key: Array) -> Array:
+    return mlp_bn_loss(model(batch.x, key=key), batch)
+
+
+@eqx.filter_jit
+def train_step(model, opt_state, batch: Labelled, root, step, tx, key=None):
+    # The step folded into one root key: a run resumed at step k draws what the
+    # uninterrupted run drew. An explicit `key` (aligned keys) is used as it is.
+    key = jax.random.fold_in(root, step) if key is None else key
+    loss, grads = compute_loss(model, batch, key)
+    updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+    return eqx.apply_updates(model, updates), opt_state, loss
+
+
+# --8<-- [end:equinox-dropout-train-step]
+
+
+class EquinoxMlpDropout:
+    """Adapter from the Equinox MLP with dropout to the harness protocol.
+
+    Aligned keys: the model is called with `key=dropout_key(key, 0)`. Native keys: with the
+    step's `key` itself; the native loop folds its own step counter into
+    `jax.random.key(config.seed)`, as the harness derives its keys. The state is `None`.
+    """
+
+    name = "equinox"
+    model = "mlp-dropout"
+
+    def __init__(self, config: MlpDropoutConfig):
+        self.config = config
+        _, self.static = eqx.partition(self._make(jax.random.key(0)), eqx.is_inexact_array)
+
+    def _make(self, key: jax.Array) -> MlpDropout:
+        c = self.config
+        return MlpDropout(c.features, c.hidden, c.classes, c.rate, key=key)
+
+    def _combine(self, params: PyTree) -> MlpDropout:
+        return eqx.combine(params, self.static)
+
+    def init(self, key: jax.Array, x: jax.Array) -> tuple[PyTree, None]:
+        check_features(self.name, x, self.config)
+        return eqx.filter(self._make(key), eqx.is_inexact_array), None
+
+    def apply(
+        self,
+        params: PyTree,
+        state: None,
+        x: jax.Array,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
+    ) -> tuple[Array, None]:
+        check_features(self.name, x, self.config)
+        model = eqx.nn.inference_mode(self._combine(params), value=not train)
+        if not train:
+            return model(x), state
+        if key is None:
+            raise ValueError(
+                f"{self.name}: mlp-dropout needs a key when training ({self.config.keys} mode)"
+            )
+        return model(x, key=dropout_key(key, 0) if self.config.aligned else key), state
+
+    def to_canonical(self, params: PyTree, state: None) -> tuple[Canonical, Canonical]:
+        return {
+            "dense1.kernel": params.dense1.weight.T,  # Equinox stores (out, in)
+            "dense1.bias": params.dense1.bias,
+            "dense2.kernel": params.dense2.weight.T,
+            "dense2.bias": params.dense2.bias,
+        }, {}
+
+    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[PyTree, None]:
+        check_params(self.name, params, self.config)
+        if state:
+            raise ValueError(
+                f"{self.name}: unexpected canonical state entry {sorted(state)[0]!r}; "
+                "Equinox's dropout keeps no state (its key is an argument)"
+            )
+        p = {k: jnp.asarray(v) for k, v in params.items()}
+        model = self._make(jax.random.key(0))
+        leaves = {
+            (lambda m: m.dense1.weight): p["dense1.kernel"].T,
+            (lambda m: m.dense1.bias): p["dense1.bias"],
+            (lambda m: m.dense2.weight): p["dense2.kernel"].T,
+            (lambda m: m.dense2.bias): p["dense2.bias"],
+        }
+        for where, value in leaves.items():
+            model = eqx.tree_at(where, model, value)
+        return eqx.filter(model, eqx.is_inexact_array), None
+
+    def native_loop(
+        self, params: PyTree, state: None, tx: optax.GradientTransformation
+    ) -> NativeLoop:
+        """Equinox's loop: a Python step counter folded into `jax.random.key(config.seed)`
+        inside the jitted step (native keys; the harness's `key` is ignored), or the
+        harness's layer key passed to the model (aligned keys)."""
+        model = self._combine(params)
+        opt_state = tx.init(eqx.filter(model, eqx.is_array))
+        root = jax.random.key(self.config.seed)
+        steps = 0
+
+        def step(batch: Labelled, key: jax.Array) -> Array:
+            nonlocal model, opt_state, steps
+            explicit = dropout_key(key, 0) if self.config.aligned else None
+            # The counter as an array: filter_jit would treat a Python int as static.
+            model, opt_state, loss = train_step(
+                model, opt_state, batch, root, jnp.asarray(steps), tx, explicit
+            )
+            steps += 1
+            return loss
+
+        return NativeLoop(step, lambda: (model, state))

@@ -1,0 +1,147 @@
+"""The MLP with dropout in Flax Linen: `nn.Dropout`, `rngs={"dropout": key}`, `make_rng`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+from jaxtyping import Array, Float
+
+from shared import Canonical, NativeLoop
+from shared.models.mlp_bn import Labelled, check_features, mlp_bn_loss
+from shared.models.mlp_dropout import MlpDropoutConfig, check_params, dropout_key
+
+from ._canonical import linen_canonical
+
+
+# --8<-- [start:linen-dropout-model]
+class MlpDropout(nn.Module):
+    """Dense -> relu -> Dropout -> Dense."""
+
+    hidden: int = 32
+    classes: int = 10
+    rate: float = 0.1
+
+    @nn.compact
+    def __call__(
+        self, x: Float[Array, "batch features"], train: bool, rng: jax.Array | None = None
+    ) -> Array:
+        x = nn.relu(nn.Dense(self.hidden, name="dense1")(x))
+        # Linen's train/eval switch is `deterministic`. With `rng=None` the layer draws its key
+        # with `self.make_rng("dropout")`, derived from `apply(..., rngs={"dropout": key})`;
+        # a raw `rng` is used as it is.
+        x = nn.Dropout(self.rate, name="dropout")(x, deterministic=not train, rng=rng)
+        return nn.Dense(self.classes, name="dense2")(x)
+
+
+# --8<-- [end:linen-dropout-model]
+
+
+class TrainState(train_state.TrainState):
+    """Linen's usual train state, plus the root of the dropout keys (Flax's dropout guide)."""
+
+    key: jax.Array
+
+
+# --8<-- [start:linen-dropout-train-step]
+@jax.jit
+def train_step(
+    state: TrainState, batch: Labelled, rng: jax.Array | None = None
+) -> tuple[TrainState, Array]:
+    step_key = jax.random.fold_in(state.key, state.step)  # a new key every step, from one root
+
+    def loss_fn(params):
+        logits = state.apply_fn(
+            {"params": params},
+            batch.x,
+            train=True,
+            rng=rng,  # a raw key for the layer (aligned keys); None: make_rng from `rngs`
+            rngs={"dropout": step_key},
+        )
+        return mlp_bn_loss(logits, batch)
+
+    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    return state.apply_gradients(grads=grads), loss
+
+
+# --8<-- [end:linen-dropout-train-step]
+
+
+class LinenMlpDropout:
+    """Adapter from the Linen MLP with dropout to the harness protocol.
+
+    Linen keeps no random state: a key comes with every call. Aligned keys reach the layer
+    as `rng=dropout_key(key, 0)`; native keys as `rngs={"dropout": key}`, from which
+    `make_rng` derives the layer's own key (see the module's docstring).
+    """
+
+    name = "flax_linen"
+    model = "mlp-dropout"
+
+    def __init__(self, config: MlpDropoutConfig):
+        self.config = config
+        self.module = MlpDropout(hidden=config.hidden, classes=config.classes, rate=config.rate)
+
+    def init(self, key: jax.Array, x: jax.Array) -> tuple[Any, Any]:
+        check_features(self.name, x, self.config)  # mlp-bn's inputs
+        return self.module.init(key, x, train=False)["params"], {}
+
+    def apply(
+        self, params: Any, state: Any, x: jax.Array, *, train: bool, key: jax.Array | None = None
+    ) -> tuple[Array, Any]:
+        check_features(self.name, x, self.config)
+        variables = {"params": params}
+        if not train:
+            return self.module.apply(variables, x, train=False), state
+        if key is None:
+            raise ValueError(
+                f"{self.name}: mlp-dropout needs a key when training ({self.config.keys} mode)"
+            )
+        if self.config.aligned:
+            return self.module.apply(variables, x, train=True, rng=dropout_key(key, 0)), state
+        return self.module.apply(variables, x, train=True, rngs={"dropout": key}), state
+
+    def to_canonical(self, params: Any, state: Any) -> tuple[Canonical, Canonical]:
+        return linen_canonical(params), {}
+
+    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[Any, Any]:
+        check_params(self.name, params, self.config)
+        if state:
+            raise ValueError(
+                f"{self.name}: mlp-dropout keeps no state; unexpected canonical state entry "
+                f"{sorted(state)[0]!r}"
+            )
+        p = {k: jnp.asarray(v) for k, v in params.items()}
+        return {
+            "dense1": {"kernel": p["dense1.kernel"], "bias": p["dense1.bias"]},
+            "dense2": {"kernel": p["dense2.kernel"], "bias": p["dense2.bias"]},
+        }, {}
+
+    def native_loop(self, params: Any, state: Any, tx: optax.GradientTransformation) -> NativeLoop:
+        """A `TrainState` holding the root key `jax.random.key(config.seed)`.
+
+        Aligned: `step(batch, key)` passes `dropout_key(key, 0)` into the jitted step as
+        the layer's raw key. Native: the key argument is ignored; the step folds
+        `state.step` into the root key, as Flax's dropout guide does.
+        """
+        ts = TrainState.create(
+            apply_fn=self.module.apply, params=params, tx=tx, key=jax.random.key(self.config.seed)
+        )
+
+        def step(batch: Labelled, key: jax.Array | None = None) -> Array:
+            nonlocal ts
+            if not self.config.aligned:
+                ts, loss = train_step(ts, batch)
+            elif key is None:
+                raise ValueError(
+                    f"{self.name}: mlp-dropout needs a key when training (aligned mode)"
+                )
+            else:
+                ts, loss = train_step(ts, batch, dropout_key(key, 0))
+            return loss
+
+        return NativeLoop(step, lambda: (ts.params, {}))

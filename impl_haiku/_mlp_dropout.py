@@ -1,0 +1,171 @@
+"""The MLP with dropout in Haiku: `hk.Linear`, `hk.dropout`, `hk.next_rng_key()`.
+
+Haiku keeps no random state: `apply` takes a key (`rng`), and `hk.next_rng_key()` inside the
+model derives a fresh key from it (an `hk.PRNGSequence` over `rng`: the first key is
+`jax.random.split(rng)[1]`). `hk.dropout` itself takes its key explicitly, which is how
+aligned keys give it the harness's key. The model is transformed `with_state` like mlp-bn's,
+so its state is the empty `{}`.
+"""
+
+from __future__ import annotations
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float
+
+from shared import Canonical, NativeLoop
+from shared.models.mlp_bn import Labelled, check_features, mlp_bn_loss
+from shared.models.mlp_dropout import MlpDropoutConfig, check_params, dropout_key
+
+DENSE1 = "mlp_dropout/dense1"
+DENSE2 = "mlp_dropout/dense2"
+
+
+# --8<-- [start:haiku-dropout-model]
+class MlpDropout(hk.Module):
+    """Dense -> relu -> dropout -> Dense, with Haiku's train/eval switch `is_training`."""
+
+    def __init__(self, hidden: int, classes: int, rate: float, name: str | None = None):
+        super().__init__(name=name)
+        self.hidden = hidden
+        self.classes = classes
+        self.rate = rate
+
+    def __call__(
+        self,
+        x: Float[Array, "batch features"],
+        is_training: bool,
+        dropout_rng: Array | None = None,
+    ) -> Array:
+        x = jax.nn.relu(hk.Linear(self.hidden, name="dense1")(x))
+        if is_training:
+            # A key derived from the `rng` given to `apply`, unless one is given explicitly.
+            rng = hk.next_rng_key() if dropout_rng is None else dropout_rng
+            x = hk.dropout(rng, self.rate, x)
+        return hk.Linear(self.classes, name="dense2")(x)
+
+
+# --8<-- [end:haiku-dropout-model]
+
+
+def make_forward(config: MlpDropoutConfig) -> hk.TransformedWithState:
+    """The transformed model; `apply(params, state, rng, x, is_training, dropout_rng=None)`."""
+
+    def forward(x: Array, is_training: bool, dropout_rng: Array | None = None) -> Array:
+        model = MlpDropout(config.hidden, config.classes, config.rate, name="mlp_dropout")
+        return model(x, is_training, dropout_rng)
+
+    return hk.transform_with_state(forward)
+
+
+# --8<-- [start:haiku-dropout-train-step]
+def make_train_step(
+    forward: hk.TransformedWithState, tx: optax.GradientTransformation, root: jax.Array
+):
+    @jax.jit
+    def train_step(params, state, opt_state, batch: Labelled, step, dropout_rng=None):
+        # The step folded into one root key: a run resumed at step k draws what the
+        # uninterrupted run drew. An explicit `dropout_rng` (aligned keys) takes precedence.
+        rng = jax.random.fold_in(root, step)
+
+        def loss_fn(params):
+            logits, state_out = forward.apply(
+                params, state, rng, batch.x, is_training=True, dropout_rng=dropout_rng
+            )
+            return mlp_bn_loss(logits, batch), state_out
+
+        (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), state, opt_state, loss
+
+    return train_step
+
+
+# --8<-- [end:haiku-dropout-train-step]
+
+
+class HaikuMlpDropout:
+    """Adapter from the Haiku MLP with dropout to the harness protocol.
+
+    Aligned keys: the dropout's key is `dropout_key(key, 0)`, given to `hk.dropout`
+    explicitly. Native keys: `key` is `apply`'s `rng`, and the model draws
+    `hk.next_rng_key()` from it; the native loop folds its own step counter into
+    `jax.random.key(config.seed)`, as the harness derives its keys.
+    """
+
+    name = "haiku"
+    model = "mlp-dropout"
+
+    def __init__(self, config: MlpDropoutConfig):
+        self.config = config
+        self.forward = make_forward(config)
+
+    def init(self, key: jax.Array, x: jax.Array) -> tuple[hk.Params, hk.State]:
+        check_features(self.name, x, self.config)
+        return self.forward.init(key, x, is_training=True)
+
+    def apply(
+        self,
+        params: hk.Params,
+        state: hk.State,
+        x: jax.Array,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
+    ) -> tuple[Array, hk.State]:
+        check_features(self.name, x, self.config)
+        if not train:
+            return self.forward.apply(params, state, None, x, is_training=False)
+        if key is None:
+            raise ValueError(
+                f"{self.name}: mlp-dropout needs a key when training ({self.config.keys} mode)"
+            )
+        if self.config.aligned:
+            k = dropout_key(key, 0)
+            return self.forward.apply(params, state, None, x, is_training=True, dropout_rng=k)
+        return self.forward.apply(params, state, key, x, is_training=True)
+
+    def to_canonical(self, params: hk.Params, state: hk.State) -> tuple[Canonical, Canonical]:
+        return {
+            "dense1.kernel": params[DENSE1]["w"],
+            "dense1.bias": params[DENSE1]["b"],
+            "dense2.kernel": params[DENSE2]["w"],
+            "dense2.bias": params[DENSE2]["b"],
+        }, {}
+
+    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[hk.Params, hk.State]:
+        check_params(self.name, params, self.config)
+        if state:
+            raise ValueError(
+                f"{self.name}: unexpected canonical state entry {sorted(state)[0]!r}; "
+                "Haiku's dropout keeps no state (its key is apply's rng)"
+            )
+        p = {k: jnp.asarray(v) for k, v in params.items()}
+        native = {
+            DENSE1: {"w": p["dense1.kernel"], "b": p["dense1.bias"]},
+            DENSE2: {"w": p["dense2.kernel"], "b": p["dense2.bias"]},
+        }
+        return native, {}
+
+    def native_loop(
+        self, params: hk.Params, state: hk.State, tx: optax.GradientTransformation
+    ) -> NativeLoop:
+        """Haiku's loop: a Python step counter folded into `jax.random.key(config.seed)`
+        (native keys; the harness's `key` is ignored), or the harness's layer key given
+        explicitly (aligned keys)."""
+        train_step = make_train_step(self.forward, tx, jax.random.key(self.config.seed))
+        opt_state = tx.init(params)
+        steps = 0
+
+        def step(batch: Labelled, key: jax.Array) -> Array:
+            nonlocal params, state, opt_state, steps
+            explicit = dropout_key(key, 0) if self.config.aligned else None
+            params, state, opt_state, loss = train_step(
+                params, state, opt_state, batch, steps, explicit
+            )
+            steps += 1
+            return loss
+
+        return NativeLoop(step, lambda: (params, state))

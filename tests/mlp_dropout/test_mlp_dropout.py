@@ -1,0 +1,227 @@
+"""mlp-dropout: randomness as state. Aligned keys agree across frameworks; native keys agree
+within each framework, differ across them as expected, and train to the same distribution;
+the key each dropout call used is traced, and reuse is caught."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import cli_run
+from flax import nnx
+
+import shared
+from shared.models import mlp_dropout
+from shared.models.mlp_bn import digits, minibatches
+
+IMPLS = list(shared.implementations("mlp-dropout"))
+
+
+@pytest.fixture(scope="module")
+def aligned_run():
+    return cli_run("compare", "--model", "mlp-dropout")
+
+
+def test_aligned_keys_agree_across_frameworks_in_every_loop(aligned_run):
+    assert aligned_run.code == 0, aligned_run.output[-3000:]
+    raw = aligned_run.json
+    assert raw["comparison"]["reference"] == "flax_linen/harness"
+    assert set(raw["trajectories"]) == {f"{i}/{loop}" for i in IMPLS for loop in shared.LOOPS}
+    for pair in raw["comparison"]["pairs"]:
+        assert pair["bitwise"], pair  # the same masks and the same float32 programs
+    accuracies = {k: t["eval"]["accuracy"] for k, t in raw["trajectories"].items()}
+    assert min(accuracies.values()) >= 0.95, accuracies
+    assert len(set(accuracies.values())) == 1, accuracies  # equal, not merely close
+
+
+def test_aligned_keys_agree_bitwise_with_adam_too():
+    run = cli_run("compare", "--model", "mlp-dropout", "--optimizer", "adam", "--lr", "0.01")
+    assert run.code == 0, run.output[-3000:]
+    assert all(pair["bitwise"] for pair in run.json["comparison"]["pairs"])
+    accuracies = {t["eval"]["accuracy"] for t in run.json["trajectories"].values()}
+    assert len(accuracies) == 1 and min(accuracies) >= 0.95, accuracies
+
+
+@functools.cache
+def _first_step(impl_name: str):
+    config = mlp_dropout.MlpDropoutConfig(keys="aligned")
+    impl = shared.make(impl_name, config, "mlp-dropout")
+    params = {k: jnp.asarray(v) for k, v in mlp_dropout.canonical_init(config, 3).items()}
+    native_params, state = impl.from_canonical(params, {})
+    x = jnp.asarray(digits().x_train[:16])
+    key = jax.random.key(11)
+    logits, _ = impl.apply(native_params, state, x, train=True, key=key)
+    return params, x, key, np.asarray(logits)
+
+
+@pytest.mark.parametrize("impl_name", IMPLS)
+def test_each_framework_drops_with_exactly_the_aligned_key(impl_name):
+    params, x, key, logits = _first_step(impl_name)
+    # By hand, in float64: relu(x W1 + b1), the mask bernoulli(fold_in(key, 0), 0.9), then W2.
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    h = np.maximum(np.asarray(x, np.float64) @ p["dense1.kernel"] + p["dense1.bias"], 0)
+    keep = np.asarray(jax.random.bernoulli(jax.random.fold_in(key, 0), 0.9, h.shape))
+    expected = np.where(keep, h / 0.9, 0) @ p["dense2.kernel"] + p["dense2.bias"]
+    assert 0 < (~keep).sum() < keep.size  # some units dropped, not all
+    # float32 matmuls against float64: a few ULP of values of size ~1.
+    np.testing.assert_allclose(logits, expected, rtol=0, atol=2e-5)
+    other = _first_step(IMPLS[0])[3]
+    assert np.array_equal(logits, other) or np.max(np.abs(logits - other)) < 2e-6
+
+
+@pytest.mark.parametrize("impl_name", IMPLS)
+def test_training_without_a_key_is_a_clear_error(impl_name):
+    config = mlp_dropout.MlpDropoutConfig(keys="aligned")
+    impl = shared.make(impl_name, config, "mlp-dropout")
+    params = {k: jnp.asarray(v) for k, v in mlp_dropout.canonical_init(config).items()}
+    native_params, state = impl.from_canonical(params, {})
+    with pytest.raises(ValueError, match=f"{impl_name}: mlp-dropout needs a key"):
+        impl.apply(native_params, state, jnp.asarray(digits().x_train[:4]), train=True)
+
+
+@pytest.mark.parametrize("rate", ["1.0", "-0.1"])
+def test_a_rate_outside_0_1_exits_2(rate):
+    run = cli_run("compare", "--model", "mlp-dropout", "--rate", rate)
+    assert run.code == 2
+    assert "mlp-dropout: rate must be in [0, 1)" in run.output
+
+
+# --- native keys ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def native_run():
+    return cli_run("compare", "--model", "mlp-dropout", "--native")  # the README's: 20 seeds
+
+
+def test_native_keys_each_framework_equals_itself_and_differs_from_the_others(native_run):
+    assert native_run.code == 0, native_run.output[-3000:]
+    raw = native_run.json
+    for pair in raw["comparison"]["pairs"]:
+        impl = pair["a"].partition("/")[0]
+        if impl == pair["b"].partition("/")[0]:
+            assert pair["first_divergence"] is None, pair
+        elif impl == "flax_nnx":  # its RNG stream is state, which the reference has not
+            assert pair["expected"], pair
+            assert pair["first_divergence"] == {"step": 0, "leaf": "state.dropout.rngs.count"}
+        else:  # the masks differ from the first step: reported as expected, not failed
+            assert pair["expected"] and pair["first_divergence"]["step"] == 1, pair
+    counts = raw["comparison"]["counts"]
+    assert counts["diverge"] == 0 and counts["expected"] == 3 * len(shared.LOOPS)
+    assert "differ as expected" in native_run.output
+
+
+def test_native_statistical_check_names_the_test_and_prints_p_values(native_run):
+    seeds = native_run.json["comparison"]["seeds"]
+    assert seeds["test"].startswith("two-sided Mann-Whitney U")
+    assert len(seeds["seeds"]) >= 20 and len(seeds["pairs"]) == 6
+    for pair in seeds["pairs"]:
+        assert pair["p"] >= seeds["threshold"], pair
+        assert f"{pair['p']:.3g}" in native_run.output
+    for name, s in seeds["accuracies"].items():
+        assert len(s["accuracies"]) == 20 and s["mean"] >= 0.9, name
+
+
+def test_the_statistical_check_has_power_rate_half_against_rate_tenth(tmp_path):
+    linen = shared.load_factory(shared.implementations("mlp-dropout")["flax_linen"])
+
+    class HalfRate:
+        def __init__(self, config):
+            self.inner = linen(replace(config, rate=0.5))
+            self.name, self.model = "linen-rate-0.5", self.inner.model
+
+        def __getattr__(self, attr):
+            return getattr(self.inner, attr)
+
+    result = shared.cross_validate(
+        mlp_dropout.SPEC, [linen, HalfRate], mode="native", loops=["harness"], options={"seeds": 20}
+    )
+    seeds = result.analysis("seeds")
+    (pair,) = seeds["pairs"]
+    assert pair["p"] < seeds["threshold"], pair
+    assert not result.agree
+    (analysis,) = [a for a in result.analyses if a.key == "seeds"]
+    analysis.plot(tmp_path / "seeds.png")  # the distributions, as --plot draws them
+    assert (tmp_path / "seeds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_native_keys_are_traced_new_every_step_and_the_same_in_both_loops(native_run):
+    keys = native_run.json["comparison"]["keys"]
+    assert keys["problems"] == []
+    for name in IMPLS:
+        harness = keys["keys"][name]["harness"]
+        assert len(harness) == keys["steps"] and len(set(harness)) == len(harness)
+        assert keys["keys"][name]["native"] == harness
+    # The frameworks derive different keys from the same seed.
+    assert len({keys["keys"][name]["harness"][0] for name in IMPLS}) == len(IMPLS)
+
+
+# --- key reuse is caught --------------------------------------------------------------------
+
+
+def test_a_haiku_model_that_reuses_one_key_for_two_layers_is_caught():
+    def forward(x):
+        key = hk.next_rng_key()
+        h = hk.dropout(key, 0.1, x)
+        return hk.dropout(key, 0.1, h)  # the bug: the same key again
+
+    f = hk.transform(forward)
+    x = jnp.ones((4, 8))
+    with mlp_dropout.recording_keys() as log:
+        jax.jit(f.apply)(None, jax.random.key(0), x)
+    assert log.reused() == [(0, 1)]
+
+
+def test_an_nnx_model_that_passes_one_key_to_two_layers_is_caught():
+    class Twice(nnx.Module):
+        def __init__(self):
+            self.a, self.b = nnx.Dropout(0.1), nnx.Dropout(0.1)
+
+        def __call__(self, x, key):
+            return self.b(self.a(x, rngs=key), rngs=key)  # the bug: one key, two layers
+
+    with mlp_dropout.recording_keys() as log:
+        nnx.jit(Twice.__call__)(Twice(), jnp.ones((4, 8)), jax.random.key(0))
+    assert log.reused() == [(0, 1)]
+    with mlp_dropout.recording_keys() as ok:
+        rngs = nnx.Rngs(dropout=0)
+        a, b = nnx.Dropout(0.1, rngs=rngs), nnx.Dropout(0.1, rngs=rngs)
+        b(a(jnp.ones((4, 8))))
+    assert ok.reused() == [] and len(ok.keys) == 2
+
+
+def test_an_implementation_that_ignores_its_key_is_reported():
+    equinox = shared.load_factory(shared.implementations("mlp-dropout")["equinox"])
+
+    class FixedKey:
+        def __init__(self, config):
+            self.inner = equinox(config)
+            self.name, self.model = "fixed-key", self.inner.model
+
+        def apply(self, params, state, x, *, train, key=None):
+            return self.inner.apply(params, state, x, train=train, key=jax.random.key(0))
+
+        def __getattr__(self, attr):
+            return getattr(self.inner, attr)
+
+    result = shared.cross_validate(
+        mlp_dropout.SPEC, [equinox, FixedKey], loops=["harness"], steps=5
+    )
+    (pair,) = result.pairs
+    assert pair.first_divergence is not None and pair.first_divergence.step == 1
+    with mlp_dropout.recording_keys() as log:
+        batches = minibatches(digits().x_train, digits().y_train, 8, 3, 0)
+        config = mlp_dropout.MlpDropoutConfig(keys="native")
+        impl = FixedKey(config)
+        params = {k: jnp.asarray(v) for k, v in mlp_dropout.canonical_init(config).items()}
+        p, s = impl.from_canonical(params, {})
+        shared.run_harness(
+            impl, p, s, shared.OptimizerConfig().make(), batches, mlp_dropout.SPEC.loss,
+            inputs=mlp_dropout.SPEC.inputs, keys=shared.step_keys(0, 3),
+        )  # fmt: skip
+    assert log.reused() == [(0, 1), (0, 2)]  # the same key at every step
