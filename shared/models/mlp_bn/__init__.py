@@ -21,7 +21,7 @@ from ._config import (
 )
 from ._digits import Digits, load_digits_split, minibatches
 from ._drift import Drift, drift_report
-from ._spec import SPEC, digits
+from ._spec import SPEC, digits, metrics, test_data, train_data
 from ._tolerances import (
     ADAM_LOSS,
     ADAM_PARAMS,
@@ -58,8 +58,11 @@ __all__ = [
     "digits",
     "drift_report",
     "load_digits_split",
+    "metrics",
     "minibatches",
     "mlp_bn_inputs",
     "mlp_bn_loss",
+    "test_data",
     "tolerances",
+    "train_data",
 ]

@@ -49,7 +49,8 @@ def configure(settings: Settings) -> MlpBnConfig:
 
 
 def train_data(config: MlpBnConfig, settings: Settings) -> Labelled:
-    """Shuffled mini-batches of the training split, one per step."""
+    """Shuffled mini-batches of the training split, one per step (64 examples, 200 steps,
+    unless the settings say otherwise)."""
     d = digits()
     batch = BATCH if settings.batch is None else settings.batch
     steps = STEPS if settings.steps is None else settings.steps

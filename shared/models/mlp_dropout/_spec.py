@@ -8,7 +8,15 @@ from typing import Any
 import jax.numpy as jnp
 
 from shared.core import Evaluation, Implementation, ModelSpec, Option, Settings
-from shared.models.mlp_bn import Labelled, digits, minibatches, mlp_bn_inputs, mlp_bn_loss
+from shared.models.mlp_bn import (
+    Labelled,
+    digits,
+    metrics,
+    mlp_bn_inputs,
+    mlp_bn_loss,
+    test_data,
+    train_data,
+)
 
 from ._config import CANONICAL_PARAMS, MODEL, MlpDropoutConfig, canonical_init
 from ._docs import DOCS
@@ -16,7 +24,8 @@ from ._provenance import key_provenance
 from ._seeds import seed_distributions
 from ._tolerances import EVAL, tolerances
 
-STEPS, BATCH, LEARNING_RATE = 200, 64, 0.3  # sgd at 0.1 reaches only 0.92 without BatchNorm
+STEPS, BATCH = 200, 64  # mlp-bn's data: its train_data and test_data
+LEARNING_RATE = 0.3  # sgd at 0.1 reaches only 0.92 in 200 steps without BatchNorm
 
 
 def configure(settings: Settings) -> MlpDropoutConfig:
@@ -27,27 +36,6 @@ def configure(settings: Settings) -> MlpDropoutConfig:
         keys=settings.mode,
         seed=settings.seed,
     )
-
-
-def train_data(config: MlpDropoutConfig, settings: Settings) -> Labelled:
-    """Shuffled mini-batches of the digits' training split, one per step (mlp-bn's)."""
-    d = digits()
-    batch = BATCH if settings.batch is None else settings.batch
-    steps = STEPS if settings.steps is None else settings.steps
-    return minibatches(d.x_train, d.y_train, batch, steps, settings.seed, config.classes)
-
-
-def test_data(config: MlpDropoutConfig, settings: Settings) -> Labelled:
-    d = digits()
-    return Labelled(jnp.asarray(d.x_test), jnp.asarray(d.y_test))
-
-
-def metrics(logits: Any, batch: Labelled) -> dict[str, float]:
-    import numpy as np
-
-    loss = float(mlp_bn_loss(jnp.asarray(logits), batch))
-    accuracy = float(np.mean(np.argmax(logits, axis=-1) == np.asarray(batch.labels)))
-    return {"loss": loss, "accuracy": accuracy}
 
 
 def initial(
