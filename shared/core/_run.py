@@ -107,8 +107,10 @@ class CompareResult:
             "failed": len(self.errors),
         }
 
-    def to_json(self) -> dict[str, Any]:
-        trajectories = {k: t.to_json() for k, t in self.trajectories.items()}
+    def to_json(self, arrays: bool = True) -> dict[str, Any]:
+        """The JSON contract. `arrays=False` leaves each trajectory's loss, params and state
+        out (`save_run` writes them from the trajectories themselves)."""
+        trajectories = {k: t.to_json() if arrays else {} for k, t in self.trajectories.items()}
         for k, ev in self.evals.items():
             trajectories[k]["eval"] = ev
         comparison: dict[str, Any] = {

@@ -50,8 +50,9 @@ def save_run(
 
     **Arguments:**
 
-    - `run`: the JSON contract (`CompareResult.to_json()`); its trajectories' arrays are
-      replaced by exact short text or by sidecar references.
+    - `run`: the JSON contract (`CompareResult.to_json()`, with or without arrays); each
+      trajectory's loss, params and state are written from `trajectories`, as exact short
+      text or as sidecar references, and its other keys (`eval`) are kept.
     - `path`: the JSON file.
     - `trajectories`: the run's trajectories, the source of the arrays.
     - `inline_limit`: above this many params and state values, arrays go to the sidecar.
