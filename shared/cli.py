@@ -329,7 +329,7 @@ def diff_command(args: argparse.Namespace, console: Console) -> int:
         t.add_column(column)
     for p in pairs:
         t.add_row(
-            escape(p.a),
+            escape(p.a if p.a == p.b else f"{p.a} against {p.b}"),
             f"{p.max_abs:.3g}",
             str(p.max_ulp),
             "yes" if p.bitwise else "no",
@@ -339,10 +339,13 @@ def diff_command(args: argparse.Namespace, console: Console) -> int:
     console.print(t)
     for p in pairs:
         if p.first_divergence is not None:
-            ka, kb = p.a.rpartition(" (")[0], p.b.rpartition(" (")[0]
-            detail = describe_divergence(a.trajectories[ka], b.trajectories[kb], p.first_divergence)
+            detail = describe_divergence(
+                a.trajectories[p.a], b.trajectories[p.b], p.first_divergence
+            )
+            ours, theirs = f"{p.a} ({a.path.name})", f"{p.b} ({b.path.name})"
             console.print(
-                f"[bold red]{escape(p.a)}[/] diverges from {escape(p.b)} first at {escape(detail)}"
+                f"[bold red]{escape(ours)}[/] diverges from {escape(theirs)} first at "
+                f"{escape(detail)}"
             )
     for line in unpaired:
         console.print(f"[dim]only in {escape(line)}[/]")

@@ -188,20 +188,19 @@ def config_differences(a: SavedRun, b: SavedRun) -> list[str]:
 def pair_trajectories(a: SavedRun, b: SavedRun) -> list[tuple[str, str]]:
     """Which trajectory of `a` is compared with which of `b`.
 
-    The same key where the runs share keys; otherwise (two runs of different
-    implementations) each loop of `a`'s first implementation with the same loop of `b`'s.
+    The same key where both runs hold it (`oracle/float64` too); then, of the rest (two runs
+    of different implementations), each loop of `a`'s first remaining implementation with the
+    same loop of `b`'s.
     """
-    common = [k for k in a.trajectories if k in b.trajectories]
-    if common:
-        return [(k, k) for k in common]
-    first = {}
-    for run in (a, b):
-        impl = next(iter(run.trajectories)).partition("/")[0]
-        first[id(run)] = {
-            k.partition("/")[2]: k for k in run.trajectories if k.partition("/")[0] == impl
-        }
-    loops_a, loops_b = first[id(a)], first[id(b)]
-    return [(loops_a[loop], loops_b[loop]) for loop in loops_a if loop in loops_b]
+    pairs = [(k, k) for k in a.trajectories if k in b.trajectories]
+
+    def first_by_loop(run: SavedRun) -> dict[str, str]:
+        rest = [k for k in run.trajectories if k not in a.trajectories or k not in b.trajectories]
+        impl = rest[0].partition("/")[0] if rest else None
+        return {k.partition("/")[2]: k for k in rest if k.partition("/")[0] == impl}
+
+    loops_a, loops_b = first_by_loop(a), first_by_loop(b)
+    return pairs + [(loops_a[loop], loops_b[loop]) for loop in loops_a if loop in loops_b]
 
 
 def diff_runs(
@@ -209,13 +208,12 @@ def diff_runs(
 ) -> tuple[list[PairResult], list[str]]:
     """Compare two saved runs trajectory by trajectory (`a` against `b` as the reference).
 
-    **Returns:** the pair results, and the trajectories only one of the runs holds.
+    **Returns:** the pair results (named by the two runs' trajectory keys), and the
+    trajectories only one of the runs holds.
     """
     pairs = pair_trajectories(a, b)
     results = [
-        compare(
-            a.trajectories[ka], b.trajectories[kb], tolerance, names=(_label(a, ka), _label(b, kb))
-        )
+        compare(a.trajectories[ka], b.trajectories[kb], tolerance, names=(ka, kb))
         for ka, kb in pairs
     ]
     paired_a = {ka for ka, _ in pairs}
@@ -223,10 +221,6 @@ def diff_runs(
     unpaired = [f"{a.path}: {k}" for k in a.trajectories if k not in paired_a]
     unpaired += [f"{b.path}: {k}" for k in b.trajectories if k not in paired_b]
     return results, unpaired
-
-
-def _label(run: SavedRun, key: str) -> str:
-    return f"{key} ({run.path.name})"
 
 
 def summary_counts(pairs: Sequence[PairResult]) -> dict[str, int]:

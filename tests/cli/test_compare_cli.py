@@ -162,3 +162,14 @@ def test_python_dash_m_shared_runs_the_cli():
     )
     assert proc.returncode == 0, proc.stderr
     assert "all trajectories agree: 1 agree with jax/harness" in proc.stdout
+
+
+def test_diff_pairs_two_implementations_even_when_both_runs_hold_the_oracle(tmp_path, capsys):
+    for impl in ("jax", "haiku"):
+        argv = ["compare", "--impls", impl, "--loop", "harness", "--json", str(tmp_path / impl)]
+        assert main(argv) == 0
+    # Haiku and pure JAX train bitwise alike; the oracle is paired with itself.
+    assert main(["diff", str(tmp_path / "haiku"), str(tmp_path / "jax")]) == 0
+    out = capsys.readouterr().out
+    assert "the runs agree: 2 trajectories agree, 0 diverge" in out
+    assert "haiku/harness against jax/harness" in out and "only in" not in out
