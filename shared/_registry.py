@@ -36,6 +36,7 @@ MODELS: dict[str, ModelEntry] = {
             "flax_nnx": "impl_flax:NNXBiasAdder",
             "haiku": "impl_haiku:HaikuBiasAdder",
             "equinox": "impl_equinox:EquinoxBiasAdder",
+            "keras": "impl_keras:KerasBiasAdder",
             "jax": "shared.models.bias_adder:JaxBiasAdder",
         },
     ),
@@ -46,6 +47,7 @@ MODELS: dict[str, ModelEntry] = {
             "flax_nnx": "impl_flax:NNXMlpBn",
             "haiku": "impl_haiku:HaikuMlpBn",
             "equinox": "impl_equinox:EquinoxMlpBn",
+            "keras": "impl_keras:KerasMlpBn",
         },
     ),
     "mlp-dropout": ModelEntry(
@@ -55,6 +57,7 @@ MODELS: dict[str, ModelEntry] = {
             "flax_nnx": "impl_flax:NNXMlpDropout",
             "haiku": "impl_haiku:HaikuMlpDropout",
             "equinox": "impl_equinox:EquinoxMlpDropout",
+            "keras": "impl_keras:KerasMlpDropout",
         },
     ),
 }
@@ -75,6 +78,7 @@ FRAMEWORKS: dict[str, Framework] = {
     "flax_nnx": Framework("Flax NNX", "nnx"),
     "haiku": Framework("Haiku", "haiku"),
     "equinox": Framework("Equinox", "equinox"),
+    "keras": Framework("Keras", "keras"),
 }
 """The frameworks shown side by side in the docs, by implementation name."""
 
@@ -84,6 +88,7 @@ DISTRIBUTIONS: dict[str, str] = {
     "flax": "flax",
     "haiku": "dm-haiku",
     "equinox": "equinox",
+    "keras": "keras",
     "optax": "optax",
     "numpy": "numpy",
 }

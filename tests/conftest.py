@@ -41,6 +41,13 @@ def _runs_folder() -> Path:
 
 _RUNS = _runs_folder()
 
+# Keras writes keras.json into KERAS_HOME (by default ~/.keras) and matplotlib its caches into
+# MPLCONFIGDIR (by default ~/.config and ~/.cache): the tests write nothing under $HOME
+# (tests/keras/test_keras_traps.py checks it). Set before anything imports keras or matplotlib;
+# the command-line runs in subprocesses inherit them.
+os.environ["KERAS_HOME"] = str(_RUNS / "keras-home")
+os.environ["MPLCONFIGDIR"] = str(_RUNS / "matplotlib")
+
 # One compilation cache for the session, on disk, shared by both workers: the frameworks
 # compile to identical programs (that is the point of the project), and each is compiled once.
 # A cached executable is the same program, so it cannot change a number.

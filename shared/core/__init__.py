@@ -24,7 +24,7 @@ from ._harness import (
 )
 from ._keys import step_keys
 from ._loader import load_object
-from ._optim import OPTIMIZERS, NumpyOptimizer, OptimizerConfig
+from ._optim import OPTIMIZERS, NumpyOptimizer, OptimizerConfig, optimizer_config_of
 from ._protocol import (
     Batch,
     Canonical,
@@ -127,6 +127,7 @@ __all__ = [
     "load_object",
     "load_run",
     "loop_of",
+    "optimizer_config_of",
     "package_versions",
     "parse_tolerance",
     "run_harness",

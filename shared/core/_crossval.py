@@ -89,9 +89,9 @@ def check_agreement(result: CompareResult) -> None:
             )
     for name, error in result.errors.items():
         lines.append(f"{name} failed: {error}")
-    atol = result.eval_atol
     expected = {p.a for p in result.pairs if p.tolerance.expected}
     for name, diff in result.eval_diffs.items():
+        atol = result.eval_atol_for(name)
         if atol is not None and diff > atol and name not in expected:
             lines.append(f"{name}: held-out outputs {diff:.3g} from the reference's (atol {atol})")
     if lines:

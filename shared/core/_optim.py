@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -47,7 +48,13 @@ class OptimizerConfig:
             )
 
     def make(self) -> optax.GradientTransformation:
-        """The optax transformation for this config."""
+        """The optax transformation for this config ([`optimizer_config_of`][] finds the
+        config again from it)."""
+        tx = self._make()
+        _MADE_BY[tx.init] = self
+        return tx
+
+    def _make(self) -> optax.GradientTransformation:
         if self.name == "sgd":
             return optax.sgd(self.learning_rate)
         if self.name == "momentum":
@@ -61,6 +68,20 @@ class OptimizerConfig:
             eps=self.eps,
             weight_decay=self.weight_decay,
         )
+
+
+# Keyed by the transformation's `init` function: the transformation itself is a tuple, which
+# cannot be weakly referenced, and its functions are made anew by every `make()`.
+_MADE_BY: weakref.WeakKeyDictionary[object, OptimizerConfig] = weakref.WeakKeyDictionary()
+
+
+def optimizer_config_of(tx: optax.GradientTransformation) -> OptimizerConfig | None:
+    """The config whose `make()` built `tx`, or `None` for any other transformation.
+
+    A native loop that trains with its framework's own optimizer (Keras's) builds that
+    optimizer from these hyperparameters, so that it is the harness's optimizer.
+    """
+    return _MADE_BY.get(tx.init)
 
 
 class NumpyOptimizer:

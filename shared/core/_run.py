@@ -74,6 +74,8 @@ class CompareResult:
     eval_diffs: dict[str, float] = field(default_factory=dict)
     """Per trajectory, max |difference| of its held-out outputs from the reference's."""
     eval_atol: float | None = None
+    eval_atols: dict[str, float] = field(default_factory=dict)
+    """Per trajectory, a bound of its own for its held-out outputs (`Tolerances.evals`)."""
     analyses: list[AnalysisResult] = field(default_factory=list)
     errors_full: dict[str, str] = field(default_factory=dict)
     """Each failure's whole message (`errors` holds its first line)."""
@@ -86,9 +88,16 @@ class CompareResult:
         return not self.errors and pairs_ok and all(a.ok for a in self.analyses)
 
     def _eval_off(self, pair: PairResult) -> bool:
-        if self.eval_atol is None or pair.tolerance.expected:
+        atol = self.eval_atol_for(pair.a)
+        if atol is None or pair.tolerance.expected:
             return False
-        return self.eval_diffs.get(pair.a, 0.0) > self.eval_atol
+        return self.eval_diffs.get(pair.a, 0.0) > atol
+
+    def eval_atol_for(self, trajectory: str) -> float | None:
+        """The bound of `trajectory`'s held-out outputs (`None`: the model has no eval)."""
+        if self.eval_atol is None:
+            return None
+        return self.eval_atols.get(trajectory, self.eval_atol)
 
     def analysis(self, key: str) -> Any:
         """The payload of the analysis stored under `key` (e.g. `"drift"`), or `None`."""
@@ -121,6 +130,8 @@ class CompareResult:
         }
         if self.eval_atol is not None:
             comparison["eval"] = {"atol": self.eval_atol, "max_abs": self.eval_diffs}
+            if self.eval_atols:
+                comparison["eval"]["atol_by_trajectory"] = self.eval_atols
         for a in self.analyses:
             comparison[a.key] = a.payload
             if not a.ok:
@@ -515,6 +526,7 @@ def run_model(
         evals=evals,
         eval_diffs=eval_diffs,
         eval_atol=None if spec.evaluation is None else spec.evaluation.tolerance.atol,
+        eval_atols={k: t.atol for k, t in tolerances.evals.items() if k in trajectories},
         analyses=analyses,
         errors_full={k: v for k, v in errors_full.items() if v != errors[k]},
     )

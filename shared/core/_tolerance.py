@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -133,6 +134,13 @@ class Tolerances:
     - `loss`: the loss, where it needs a bound of its own (`None`: as the other leaves).
     - `across`: two different implementations (`None`: as above). A tolerance with
       `expected=True` here says that implementations are expected to part ways.
+    - `trajectories`: bounds of particular trajectories against any other float32 one, by
+      key (e.g. `{"keras/native": ...}` for a native loop that runs its framework's own
+      optimizer, not optax's): a tolerance for every leaf, or a pair (params and state,
+      loss). They take precedence over `scan`, `same` and `loss`.
+    - `evals`: bounds of particular trajectories' held-out outputs, by key, where their
+      training bounds let them end further from the reference than the model's
+      `Evaluation.tolerance` (only `atol` is used).
     """
 
     same: Tolerance = BITWISE
@@ -140,6 +148,10 @@ class Tolerances:
     oracle: Tolerance | None = None
     loss: Tolerance | None = None
     across: Tolerance | None = None
+    trajectories: Mapping[str, Tolerance | tuple[Tolerance, Tolerance]] = field(
+        default_factory=dict, hash=False
+    )
+    evals: Mapping[str, Tolerance] = field(default_factory=dict, hash=False)
 
     def for_pair(self, a: str, b: str) -> tuple[Tolerance, Tolerance | None]:
         """(tolerance, loss tolerance or None) for trajectory `a` against `b`, by their keys."""
@@ -149,15 +161,22 @@ class Tolerances:
             return self.oracle, None
         if self.across is not None and a.partition("/")[0] != b.partition("/")[0]:
             return self.across, None
+        for key in (a, b):
+            if key in self.trajectories:
+                bound = self.trajectories[key]
+                return bound if isinstance(bound, tuple) else (bound, None)
         if self.scan is not None and (loop_of(a) == "scan") != (loop_of(b) == "scan"):
             return self.scan, None
         return self.same, self.loss
 
     def overridden(self, tolerance: Tolerance) -> Tolerances:
         """Every float32 pair judged by `tolerance` (`--tolerance`); the oracle's bound and an
-        expected difference across implementations stay."""
+        expected difference (across implementations, or of a trajectory) stays."""
         across = self.across if self.across is not None and self.across.expected else None
-        return Tolerances(same=tolerance, oracle=self.oracle, across=across)
+        expected = {
+            k: t for k, t in self.trajectories.items() if isinstance(t, Tolerance) and t.expected
+        }
+        return Tolerances(same=tolerance, oracle=self.oracle, across=across, trajectories=expected)
 
 
 ORACLE_KEY = "oracle/float64"

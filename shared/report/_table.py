@@ -95,10 +95,10 @@ def eval_table(result: CompareResult) -> Table:
     metric_names = list(next(iter(result.evals.values()), {}))
     for column in ("trajectory", *metric_names, "max |diff| outputs", "verdict"):
         t.add_column(column, justify="left" if column == "trajectory" else "right")
-    atol = result.eval_atol or 0.0
     expected = {p.a for p in result.pairs if p.tolerance.expected}
     for name, ev in result.evals.items():
         diff = result.eval_diffs.get(name)
+        atol = result.eval_atol_for(name) or 0.0
         verdict = (
             "reference"
             if diff is None

@@ -22,6 +22,8 @@ RUNS = ["jax", "flax_linen", "haiku"]  # accept the new shape and retrace
 RAISES = {  # the exact error, and a fragment of its message
     "flax_nnx": (ValueError, "Cannot broadcast to shape with fewer dimensions"),
     "equinox": (ValueError, "Old and new values have different structures/shapes/dtypes"),
+    # Variable.assign checks the shape: the Flax page's line cannot be written in Keras.
+    "keras": (ValueError, "The shape of the target variable and the shape of the target value"),
 }
 
 

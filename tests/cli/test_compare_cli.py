@@ -39,7 +39,7 @@ def test_default_run_agrees_and_follows_the_json_contract(default_run):
     assert comparison["reference"] == "jax/harness" and comparison["agree"] is True
     assert comparison["counts"] == {
         "reference": 1,
-        "agree": 15,
+        "agree": 18,
         "diverge": 0,
         "expected": 0,
         "failed": 0,
@@ -136,6 +136,7 @@ def test_keepdims_run_reports_failures_whole_and_counts_them(capsys):
     assert set(raw["errors"]) == {
         "flax_nnx/harness",
         "equinox/harness",
+        "keras/harness",
         *(f"{impl}/scan" for impl in IMPLS),
     }
     assert raw["config"]["keepdims"] is True and raw["config"]["seed_faithful"] is True
@@ -143,11 +144,11 @@ def test_keepdims_run_reports_failures_whole_and_counts_them(capsys):
     assert np.shape(raw["trajectories"]["flax_linen/harness"]["state"]["mean"][1]) == (1, 4)
     assert all(p["first_divergence"] is None for p in raw["comparison"]["pairs"])
     counts = raw["comparison"]["counts"]
-    # 10 trajectories ran: 3 trained and agree with the reference, 7 failed; none diverged.
-    assert counts == {"reference": 1, "agree": 3, "diverge": 0, "expected": 0, "failed": 7}
+    # 12 trajectories ran: 3 trained and agree with the reference, 9 failed; none diverged.
+    assert counts == {"reference": 1, "agree": 3, "diverge": 0, "expected": 0, "failed": 9}
     out = run.output
     assert "FAILED" in out
-    assert "DISAGREEMENT: 3 agree with jax/harness, 0 diverge, 7 failed (11 trajectories" in out
+    assert "DISAGREEMENT: 3 agree with jax/harness, 0 diverge, 9 failed (13 trajectories" in out
     # The scan's TypeError is shown whole, not cut at its first line.
     whole = raw["errors_full"]["jax/scan"]
     assert whole.count("\n") >= 1 and whole.splitlines()[-1].strip() in out

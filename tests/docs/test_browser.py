@@ -65,7 +65,7 @@ def _visible(driver, selector: str) -> set[str]:
 def test_tabs_plot_and_table_in_chromium(browser, tmp_path):
     browser.get((ROOT / _generate.SITE_HTML).resolve().as_uri())
     blocks = browser.find_elements("css selector", ".codeblock")
-    assert len(blocks) == 4 * len(_generate.concepts())
+    assert len(blocks) == len(_generate.frameworks()) * len(_generate.concepts())
     assert _visible(browser, ".codeblock") == {"linen"}
 
     # Click Haiku on the last section's tabs: every block on the page follows.

@@ -18,11 +18,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import cli_run
 from flax import nnx
 from helpers import MLP_BN_IMPLS
 
+import impl_keras  # noqa: F401  (Keras on the JAX backend)
 import shared
 from shared.models import mlp_bn
+
+import keras  # isort: skip
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,6 +63,20 @@ def eqx_layer(**kwargs):
     return eqx.nn.make_with_state(eqx.nn.BatchNorm)(C, "b", **kwargs)
 
 
+def keras_layer(**kwargs):
+    bn = keras.layers.BatchNormalization(**kwargs)
+    bn.build((None, C))
+    return bn
+
+
+def keras_call(bn, x, **training):
+    """One `stateless_call`: outputs and the new non-trainable values by variable name."""
+    params = [v.value for v in bn.trainable_variables]
+    state = [v.value for v in bn.non_trainable_variables]
+    y, new = bn.stateless_call(params, state, jnp.asarray(x), **training)
+    return y, {v.name: value for v, value in zip(bn.non_trainable_variables, new, strict=True)}
+
+
 # --- momentum / decay ---------------------------------------------------------------------
 
 
@@ -73,6 +91,9 @@ def test_momentum_defaults():
     bn, state = eqx_layer(mode="batch")
     _, state = eqx_call(bn, state, X)
     np.testing.assert_allclose(state.get(bn.batch_state_index)[0], 0.01 * MEAN, rtol=1e-5)
+    # Keras: 0.99, the same update.
+    _, stats = keras_call(keras_layer(), X, training=True)
+    np.testing.assert_allclose(stats["moving_mean"], 0.01 * MEAN, rtol=1e-5)
     # Haiku: no default at all; hk.nets.ResNet's bn_config supplies 0.999.
     with pytest.raises(TypeError, match="decay_rate"):
         hk.transform_with_state(lambda x: hk.BatchNorm(True, True)(x, True)).init(None, X)
@@ -128,7 +149,7 @@ def test_haiku_computes_one_minus_decay_in_float32():
 # --- epsilon ------------------------------------------------------------------------------
 
 
-def test_epsilon_is_1e_5_everywhere():
+def test_epsilon_defaults():
     # Eval with running mean 0 and var 0: y = x / sqrt(eps), so eps = (x / y)^2.
     x = np.ones((2, C), np.float32)
     variables = {
@@ -151,6 +172,11 @@ def test_epsilon_is_1e_5_everywhere():
         np.testing.assert_allclose(
             (1 / np.asarray(y, np.float64)) ** 2, 1e-5, rtol=1e-5, err_msg=name
         )
+    # Keras: 1e-3, read off the same eval call with a moving variance of 0.
+    layer = keras_layer()
+    layer.moving_variance.assign(np.zeros(C, np.float32))
+    y, _ = keras_call(layer, x, training=False)
+    np.testing.assert_allclose((1 / np.asarray(y, np.float64)) ** 2, 1e-3, rtol=1e-5)
 
 
 # --- variance formula ---------------------------------------------------------------------
@@ -178,6 +204,10 @@ def test_variance_formulas_on_a_constant_column():
     bn, st = eqx_layer(mode="batch", momentum=0.5)
     y, st = eqx_call(bn, st, CONSTANT)
     np.testing.assert_array_equal(st.get(bn.batch_state_index)[1], np.full(C, 0.5))  # 0.5*1 + 0.5*0
+    assert np.isfinite(y).all()
+    # Keras: two-pass (jnp.var) as well: exactly 0.
+    y, stats = keras_call(keras_layer(momentum=0.5), CONSTANT, training=True)
+    np.testing.assert_array_equal(stats["moving_variance"], np.full(C, 0.5))
     assert np.isfinite(y).all()
 
 
@@ -208,6 +238,10 @@ def test_initial_running_statistics():
     np.testing.assert_array_equal(st.get(bn.batch_state_index)[1], np.ones(C))
     bn, st = eqx_layer(mode="ema")
     assert bool(st.get(bn.ema_first_time_index))
+    # Keras: moving mean 0 and moving variance 1, created by build() without a call.
+    layer = keras_layer()
+    np.testing.assert_array_equal(layer.moving_mean.value, np.zeros(C))
+    np.testing.assert_array_equal(layer.moving_variance.value, np.ones(C))
 
 
 def test_debiasing():
@@ -215,6 +249,10 @@ def test_debiasing():
     _, _, stats = linen_step(X, momentum=0.9)
     np.testing.assert_allclose(stats["mean"], 0.1 * MEAN, rtol=1e-5)
     np.testing.assert_allclose(stats["var"], 0.9 + 0.1 * VAR, rtol=1e-5)
+    # Keras: none either, the same formulas.
+    _, stats = keras_call(keras_layer(momentum=0.9), X, training=True)
+    np.testing.assert_allclose(stats["moving_mean"], 0.1 * MEAN, rtol=1e-5)
+    np.testing.assert_allclose(stats["moving_variance"], 0.9 + 0.1 * VAR, rtol=1e-5)
     # Haiku: zero debiasing; after one step the eval statistics are the batch's own.
     f = haiku_fn(decay_rate=0.9)
     params, state = f.init(None, X, True)
@@ -243,6 +281,8 @@ def test_scale_and_offset_shapes():
     assert params["bn"]["scale"].shape == params["bn"]["offset"].shape == (1, C)
     bn, _ = eqx_layer(mode="batch")
     assert bn.weight.shape == bn.bias.shape == (C,)
+    layer = keras_layer()
+    assert layer.gamma.shape == layer.beta.shape == (C,)
 
 
 # --- train/eval switch, per-example vs batched, cross-device argument ---------------------
@@ -266,6 +306,15 @@ def test_train_eval_switches():
     bn, _ = eqx_layer(mode="batch")
     assert bn.inference is False
     assert eqx.nn.inference_mode(bn).inference is True
+    # Keras: `training`, None by default, which means inference: the moving statistics are
+    # used and not updated (stateless_call without training=True trains nothing).
+    assert (
+        inspect.signature(keras.layers.BatchNormalization.call).parameters["training"].default
+        is None
+    )
+    y, stats = keras_call(keras_layer(), X)
+    np.testing.assert_allclose(y, X / np.sqrt(1 + 1e-3), rtol=1e-6)
+    np.testing.assert_array_equal(stats["moving_mean"], np.zeros(C))
 
 
 def test_equinox_is_per_example_under_a_named_vmap_the_others_batched():
@@ -283,6 +332,33 @@ def test_cross_device_arguments():
     assert inspect.signature(hk.BatchNorm.__init__).parameters["cross_replica_axis"].default is None
     eqx_axis = inspect.signature(eqx.nn.BatchNorm.__init__).parameters["axis_name"]
     assert eqx_axis.default is inspect.Parameter.empty  # required
+    # Keras: `synchronized=False`; True is refused on the JAX backend.
+    assert keras_layer().synchronized is False
+    with pytest.raises(ValueError, match="synchronized=True is only supported with the Tensor"):
+        keras.layers.BatchNormalization(synchronized=True)
+
+
+def test_keras_normalises_as_x_times_inv_plus_an_offset():
+    rng = np.random.default_rng(0)
+    x = jnp.asarray((rng.standard_normal((64, 32)) * 3 + 1).astype(np.float32))
+    bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+    bn.build((None, 32))
+    gamma = jnp.asarray(rng.standard_normal(32).astype(np.float32))
+    beta = jnp.asarray(rng.standard_normal(32).astype(np.float32))
+    y, _ = bn.stateless_call([gamma, beta], [jnp.zeros(32), jnp.ones(32)], x, training=True)
+    mean, var = jnp.mean(x, 0), jnp.var(x, 0)  # two-pass
+    inv = jax.lax.rsqrt(var + 1e-5) * gamma
+    np.testing.assert_array_equal(y, x * inv + (beta - mean * inv))  # Keras's formula, eager
+    # Flax's layer, same settings and input: not bitwise (the formula and the variance's),
+    # within 7.2e-7 here on outputs of order 1 (tens of thousands of ULP near zero).
+    linen = nn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5)
+    variables = {
+        "params": {"scale": gamma, "bias": beta},
+        "batch_stats": {"mean": jnp.zeros(32), "var": jnp.ones(32)},
+    }
+    y_flax, _ = linen.apply(variables, x, mutable=["batch_stats"])
+    diff = np.max(np.abs(np.asarray(y, np.float64) - np.asarray(y_flax, np.float64)))
+    assert 0 < diff <= 2e-6, diff
 
 
 # --- Equinox's mode ----------------------------------------------------------------------
@@ -321,6 +397,10 @@ def test_defaults_mode_drifts_and_names_the_defaults_responsible(mlp_bn_defaults
     assert drift[("equinox", "mode")]["responsible"]
     for impl in ("flax_linen", "flax_nnx", "haiku"):
         assert drift[(impl, "all")]["loss_max_abs"] < 1e-5, impl
+    # Keras's epsilon 1e-3 also changes training (the normalised activations).
+    assert drift[("keras", "epsilon")]["responsible"]
+    assert drift[("keras", "epsilon")]["loss_max_abs"] > 1e-4
+    assert {k for i, k in drift if i == "keras"} == {"all", "momentum", "epsilon"}  # sgd
     # Running statistics and eval: every framework's momentum default moves them.
     for impl in MLP_BN_IMPLS:
         d = drift[(impl, "momentum")]
@@ -330,6 +410,32 @@ def test_defaults_mode_drifts_and_names_the_defaults_responsible(mlp_bn_defaults
     assert drift[("equinox", "state")]["state_max_abs"] > 1.0  # the var EMA from 1, debiased
     # Flax keeps no default here other than momentum: its initial statistics are canonical.
     assert {k for i, k in drift if i == "flax_linen"} == {"all", "momentum"}
+
+
+def test_defaults_mode_with_adam_names_kerass_optimizer_default():
+    # Keras's Adam keeps epsilon 1e-7 (optax: 1e-8); measured in its native loop against the
+    # same loop with the optimizer aligned, it moves the results.
+    run = cli_run(
+        "compare",
+        "--model",
+        "mlp-bn",
+        "--defaults",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--impls",
+        "flax_linen,keras",
+        "--loop",
+        "harness,native",
+    )
+    assert run.code == 1, run.output[-3000:]
+    drift = {(d["impl"], d["knob"]): d for d in run.json["comparison"]["drift"]}
+    optimizer = drift[("keras", "optimizer")]
+    assert optimizer["default"].startswith("Adam(epsilon=1e-7)")
+    assert optimizer["responsible"] and optimizer["state_max_abs"] > 1e-3
+    assert ("flax_linen", "optimizer") not in drift  # optax in every Flax loop
+    assert "keras drifts because of its default Adam(epsilon=1e-7)" in run.output
 
 
 def _table(text: str) -> list[str]:

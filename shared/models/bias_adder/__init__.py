@@ -10,9 +10,11 @@ from ._data import as_batches, fixed_batch
 from ._oracle import bias_adder_oracle
 from ._reference import JaxBiasAdder, bias_adder_loss
 from ._spec import SPEC
-from ._tolerances import ORACLE, SCAN, TOLERANCES
+from ._tolerances import KERAS_ADAM, KERAS_MOMENTUM, ORACLE, SCAN, TOLERANCES, tolerances
 
 __all__ = [
+    "KERAS_ADAM",
+    "KERAS_MOMENTUM",
     "MODEL",
     "ORACLE",
     "SCAN",
@@ -25,4 +27,5 @@ __all__ = [
     "bias_adder_oracle",
     "check_input",
     "fixed_batch",
+    "tolerances",
 ]

@@ -9,8 +9,12 @@ FILES = {
     "flax_nnx": "impl_flax/_nnx.py",
     "haiku": "impl_haiku/_bias_adder.py",
     "equinox": "impl_equinox/_bias_adder.py",
+    "keras": "impl_keras/_bias_adder.py",
 }
 """Framework -> the file that holds its bias adder."""
+
+STATELESS = {**FILES, "keras": "impl_keras/_adapter.py"}
+"""The same, with Keras's `stateless_call` adapter, which every Keras model shares."""
 
 CONCEPTS = (
     Concept(
@@ -18,7 +22,8 @@ CONCEPTS = (
         "Declare a parameter",
         "Linen and Haiku declare the parameter lazily inside the call (its shape comes from the "
         "input, `init` creates it); NNX and Equinox create it eagerly in `__init__`, so the "
-        "feature size is a constructor argument.",
+        "feature size is a constructor argument. Keras creates it in `build(input_shape)` with "
+        "`add_weight`, called once the input's shape is known.",
         FILES,
     ),
     Concept(
@@ -27,7 +32,8 @@ CONCEPTS = (
         "Linen puts state in a named collection (`batch_stats`) and Haiku in the separate state "
         "dict of `hk.get_state`; NNX tags it with a Variable type (`nnx.BatchStat`) on the "
         "module; Equinox keeps only an `eqx.nn.StateIndex` on the module, the value lives in a "
-        "separate `eqx.nn.State`. Linen asks `has_variable` first, to tell `init` from training.",
+        "separate `eqx.nn.State`. Linen asks `has_variable` first, to tell `init` from training. "
+        "Keras adds a weight with `trainable=False`: a `keras.Variable` object on the layer.",
         FILES,
     ),
     Concept(
@@ -36,7 +42,9 @@ CONCEPTS = (
         "Linen and Haiku run the forward pass once under `init`, so the model must not update "
         "its state then (the `has_variable` guard, `hk.running_init()`); NNX and Equinox build "
         "the values in the constructor (`eqx.nn.make_with_state` returns the model and its "
-        "state) and never call the model to initialise it.",
+        "state) and never call the model to initialise it; Keras's `build` creates the "
+        "variables without a call (a subclassed `keras.Model` builds its layers when first "
+        "called).",
         FILES,
     ),
     Concept(
@@ -46,8 +54,9 @@ CONCEPTS = (
         "Variable type into a graphdef and two States; Haiku's `transform_with_state` makes "
         "`init` return params and state apart; Equinox's state is apart already, so its split "
         "is between the arrays to train (`eqx.filter(model, eqx.is_inexact_array)`) and the "
-        "rest.",
-        FILES,
+        "rest. Keras's variables are objects: `stateless_call` takes their values as two "
+        "lists, in `trainable_variables` and `non_trainable_variables` order.",
+        STATELESS,
     ),
     Concept(
         "apply-update",
@@ -55,23 +64,27 @@ CONCEPTS = (
         "Linen returns the new state only for the collections named in `mutable`; Haiku's "
         "`apply` always returns `(out, new_state)`; Equinox threads the state in and out by "
         "hand; NNX mutates `model.mean` in place and `nnx.value_and_grad` carries the update "
-        "out of the trace.",
-        FILES,
+        "out of the trace. Keras's `stateless_call(trainable, non_trainable, x, "
+        "training=True)` returns the new non-trainable values; `training` must be passed.",
+        STATELESS,
     ),
     Concept(
         "eval",
         "Eval without an update",
         "Linen takes `train=False` and no `mutable`; Haiku takes `is_training=False`; NNX "
         "switches a module attribute with `model.eval()` / `model.train()`; Equinox's "
-        "`eqx.nn.inference_mode` returns a copy of the model with `inference=True`.",
-        FILES,
+        "`eqx.nn.inference_mode` returns a copy of the model with `inference=True`; Keras "
+        "takes `training=False`.",
+        STATELESS,
     ),
     Concept(
         "train-step",
         "The optimizer step",
         "Linen's `TrainState.apply_gradients` and NNX's `nnx.Optimizer` keep the optax state "
         "for you; Haiku and Equinox call `tx.update` and apply the updates by hand, and "
-        "Equinox filters the model down to its arrays (`eqx.filter_jit`, `eqx.filter`).",
+        "Equinox filters the model down to its arrays (`eqx.filter_jit`, `eqx.filter`). "
+        "Keras's own loop is `compile(optimizer=...)` and `train_on_batch`, with Keras's "
+        "optimizer; a loss on the input itself goes in a `compute_loss` override.",
         FILES,
     ),
     Concept(
@@ -80,8 +93,79 @@ CONCEPTS = (
         "Only NNX needs a real merge (`nnx.merge(graphdef, params, state, copy=True)`); Linen "
         'rebuilds the variables dict `{"params": params, **state}` at every `apply`; Haiku '
         "passes params and state side by side, so its adapter only rebuilds the nested dicts; "
-        "Equinox `eqx.combine`s the trained arrays with the static rest of the module.",
-        FILES,
+        "Equinox `eqx.combine`s the trained arrays with the static rest of the module; Keras "
+        "writes values back into its variables with `assign`, which checks shapes and casts.",
+        STATELESS,
+    ),
+)
+
+KERAS_GOTCHAS = (
+    (
+        "Keras: the backend is chosen at the first `import keras`",
+        "Without `KERAS_BACKEND=jax` set before Keras is first imported, `import keras` fails "
+        "asking for TensorFlow, and writes `~/.keras/keras.json` (`KERAS_HOME` moves it). Fix: "
+        "import `impl_keras` first, which sets the variable and then checks "
+        '`keras.backend.backend() == "jax"` and `keras.config.floatx() == "float32"` '
+        "(`tests/keras/test_keras_traps.py`).",
+    ),
+    (
+        "Keras: never call a layer inside `jax.jit`",
+        "In training, `layer(x, training=True)` under `jax.jit` leaves a leaked tracer in the "
+        "variable; in eval, the variables' values are baked into the compiled function as "
+        "constants and later assignments are silently ignored. Fix: "
+        "`layer.stateless_call(trainable_values, non_trainable_values, x, training=...)`, "
+        "values in and out (`impl_keras/_adapter.py`).",
+    ),
+    (
+        "Keras: `stateless_call` skips what `layer(x)` does for you",
+        "It does not default `training` (without `training=True` nothing is updated and "
+        "nothing complains: keras #20378), and it does not cast the inputs to the compute "
+        "dtype (a float16 input gives a float16 mean). Fix: pass `training=True` and cast "
+        "your inputs.",
+    ),
+    (
+        "Keras: `Variable.assign` checks shapes and casts dtypes",
+        "The Flax page's `keepdims=True` raises `ValueError` (a (1, D) value for a (D,) "
+        "variable); a float16 or float64 value is silently cast to the variable's float32. "
+        "And `assign` keeps the array itself, which Keras's jitted `train_on_batch` then "
+        "donates: assign a copy (`jnp.copy`) of any array you still need.",
+    ),
+    (
+        "Keras: keep hyperparameters Python floats",
+        "A momentum held as a JAX array is traced, `1.0 - momentum` becomes 0.100000024 and "
+        "bitwise agreement is lost from the first step, as with an Equinox field that is not "
+        "static (`test_a_traced_momentum_breaks_bitwise_equality`).",
+    ),
+    (
+        "Keras: `train_on_batch` returns its loss tracker's value",
+        "A `keras.metrics.Mean` weighted by the batch size: `(loss * B) / B` in float32, 1 ULP "
+        "off the loss unless B is a power of 2. The built-in "
+        "`SparseCategoricalCrossentropy` also rounds differently from optax's cross-entropy "
+        "(a few ULP per step); the MLPs override `compute_loss` with the loss every "
+        "framework trains on.",
+    ),
+    (
+        "Keras: its optimizers are not optax's",
+        "SGD is the same to the bit. SGD with momentum keeps `m = mu*m - lr*g` (optax: "
+        "`v = mu*v + g`): bounded rounding differences. Adam adds epsilon to `sqrt(v)` before "
+        "the bias correction (optax: to `sqrt(v_hat)`), 32x optax's epsilon at step 1: "
+        "parameters with tiny gradients move differently. Keras's defaults differ too: Adam "
+        "`epsilon=1e-7` (optax 1e-8), AdamW `weight_decay=0.004` (optax 1e-4) "
+        "(`tests/keras/test_keras_optimizers.py`).",
+    ),
+    (
+        "Keras: `BatchNormalization` defaults, and no cross-device statistics on JAX",
+        "Momentum 0.99 and epsilon 1e-3 (Flax: 1e-5), a two-pass variance, output "
+        "`x * inv + (beta - mean * inv)`: aligned with Flax's settings its outputs still "
+        "differ by up to 7e-7. `synchronized=True` is refused on the JAX backend "
+        "(`docs/batchnorm.md`).",
+    ),
+    (
+        "Keras: dropout's randomness is a variable",
+        "`keras.layers.Dropout` owns a `SeedGenerator` whose (2,) uint32 seed is a "
+        "non-trainable variable, used as the raw key and advanced by [0, 1] per call: under "
+        "`stateless_call` it must be threaded like BatchNorm's statistics, or every step "
+        "draws the same mask. Unseeded, a layer draws its seed at random when built.",
     ),
 )
 
@@ -92,7 +176,8 @@ GOTCHAS = (
         "The Flax page updates the state with `jnp.mean(x, axis=0, keepdims=True)`, so "
         "`mean` turns from (D,) into (1, D) after the first training call. Plain JAX, Linen "
         "and Haiku accept it and trace the jitted step twice (a `lax.scan` raises "
-        "`TypeError`); NNX and Equinox raise `ValueError`. This project keeps "
+        "`TypeError`); NNX, Equinox and Keras (`Variable.assign` checks the shape) raise "
+        "`ValueError`. This project keeps "
         "`keepdims=False`; `--keepdims` brings the Flax page's back. See "
         "`tests/bias_adder/test_keepdims.py`.",
     ),
@@ -128,4 +213,4 @@ GOTCHAS = (
     ),
 )
 
-DOCS = ModelDocs(CONCEPTS, GOTCHAS)
+DOCS = ModelDocs(CONCEPTS, GOTCHAS + KERAS_GOTCHAS)

@@ -13,7 +13,7 @@ from ._data import as_batches, fixed_batch
 from ._docs import DOCS
 from ._oracle import bias_adder_oracle
 from ._reference import bias_adder_loss
-from ._tolerances import TOLERANCES
+from ._tolerances import tolerances
 
 FEATURES, BATCH, LEARNING_RATE, STEPS = 4, 8, 0.02, 10  # the Flax page's setup
 
@@ -84,7 +84,7 @@ SPEC = ModelSpec(
     loss=bias_adder_loss,
     reference="jax",
     oracle=bias_adder_oracle,
-    tolerances=TOLERANCES,
+    tolerances=tolerances,
     params=("bias",),
     state=("mean",),
     options=(

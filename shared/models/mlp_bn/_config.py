@@ -33,7 +33,7 @@ CANONICAL_PARAMS = (
 CANONICAL_STATE = ("bn.mean", "bn.var")
 """Canonical running statistics: the values each framework normalises with at eval time."""
 
-KNOBS = ("momentum", "epsilon", "mode", "state")
+KNOBS = ("momentum", "epsilon", "mode", "state", "optimizer")
 """BatchNorm settings that a framework may keep at its own default (`native_defaults`).
 
 - `momentum`: the EMA coefficient (Flax `momentum`, Haiku `decay_rate`, Equinox `momentum`).
@@ -42,6 +42,8 @@ KNOBS = ("momentum", "epsilon", "mode", "state")
 - `state`: start from the framework's own initial running statistics instead of the
   canonical ones (Haiku: zero-debiased EMA whose counter starts at 0; Equinox: its counter
   at 0, or the empty "ema" buffers).
+- `optimizer`: a native loop that trains with its framework's own optimizer (Keras's) keeps
+  that optimizer's defaults where they differ from optax's (Keras's Adam: epsilon 1e-7).
 
 The variance formula is not a knob: Flax's default `E[x^2] - E[x]^2` (clamped at 0) is also
 Haiku's only formula (unclamped), so the aligned setting keeps it; Equinox has only the

@@ -9,6 +9,7 @@ FILES = {
     "flax_nnx": "impl_flax/_mlp_bn_nnx.py",
     "haiku": "impl_haiku/_mlp_bn.py",
     "equinox": "impl_equinox/_mlp_bn.py",
+    "keras": "impl_keras/_mlp_bn.py",
 }
 """Framework -> the file that holds its MLP with BatchNorm."""
 

@@ -54,11 +54,39 @@ def _max_abs(a: Trajectory, b: Trajectory, group: str) -> float:
     return max(float(np.max(np.abs(np.float64(x) - np.float64(y)))) for x, y in pairs)
 
 
+def _optimizer_drift(
+    context: AnalysisContext, name: str, aligned: MlpBnConfig, default: str
+) -> Drift:
+    """The native loop keeping its own optimizer's defaults, against the same loop with the
+    optimizer aligned: only the optimizer's defaults differ between the two."""
+    if context.progress:
+        context.progress(f"{name} keeping its optimizer's defaults")
+    runs = []
+    for config in (aligned, replace(aligned, native_defaults=("optimizer",))):
+        impl = context.rebuild(name, config)
+        assert impl is not None  # rebuilt from the factory that built it once already
+        trajectory = context.train(impl, config, "native")
+        runs.append((trajectory, *context.evaluate(impl, trajectory)))
+    (base, base_logits, _), (kept, logits, metrics) = runs
+    return Drift(
+        name,
+        "optimizer",
+        f"{default}, native loop",
+        _max_abs(kept, base, "loss"),
+        _max_abs(kept, base, "state"),
+        float(np.max(np.abs(np.float64(logits) - np.float64(base_logits)))),
+        metrics["accuracy"],
+    )
+
+
 def drift_report(context: AnalysisContext) -> AnalysisResult | None:
     """For each framework: its drift with all defaults, then with one default kept at a time.
 
-    The defaults tried are those the adapter lists in `bn_defaults` (knob -> description);
-    the harness loop is used. Only in `--defaults` mode.
+    The defaults tried are those the adapter lists in `bn_defaults` (knob -> description),
+    measured in the harness loop against the reference; and, for an adapter whose native loop
+    runs its framework's own optimizer, that optimizer's defaults (`optimizer_defaults`:
+    optimizer name -> description), measured in the native loop against the same loop with
+    the optimizer aligned. Only in `--defaults` mode.
     """
     if context.settings.mode != "defaults":
         return None
@@ -110,6 +138,9 @@ def drift_report(context: AnalysisContext) -> AnalysisResult | None:
             trajectory = context.train(one, config)
             logits, metrics = context.evaluate(one, trajectory)
             measure(impl.name, knob, default, trajectory, logits, metrics["accuracy"])
+        optimizer_default = getattr(impl, "optimizer_defaults", {}).get(context.optimizer.name)
+        if optimizer_default is not None:
+            out.append(_optimizer_drift(context, impl.name, aligned, optimizer_default))
     rows = [
         (
             d.impl,

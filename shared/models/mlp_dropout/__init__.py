@@ -17,12 +17,13 @@ from ._config import (
 from ._provenance import KeyLog, key_provenance, recording_keys
 from ._seeds import final_accuracies, seed_distributions
 from ._spec import SPEC
-from ._tolerances import ALIGNED, EVAL, NATIVE_ACROSS, tolerances
+from ._tolerances import ALIGNED, EVAL, KERAS_MOMENTUM, NATIVE_ACROSS, tolerances
 
 __all__ = [
     "ALIGNED",
     "CANONICAL_PARAMS",
     "EVAL",
+    "KERAS_MOMENTUM",
     "KEYS",
     "MODEL",
     "NATIVE_ACROSS",

@@ -10,6 +10,7 @@ FILES = {
     "flax_nnx": "impl_flax/_mlp_dropout_nnx.py",
     "haiku": "impl_haiku/_mlp_dropout.py",
     "equinox": "impl_equinox/_mlp_dropout.py",
+    "keras": "impl_keras/_mlp_dropout.py",
 }
 """Framework -> the file that holds its MLP with dropout."""
 
@@ -20,9 +21,11 @@ CONCEPTS = (
         "Linen takes a key per call (`rngs={'dropout': key}`) and derives the layer's own with "
         "`make_rng`; NNX keeps an `nnx.Rngs` stream inside the model, as state (a key and a "
         "counter, `RngState`); Haiku derives keys from the `rng` given to `apply` with "
-        "`hk.next_rng_key()`; Equinox takes an explicit key and the caller splits it. Each "
-        "also accepts a raw key (Linen `rng=`, NNX `rngs=key`, `hk.dropout(key, ...)`, Equinox "
-        "`key=`): that is how `--aligned` gives all four the same mask.",
+        "`hk.next_rng_key()`; Equinox takes an explicit key and the caller splits it; Keras's "
+        "`Dropout` owns a `SeedGenerator`, whose (2,) uint32 seed is a non-trainable variable "
+        "used as the key and advanced by [0, 1] per call. Each also accepts a raw key (Linen "
+        "`rng=`, NNX `rngs=key`, `hk.dropout(key, ...)`, Equinox `key=`, Keras: the key's data "
+        "written into the seed): that is how `--aligned` gives all five the same mask.",
         FILES,
     ),
     Concept(
@@ -31,7 +34,8 @@ CONCEPTS = (
         "Linen, Haiku and Equinox fold the step into one root key "
         "(`jax.random.fold_in(root, step)`), so a run resumed at step k draws what the "
         "uninterrupted run drew; NNX's stream advances its own counter on every draw, and that "
-        "counter must be saved with the model (`jax.random.key_data` for its typed key).",
+        "counter must be saved with the model (`jax.random.key_data` for its typed key); so "
+        "must Keras's seed, which `stateless_call` returns among the non-trainable values.",
         FILES,
     ),
 )

@@ -1,0 +1,26 @@
+"""The bias adder, the MLP with BatchNorm and the MLP with dropout in Keras 3 (JAX backend).
+
+Importing this package selects Keras's JAX backend before Keras is first imported, and
+checks it after (see `_backend`).
+"""
+
+from . import _backend  # noqa: F401  (first: sets KERAS_BACKEND before keras is imported)
+from ._adapter import KerasAdapter
+from ._bias_adder import BiasAdderModel, BiasAdderWithRunningMean, KerasBiasAdder
+from ._canonical import keras_canonical, keras_from_canonical
+from ._mlp_bn import KerasMlpBn
+from ._mlp_dropout import KerasMlpDropout
+from ._optim import KERAS_DEFAULTS, keras_optimizer
+
+__all__ = [
+    "KERAS_DEFAULTS",
+    "BiasAdderModel",
+    "BiasAdderWithRunningMean",
+    "KerasAdapter",
+    "KerasBiasAdder",
+    "KerasMlpBn",
+    "KerasMlpDropout",
+    "keras_canonical",
+    "keras_from_canonical",
+    "keras_optimizer",
+]

@@ -1,0 +1,119 @@
+"""The adapter from a built Keras layer to the harness: `layer.stateless_call`.
+
+Keras keeps values inside `keras.Variable` objects. For a pure function of the values, the
+harness uses the layer's own functional entry point: `stateless_call(trainable_values,
+non_trainable_values, x, training=...)` returns the outputs and the new non-trainable values.
+The params are the list of trainable values and the state the list of non-trainable ones,
+both in the layer's variable order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
+
+import jax
+import jax.numpy as jnp
+import keras
+from jaxtyping import Array
+
+from shared import Canonical
+
+from ._canonical import keras_canonical, keras_from_canonical
+
+LayerT = TypeVar("LayerT", bound=keras.Layer)
+
+
+class KerasAdapter:
+    """A Keras layer or model behind the harness protocol.
+
+    Subclasses set `name`, `model` and the rename maps, and define `make` (a new, built
+    layer for the config) and `check` (the model's input check).
+    """
+
+    name = "keras"
+    model = ""
+    params_rename: ClassVar[Mapping[str, str]] = {}
+    state_rename: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(self, config: Any):
+        self.config = config
+        self.layer = self.make()  # only its structure is used: values come in as arguments
+
+    def make(self) -> keras.Layer:
+        """A new layer for this config, built (its variables created)."""
+        raise NotImplementedError
+
+    def check(self, x: Any) -> None:
+        """Check the input, naming `self.name` in the error."""
+
+    def init(self, key: jax.Array, x: Any) -> tuple[list[Array], list[Array]]:
+        """A new layer's values. Keras draws its initial weights from its own global seed
+        (`keras.utils.set_random_seed`), not from `key`; the runs load the canonical init."""
+        del key
+        self.check(x)
+        layer = self.make()
+        # --8<-- [start:keras-split]
+        return values(layer.trainable_variables), values(layer.non_trainable_variables)
+        # --8<-- [end:keras-split]
+
+    def apply(
+        self,
+        params: list[Array],
+        state: list[Array],
+        x: Any,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
+    ) -> tuple[Array, list[Array]]:
+        self.check(x)
+        if not train:
+            # --8<-- [start:keras-eval]
+            y, _ = self.layer.stateless_call(params, state, x, training=False)  # no update
+            # --8<-- [end:keras-eval]
+            return y, state
+        # --8<-- [start:keras-apply-update]
+        # Pure: values in, outputs and new non-trainable values out; the layer's variables
+        # are not touched. `training` must be given: stateless_call skips call()'s default.
+        y, state = self.layer.stateless_call(params, state, x, training=True)
+        # --8<-- [end:keras-apply-update]
+        return y, state
+
+    def to_canonical(self, params: list[Array], state: list[Array]) -> tuple[Canonical, Canonical]:
+        return (
+            keras_canonical(self.layer.trainable_variables, params, self.params_rename),
+            keras_canonical(self.layer.non_trainable_variables, state, self.state_rename),
+        )
+
+    def from_canonical(
+        self, params: Canonical, state: Canonical
+    ) -> tuple[list[Array], list[Array]]:
+        try:
+            return (
+                keras_from_canonical(self.layer.trainable_variables, params, self.params_rename),
+                keras_from_canonical(self.layer.non_trainable_variables, state, self.state_rename),
+            )
+        except ValueError as e:
+            raise ValueError(f"{self.name}: canonical {self.model} weights: {e}") from None
+
+
+def built(layer: LayerT, features: int) -> LayerT:
+    """`layer`, its variables created by one eval call on zeros (a subclassed model builds
+    its sublayers when first called)."""
+    layer(keras.ops.zeros((1, features)), training=False)
+    return layer
+
+
+def values(variables: list[keras.Variable]) -> list[Array]:
+    """The current values of `variables`, in order (what `stateless_call` takes)."""
+    return [v.value for v in variables]  # Variable.value: the array itself
+
+
+def assign(variables: list[keras.Variable], new: list[Any]) -> None:
+    """Write copies of `new` into `variables`, in order."""
+    # --8<-- [start:keras-merge]
+    for variable, value in zip(variables, new, strict=True):
+        # assign() keeps the array itself, and Keras's jitted train step donates the
+        # variables' buffers: without a copy, the caller's arrays are deleted by the step.
+        variable.assign(jnp.copy(value))  # checks the shape; casts to the variable's dtype
+    # --8<-- [end:keras-merge]

@@ -1,0 +1,42 @@
+"""Keras on the JAX backend: chosen before Keras is first imported, and checked after.
+
+Keras reads `KERAS_BACKEND` once, when it is first imported; without it, Keras 3 asks for
+TensorFlow (and, wherever `KERAS_HOME` is unset, writes `~/.keras/keras.json`). This module
+is imported first by `impl_keras`, so that `import impl_keras` works whatever the
+environment says, or fails with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+BACKEND = "jax"
+FLOATX = "float32"
+
+
+def _select_backend() -> None:
+    """Select the JAX backend if Keras is not imported yet; then check what Keras uses."""
+    if "keras" not in sys.modules:
+        # Only this process's later `import keras` reads it; one process has one backend,
+        # and every model in this package is written for JAX.
+        os.environ["KERAS_BACKEND"] = BACKEND
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != BACKEND:
+        raise ImportError(
+            f"keras: Keras was imported with backend {backend!r} before impl_keras; expected "
+            f"{BACKEND!r}. Set KERAS_BACKEND=jax before the first `import keras` (or import "
+            "impl_keras first)"
+        )
+    floatx = keras.config.floatx()
+    if floatx != FLOATX:
+        raise ImportError(
+            f"keras: keras.config.floatx() is {floatx!r} (from keras.json in "
+            f"{os.environ.get('KERAS_HOME', '~/.keras')} or keras.config.set_floatx); expected "
+            f"{FLOATX!r}: every framework here trains in float32"
+        )
+
+
+_select_backend()

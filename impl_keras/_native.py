@@ -1,0 +1,62 @@
+"""Keras's own training loop: `compile` with Keras's optimizer, then `train_on_batch`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax.numpy as jnp
+import keras
+import optax
+from jaxtyping import Array
+
+from shared import Batch, NativeLoop
+
+from ._adapter import assign, values
+from ._optim import harness_optimizer, keras_optimizer
+
+
+def keras_native_loop(
+    name: str,
+    model: keras.Model,
+    params: list[Array],
+    state: list[Array],
+    tx: optax.GradientTransformation,
+    train_on_batch: Callable[..., Any],
+    *,
+    loss: Any = None,
+    keep_optimizer_defaults: bool = False,
+) -> NativeLoop:
+    """Load the values into `model`, compile it with Keras's optimizer for the harness's
+    `tx`, and step with `train_on_batch(model, batch) -> loss`.
+
+    **Arguments:**
+
+    - `name`: the implementation, for errors.
+    - `model`: a new, built `keras.Model` (its variables are overwritten).
+    - `params`, `state`: the values to start from, in the model's variable order.
+    - `tx`: the harness's optimizer; it must come from `OptimizerConfig.make()`.
+    - `train_on_batch`: `(model, batch) -> loss`, one step of Keras's loop, e.g.
+      `model.train_on_batch(batch.x, batch.labels)`; `(model, batch, key) -> loss` for a
+      random model.
+    - `loss`: `compile`'s loss (`None` when the model overrides `compute_loss`).
+    - `keep_optimizer_defaults`: Keras's own optimizer defaults instead of optax's.
+    """
+    config = harness_optimizer(name, tx)
+    assign(model.trainable_variables, params)
+    assign(model.non_trainable_variables, state)
+    # --8<-- [start:keras-compile]
+    model.compile(
+        optimizer=keras_optimizer(config, keep_defaults=keep_optimizer_defaults),
+        loss=loss,
+        jit_compile=True,  # the JAX backend's default, said out loud
+    )
+    # --8<-- [end:keras-compile]
+
+    def step(batch: Batch, *key: Array) -> Array:
+        # train_on_batch resets the loss tracker first, so its value is this step's loss.
+        return jnp.asarray(train_on_batch(model, batch, *key), jnp.float32)
+
+    return NativeLoop(
+        step, lambda: (values(model.trainable_variables), values(model.non_trainable_variables))
+    )
