@@ -10,6 +10,8 @@ default `mode="ema"` the state is the running (mean, var) and a first-call flag.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import functools
 import warnings
 from typing import Any, ClassVar
@@ -51,11 +53,14 @@ class MlpBn(eqx.Module):
         *,
         key: jax.Array,
         dense1_bias: bool = True,
+        axis_name: Hashable | tuple[Hashable, ...] = AXIS,
         **bn_kwargs: Any,
     ):
         k1, k2 = jax.random.split(key)
         self.dense1 = eqx.nn.Linear(features, hidden, use_bias=dense1_bias, key=k1)
-        self.bn = eqx.nn.BatchNorm(hidden, axis_name=AXIS, **bn_kwargs)
+        # The vmap axis of the batch; with devices too, (AXIS, device axis): the statistics
+        # are averaged over both.
+        self.bn = eqx.nn.BatchNorm(hidden, axis_name=axis_name, **bn_kwargs)
         self.dense2 = eqx.nn.Linear(hidden, classes, key=k2)
 
     def __call__(
@@ -119,7 +124,8 @@ def _debiased(
 class EquinoxMlpBn:
     """Adapter from the Equinox MLP to the harness protocol.
 
-    `axis_name` is not supported here: the model's batch axis is its own vmap axis.
+    With `config.axis_name` (data-parallel), BatchNorm averages over its own vmap axis and
+    that named device axis together.
     """
 
     name = "equinox"
@@ -131,11 +137,6 @@ class EquinoxMlpBn:
     }
 
     def __init__(self, config: MlpBnConfig):
-        if config.axis_name is not None:
-            raise ValueError(
-                f"{self.name}: axis_name={config.axis_name!r} is not supported; the batch "
-                f"statistics are averaged over the model's own vmap axis {AXIS!r}"
-            )
         self.config = config
         model, _ = self._make(jax.random.key(0))
         _, self.static = eqx.partition(model, eqx.is_inexact_array)
@@ -152,6 +153,7 @@ class EquinoxMlpBn:
                 c.classes,
                 key=key,
                 dense1_bias=c.dense1_bias,
+                axis_name=AXIS if c.axis_name is None else (AXIS, c.axis_name),
                 **bn_kwargs(c),
             )
 

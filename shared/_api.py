@@ -21,6 +21,7 @@ from .core import (
     CompareResult,
     ImplementationFactory,
     ModelSpec,
+    Parallel,
     Progress,
     RunOptions,
     Tolerance,
@@ -48,6 +49,8 @@ class CompareOptions:
     - `values`: the model's own options by key (e.g. `{"momentum": 0.5}`).
     - `reference`: the implementation or trajectory every other one is compared with.
     - `tolerance`: a tolerance, or its text (`"4ulp"`, `"1e-6"`), for every float32 pair.
+    - `devices`, `parallel`: train data-parallel over this many devices, in this mode
+      (`"shard_map"`, `"jit"`, `"unsynced"`), against the single-device run.
     """
 
     model: str | ModelSpec = DEFAULT_MODEL
@@ -65,6 +68,8 @@ class CompareOptions:
     values: dict[str, Any] = field(default_factory=dict)
     reference: str | None = None
     tolerance: Tolerance | str | None = None
+    devices: int = 1
+    parallel: str = "shard_map"
 
 
 def run_compare(
@@ -112,6 +117,7 @@ def run_compare(
             values=options.values,
             reference=options.reference,
             tolerance=tolerance,
+            parallel=None if options.devices == 1 else Parallel(options.devices, options.parallel),
         ),
         reference_factory=reference_factory,
         versions=versions(),

@@ -19,10 +19,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ._api import CompareOptions, run_compare
+from ._devices import ensure_devices
 from ._registry import DEFAULT_MODEL, MODELS, implementations, is_registered, load_spec, versions
 from .core import (
     LOOPS,
     OPTIMIZERS,
+    PARALLEL_MODES,
     ModelSpec,
     config_differences,
     diff_runs,
@@ -120,6 +122,39 @@ def _add_compare(sub: Any, spec: ModelSpec | None) -> None:
     )
     c.add_argument("--json", type=Path, metavar="PATH", help="write the run as JSON")
     c.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG of the trajectories")
+    c.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train data-parallel over N devices and compare with one device (on CPU: forced "
+        "host devices)",
+    )
+    c.add_argument(
+        "--parallel",
+        choices=PARALLEL_MODES,
+        default="shard_map",
+        help="with --devices: each framework's cross-device argument under shard_map "
+        "(default), plain jit over a sharded batch, or shard_map without synchronisation",
+    )
+    c.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="P",
+        help="run on P local processes (127.0.0.1, gloo), --devices-per-process each",
+    )
+    c.add_argument(
+        "--devices-per-process", type=int, default=None, metavar="N", help="with --processes"
+    )
+    c.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="with --processes: the coordinator's port on 127.0.0.1 (default: a free one)",
+    )
+    c.add_argument("--process-id", type=int, default=None, help=argparse.SUPPRESS)
+    c.add_argument("--coordinator", default=None, help=argparse.SUPPRESS)
     if spec is None:
         return
     group = c.add_argument_group(f"options of model {spec.name}")
@@ -262,10 +297,29 @@ def _options(args: argparse.Namespace, spec: ModelSpec) -> CompareOptions:
         values=values,
         reference=args.reference,
         tolerance=args.tolerance,
+        devices=args.devices,
+        parallel=args.parallel,
     )
 
 
 def compare_command(args: argparse.Namespace, spec: ModelSpec, console: Console) -> int:
+    if args.devices < 1:
+        raise UsageError(f"--devices: expected at least 1, got {args.devices}")
+    if args.processes > 1 or args.devices_per_process is not None:
+        if args.process_id is None:  # the launcher: start the processes, report what they did
+            from ._launch import launch
+
+            try:
+                return launch(args, console)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+        from ._launch import join_processes
+
+        join_processes(args)  # a launched process: form the global mesh first
+    elif args.devices > 1:
+        code = ensure_devices(args.devices, args.argv)
+        if code is not None:  # ran in a child process that could see the devices
+            return code
     options = _options(args, spec)
     registered = implementations(spec.name) if is_registered(args.model) else {}
     count = len(options.impls if options.impls is not None else registered)
@@ -288,6 +342,8 @@ def compare_command(args: argparse.Namespace, spec: ModelSpec, console: Console)
             result = run_compare(options, progress=advance)
         except (ValueError, TypeError) as e:
             raise UsageError(str(e)) from None
+    if args.process_id not in (None, 0):  # a launched process: process 0 reports
+        return EXIT_AGREE if result.agree else EXIT_DIVERGE
     print_report(result, console)
     if args.json is not None:
         for path in write_json(result, args.json):
@@ -393,7 +449,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not console.is_terminal:  # a log or a pipe: wide enough that the table never wraps
         console = Console(width=140)
     try:
-        args, spec = _parse(sys.argv[1:] if argv is None else argv)
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args, spec = _parse(argv)
+        args.argv = argv
         if args.command == "compare":
             assert spec is not None
             return compare_command(args, spec, console)

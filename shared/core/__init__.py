@@ -25,6 +25,15 @@ from ._harness import (
 from ._keys import step_keys
 from ._loader import load_object
 from ._optim import OPTIMIZERS, NumpyOptimizer, OptimizerConfig, optimizer_config_of
+from ._parallel import (
+    DATA_AXIS,
+    PARALLEL_MODES,
+    Parallel,
+    ParallelRun,
+    check_batches_divide,
+    data_mesh,
+    run_parallel,
+)
 from ._protocol import (
     Batch,
     Canonical,
@@ -34,6 +43,7 @@ from ._protocol import (
     Params,
     State,
 )
+from ._replicas import ReplicaSplit, replica_report
 from ._run import (
     AnalysisContext,
     CompareResult,
@@ -76,9 +86,11 @@ from ._validate import check_batch_size, check_finite, check_float_array, check_
 
 __all__ = [
     "BITWISE",
+    "DATA_AXIS",
     "LOOPS",
     "OPTIMIZERS",
     "ORACLE_KEY",
+    "PARALLEL_MODES",
     "Analysis",
     "AnalysisContext",
     "AnalysisResult",
@@ -100,8 +112,11 @@ __all__ = [
     "OptimizerConfig",
     "Option",
     "PairResult",
+    "Parallel",
+    "ParallelRun",
     "Params",
     "Progress",
+    "ReplicaSplit",
     "RunOptions",
     "SavedRun",
     "Settings",
@@ -115,12 +130,14 @@ __all__ = [
     "canonical_from_paths",
     "check_agreement",
     "check_batch_size",
+    "check_batches_divide",
     "check_finite",
     "check_float_array",
     "check_steps",
     "compare",
     "config_differences",
     "cross_validate",
+    "data_mesh",
     "describe_divergence",
     "diff_runs",
     "leaf_value",
@@ -130,10 +147,12 @@ __all__ = [
     "optimizer_config_of",
     "package_versions",
     "parse_tolerance",
+    "replica_report",
     "run_harness",
     "run_loop",
     "run_model",
     "run_native",
+    "run_parallel",
     "run_scan",
     "save_run",
     "settings_for",

@@ -16,9 +16,19 @@ from ._compare import PairResult, compare
 from ._harness import LOOPS, run_loop, unstack
 from ._keys import step_keys
 from ._optim import OptimizerConfig
+from ._parallel import (
+    DATA_AXIS,
+    Parallel,
+    check_batches_divide,
+    check_same_on_every_process,
+    data_mesh,
+    inject_batch_fault,
+    run_parallel,
+)
 from ._protocol import REQUIRED, Implementation, ImplementationFactory, Params, State
+from ._replicas import replica_report
 from ._spec import AnalysisResult, Batches, ModelSpec, Settings
-from ._tolerance import ORACLE_KEY, Tolerance
+from ._tolerance import ORACLE_KEY, Tolerance, Tolerances
 from ._trajectory import Trajectory
 
 Progress = Callable[[str], None]
@@ -56,6 +66,7 @@ class RunOptions:
     values: Mapping[str, Any] = field(default_factory=dict)
     reference: str | None = None
     tolerance: Tolerance | None = None
+    parallel: Parallel | None = None
 
 
 @dataclass
@@ -236,6 +247,7 @@ class _Run:
             self.batches = spec.user_data(config, np.asarray(options.data), settings)
         else:
             self.batches = spec.data(config, settings)
+        self.batches = inject_batch_fault(self.batches)
         self.steps = len(unstack(self.batches))
         self.keys = step_keys(options.seed, self.steps) if spec.random else None
         self.held_out = None if spec.evaluation is None else spec.evaluation.data(config, settings)
@@ -270,6 +282,25 @@ class _Run:
             self.spec.loss,
             self.spec.inputs,
             keys,
+        )
+
+    def train_parallel(
+        self, impl: Implementation, loop: str, config: Any, parallel: Parallel, mesh: Any
+    ) -> Any:
+        params, state = self.initial(impl, config)
+        return run_parallel(
+            loop,
+            impl,
+            params,
+            state,
+            self.optimizer.make(),
+            self.batches,
+            self.spec.loss,
+            parallel=parallel,
+            mesh=mesh,
+            inputs=self.spec.inputs,
+            keys=self.keys,
+            reduction=self.spec.loss_reduction,
         )
 
     def evaluate(
@@ -459,20 +490,60 @@ def run_model(
         except Exception as e:  # reported, not raised: a failing framework is a finding
             errors[key], errors_full[key] = _describe(e)
 
-    reference = _reference_key(spec, options, names)
-    aside = _reference_aside(spec, options, settings, names)
-    ref_factory = None if aside is None else dict(factories).get(aside[0], reference_factory)
-    if aside is not None and ref_factory is not None:
-        ref_name, ref_mode = aside
-        factory = ref_factory
-        ref_config = spec.configure(replace(settings, mode=ref_mode))
-        reference = f"{ref_name}/{ref_mode}"
-        train(reference, build(ref_name, factory, ref_config, spec), "harness", ref_config)
-    for _, impl in impls:
-        for loop in options.loops:
-            if loop == "native" and not hasattr(impl, "native_loop"):
-                continue  # a user's implementation may have no native loop
-            train(f"{impl.name}/{loop}", impl, loop, config)
+    replicas: dict[str, list[dict[str, np.ndarray]]] = {}
+    parallel = options.parallel
+    if parallel is not None:
+        mesh = data_mesh(parallel.devices)
+        check_batches_divide(run.batches, parallel.devices)  # before anything trains
+        check_same_on_every_process(run.batches)
+        # shard_map: each framework's own cross-device argument; jit and unsynced: none.
+        pconfig = config
+        if parallel.synced and spec.cross_device is not None:
+            pconfig = spec.cross_device(config, DATA_AXIS)
+        by_name = {impl.name: impl for _, impl in impls}
+        ref_name = _single_device_reference(spec, options, names)
+        reference = f"{ref_name}/{SINGLE_DEVICE}"
+        train(reference, by_name[ref_name], "harness", config)
+        for (label, factory), (_, impl) in zip(factories, impls, strict=True):
+            loops = [
+                loop
+                for loop in options.loops
+                if loop != "native" or (not parallel.mapped and hasattr(impl, "native_loop"))
+            ]
+            try:
+                mapped_impl = build(label, factory, pconfig, spec)
+            except Exception as e:  # e.g. a framework without a cross-device argument
+                for loop in loops:
+                    errors[f"{impl.name}/{loop}"], errors_full[f"{impl.name}/{loop}"] = _describe(e)
+                continue
+            for loop in loops:
+                key = f"{impl.name}/{loop}"
+                if progress:
+                    progress(f"{key} on {parallel.devices} devices ({parallel.mode})")
+                try:
+                    result = run.train_parallel(mapped_impl, loop, pconfig, parallel, mesh)
+                    trajectories[key] = result.trajectory
+                    if result.replicas is not None:
+                        replicas[key] = result.replicas
+                    if spec.evaluation is not None:
+                        outputs[key], evals[key] = run.evaluate(impl, trajectories[key])
+                except Exception as e:  # reported, not raised, as on one device
+                    errors[key], errors_full[key] = _describe(e)
+    else:
+        reference = _reference_key(spec, options, names)
+        aside = _reference_aside(spec, options, settings, names)
+        ref_factory = None if aside is None else dict(factories).get(aside[0], reference_factory)
+        if aside is not None and ref_factory is not None:
+            ref_name, ref_mode = aside
+            factory = ref_factory
+            ref_config = spec.configure(replace(settings, mode=ref_mode))
+            reference = f"{ref_name}/{ref_mode}"
+            train(reference, build(ref_name, factory, ref_config, spec), "harness", ref_config)
+        for _, impl in impls:
+            for loop in options.loops:
+                if loop == "native" and not hasattr(impl, "native_loop"):
+                    continue  # a user's implementation may have no native loop
+                train(f"{impl.name}/{loop}", impl, loop, config)
     if spec.oracle is not None:
         trajectories[ORACLE_KEY] = spec.oracle(run.batches, config, run.optimizer)
     if reference not in trajectories:  # the reference failed: compare with the first run
@@ -485,6 +556,9 @@ def run_model(
         if k == reference:
             continue
         tolerance, loss_tolerance = tolerances.for_pair(k, reference)
+        if parallel is not None and parallel.mode in tolerances.devices:
+            if not tolerance.expected and k != ORACLE_KEY:
+                tolerance, loss_tolerance = tolerances.devices[parallel.mode], None
         pairs.append(
             compare(
                 t,
@@ -515,6 +589,8 @@ def run_model(
         run,
     )
     analyses = [a for a in (analysis(context) for analysis in spec.analyses) if a is not None]
+    if replicas:
+        analyses.append(replica_report(replicas, trajectories[reference], reference))
     return CompareResult(
         config=_resolved(spec, options, settings, config, run),
         trajectories=trajectories,
@@ -526,10 +602,43 @@ def run_model(
         evals=evals,
         eval_diffs=eval_diffs,
         eval_atol=None if spec.evaluation is None else spec.evaluation.tolerance.atol,
-        eval_atols={k: t.atol for k, t in tolerances.evals.items() if k in trajectories},
+        eval_atols=_eval_atols(tolerances, trajectories, reference, parallel),
         analyses=analyses,
         errors_full={k: v for k, v in errors_full.items() if v != errors[k]},
     )
+
+
+def _eval_atols(
+    tolerances: Tolerances,
+    trajectories: Mapping[str, Trajectory],
+    reference: str,
+    parallel: Parallel | None,
+) -> dict[str, float]:
+    """Per trajectory, a bound of its own for its held-out outputs, where it has one."""
+    out = {k: t.atol for k, t in tolerances.evals.items() if k in trajectories}
+    if parallel is not None and parallel.mode in tolerances.devices_eval:
+        bound = tolerances.devices_eval[parallel.mode].atol
+        out.update({k: max(bound, out.get(k, 0.0)) for k in trajectories if k != reference})
+    return out
+
+
+SINGLE_DEVICE = "1-device"
+"""The loop name of a data-parallel run's reference: the harness step on one device."""
+
+
+def _single_device_reference(spec: ModelSpec, options: RunOptions, names: Sequence[str]) -> str:
+    """The implementation whose single-device harness run a data-parallel run is compared
+    with: `--reference NAME`, else the spec's reference, else the first one."""
+    if options.reference is not None:
+        name = options.reference.partition("/")[0]
+        if name not in names:
+            raise ValueError(
+                f"--reference: no implementation {name!r} in this run; with --devices the "
+                f"reference is an implementation's single-device harness run: one of "
+                f"{', '.join(names)}"
+            )
+        return name
+    return spec.reference if spec.reference is not None and spec.reference in names else names[0]
 
 
 def _reference_key(spec: ModelSpec, options: RunOptions, names: Sequence[str]) -> str:
@@ -583,6 +692,9 @@ def _resolved(
         "data_dtype": None if options.data is None else str(np.asarray(options.data).dtype),
         "reference": options.reference,
         "tolerance": None if options.tolerance is None else options.tolerance.to_json(),
+        "devices": 1 if options.parallel is None else options.parallel.devices,
+        "parallel": None if options.parallel is None else options.parallel.mode,
+        "processes": jax.process_count(),
         **settings.values,
         "options": dict(settings.values),  # the model's own options, also spread above
         "optimizer_hyperparameters": asdict(run.optimizer),

@@ -191,6 +191,12 @@ class ModelSpec:
     - `describe`: `(config, settings, batches) -> dict`, extra keys for the JSON's config.
     - `bench`: `(quick, rng) -> shapes` for `state-rosetta bench` (`None`: not benchmarked).
     - `docs`: the model's sections of the idioms guide (opaque to the harness).
+    - `loss_reduction`: `"mean"` or `"sum"` over the batch: how data-parallel training
+      combines the replicas' losses (`pmean` or `psum`), so that the gradient is the
+      single-device one.
+    - `cross_device`: `(config, axis_name) -> config` with the model's cross-device
+      argument set (e.g. BatchNorm's `axis_name`), for `--parallel shard_map`; `None`: the
+      model keeps no state that depends on the batch, so there is nothing to synchronise.
     """
 
     name: str
@@ -221,6 +227,8 @@ class ModelSpec:
     describe: Callable[[Any, Settings, Batches], dict[str, Any]] | None = None
     bench: Callable[[bool, np.random.Generator], Sequence[BenchShape]] | None = None
     docs: Any = None
+    loss_reduction: str = "mean"
+    cross_device: Callable[[Any, str], Any] | None = None
 
     def __post_init__(self) -> None:
         where = f"model spec {self.name!r}" if isinstance(self.name, str) else "model spec"
@@ -231,7 +239,11 @@ class ModelSpec:
                 raise TypeError(
                     f"{where}: {attr} must be callable, got {type(getattr(self, attr)).__name__}"
                 )
-        for attr in ("inputs", "user_data", "oracle", "init", "describe", "bench"):
+        if self.loss_reduction not in ("mean", "sum"):
+            raise ValueError(
+                f"{where}: loss_reduction must be 'mean' or 'sum', got {self.loss_reduction!r}"
+            )
+        for attr in ("inputs", "user_data", "oracle", "init", "describe", "bench", "cross_device"):
             value = getattr(self, attr)
             if value is not None and not callable(value):
                 raise TypeError(f"{where}: {attr} must be callable or None")

@@ -138,6 +138,11 @@ class Tolerances:
       key (e.g. `{"keras/native": ...}` for a native loop that runs its framework's own
       optimizer, not optax's): a tolerance for every leaf, or a pair (params and state,
       loss). They take precedence over `scan`, `same` and `loss`.
+    - `devices`: by parallel mode (`"shard_map"`, `"jit"`, `"unsynced"`), a data-parallel
+      run (`--devices N`) against the single-device run, where the replicas' partial sums
+      are combined in another order (a mode left out: as above).
+    - `devices_eval`: by parallel mode, the bound of a data-parallel run's held-out outputs
+      against the single-device run's (a mode left out: `Evaluation.tolerance`).
     - `evals`: bounds of particular trajectories' held-out outputs, by key, where their
       training bounds let them end further from the reference than the model's
       `Evaluation.tolerance` (only `atol` is used).
@@ -152,6 +157,8 @@ class Tolerances:
         default_factory=dict, hash=False
     )
     evals: Mapping[str, Tolerance] = field(default_factory=dict, hash=False)
+    devices: Mapping[str, Tolerance] = field(default_factory=dict, hash=False)
+    devices_eval: Mapping[str, Tolerance] = field(default_factory=dict, hash=False)
 
     def for_pair(self, a: str, b: str) -> tuple[Tolerance, Tolerance | None]:
         """(tolerance, loss tolerance or None) for trajectory `a` against `b`, by their keys."""

@@ -9,7 +9,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "shared"
-FRAMEWORKS = ("flax", "haiku", "equinox", "keras", "impl_flax", "impl_haiku", "impl_equinox")
+FRAMEWORKS = (
+    "flax",
+    "haiku",
+    "equinox",
+    "keras",
+    "impl_flax",
+    "impl_haiku",
+    "impl_equinox",
+    "impl_keras",
+)
 
 
 def _imports(path: Path) -> set[str]:
@@ -71,7 +80,7 @@ def test_no_import_cycles_between_shared_subpackages():
 
 
 def test_nothing_outside_shared_imports_a_private_shared_module():
-    for folder in ("impl_flax", "impl_haiku", "impl_equinox", "tests", "examples"):
+    for folder in ("impl_flax", "impl_haiku", "impl_equinox", "impl_keras", "tests", "examples"):
         for path in (ROOT / folder).rglob("*.py"):
             for name in _imports(path):
                 private = [p for p in name.split(".")[1:] if p.startswith("_")]

@@ -10,9 +10,10 @@ from ._data import as_batches, fixed_batch
 from ._oracle import bias_adder_oracle
 from ._reference import JaxBiasAdder, bias_adder_loss
 from ._spec import SPEC
-from ._tolerances import KERAS_ADAM, KERAS_MOMENTUM, ORACLE, SCAN, TOLERANCES, tolerances
+from ._tolerances import DEVICES, KERAS_ADAM, KERAS_MOMENTUM, ORACLE, SCAN, TOLERANCES, tolerances
 
 __all__ = [
+    "DEVICES",
     "KERAS_ADAM",
     "KERAS_MOMENTUM",
     "MODEL",

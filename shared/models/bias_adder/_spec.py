@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -110,5 +111,7 @@ SPEC = ModelSpec(
     describe=describe,
     bench=bench_shapes,
     docs=DOCS,
+    loss_reduction="sum",  # sum((x - y)**2) over the batch: replicas' losses add up
+    cross_device=lambda config, axis: replace(config, axis_name=axis),
 )
 """The running-mean bias adder of Flax's *Managing Parameters and State* page."""

@@ -51,7 +51,27 @@ KERAS_ADAM = Tolerance(
 )
 
 
+DEVICES = Tolerance(
+    atol=2e-5,
+    rtol=1e-5,
+    reason=(
+        "bias-adder over N devices against one: each replica sums its slice of the batch and "
+        "the replicas' sums are combined (psum, or XLA's partitioned reduction) in another "
+        "order than one device's sum (measured over 50 steps at B16, 8 devices, every "
+        "framework, shard_map and jit: 7.6e-6 absolute on a loss of 60, the mean 1 ULP "
+        "apart from step 1)"
+    ),
+)
+
+
 def tolerances(config: BiasAdderConfig, optimizer: OptimizerConfig) -> Tolerances:
-    """`TOLERANCES`, and Keras's own optimizer's bounds for `keras/native`."""
+    """`TOLERANCES`, Keras's own optimizer's bounds for `keras/native`, and the bound of a
+    data-parallel run against one device."""
     bounds = keras_native_bounds(optimizer, sgd=BITWISE, momentum=KERAS_MOMENTUM, adam=KERAS_ADAM)
-    return Tolerances(same=BITWISE, scan=SCAN, oracle=ORACLE, trajectories=bounds)
+    return Tolerances(
+        same=BITWISE,
+        scan=SCAN,
+        oracle=ORACLE,
+        trajectories=bounds,
+        devices={"shard_map": DEVICES, "jit": DEVICES},
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import jax
@@ -161,5 +161,6 @@ SPEC = ModelSpec(
     describe=describe,
     bench=bench_shapes,
     docs=DOCS,
+    cross_device=lambda config, axis: replace(config, axis_name=axis),
 )
 """Dense(64 -> H), BatchNorm, relu, Dense(H -> 10), on scikit-learn's digits."""

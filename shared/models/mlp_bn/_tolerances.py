@@ -65,10 +65,32 @@ KERAS_MOMENTUM = momentum_bound(
 )
 
 
+DEVICES = Tolerance(
+    atol=2e-4,
+    reason=(
+        "mlp-bn over N devices against one: the replicas' partial sums of the batch "
+        "statistics and gradients combine in another order, and at step 93 a hidden unit's "
+        "pre-activation sits so near 0 that this rounding flips its relu and the step "
+        "(measured over 200 sgd steps, 8 devices: params 5.2e-5 apart from step 93 in the "
+        "frameworks whose rounding falls on the other side, 3.6e-7 elsewhere)"
+    ),
+)
+
+DEVICES_EVAL = Tolerance(
+    atol=5e-4,
+    reason="eval logits over N devices against one: the same flip (measured 1.8e-4)",
+)
+
+
 def tolerances(config: MlpBnConfig, optimizer: OptimizerConfig) -> Tolerances:
     """Every pair, within a framework too, gets the cross-framework bounds for the optimizer;
     `keras/native`, Keras's own optimizer's."""
     bounds = keras_native_bounds(optimizer, sgd=None, momentum=KERAS_MOMENTUM)
-    if optimizer.name in ADAPTIVE:
-        return Tolerances(same=ADAM_PARAMS, loss=ADAM_LOSS, trajectories=bounds)
-    return Tolerances(same=PARAMS, loss=LOSS, trajectories=bounds)
+    adaptive = optimizer.name in ADAPTIVE
+    return Tolerances(
+        same=ADAM_PARAMS if adaptive else PARAMS,
+        loss=ADAM_LOSS if adaptive else LOSS,
+        trajectories=bounds,
+        devices={"shard_map": DEVICES, "jit": DEVICES},
+        devices_eval={"shard_map": DEVICES_EVAL, "jit": DEVICES_EVAL},
+    )

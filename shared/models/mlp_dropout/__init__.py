@@ -17,11 +17,21 @@ from ._config import (
 from ._provenance import KeyLog, key_provenance, recording_keys
 from ._seeds import final_accuracies, seed_distributions
 from ._spec import SPEC
-from ._tolerances import ALIGNED, EVAL, KERAS_MOMENTUM, NATIVE_ACROSS, tolerances
+from ._tolerances import (
+    ALIGNED,
+    DEVICES_JIT,
+    DEVICES_SHARD_MAP,
+    EVAL,
+    KERAS_MOMENTUM,
+    NATIVE_ACROSS,
+    tolerances,
+)
 
 __all__ = [
     "ALIGNED",
     "CANONICAL_PARAMS",
+    "DEVICES_JIT",
+    "DEVICES_SHARD_MAP",
     "EVAL",
     "KERAS_MOMENTUM",
     "KEYS",

@@ -46,11 +46,34 @@ KERAS_MOMENTUM_EVAL = Tolerance(
 )
 
 
+DEVICES_JIT = Tolerance(
+    atol=2e-6,
+    reason=(
+        "mlp-dropout over N devices with jax.jit (GSPMD) against one: the one-device mask is "
+        "drawn and partitioned, so only the reductions' order differs (measured over 200 "
+        "steps, 8 devices: 4.8e-7)"
+    ),
+)
+
+DEVICES_SHARD_MAP = Tolerance(
+    expected=True,
+    reason=(
+        "mlp-dropout over N devices under shard_map: each replica draws a (B/N, H) mask from "
+        "the step's key, so every replica drops the same units of its own slice, and none of "
+        "the masks is a slice of the one-device (B, H) mask: the runs part at step 1 "
+        "(fold the replica's axis_index into the key for independent masks)"
+    ),
+)
+
+
 def tolerances(config: MlpDropoutConfig, optimizer: OptimizerConfig) -> Tolerances:
     """Aligned: every pair within `ALIGNED`. Native: within a framework the same; across
     frameworks an expected difference. `keras/native`: Keras's own optimizer's bounds."""
     bounds = keras_native_bounds(optimizer, sgd=ALIGNED, momentum=KERAS_MOMENTUM)
     evals = {"keras/native": KERAS_MOMENTUM_EVAL} if optimizer.name == "momentum" else {}
+    devices = {"jit": DEVICES_JIT, "shard_map": DEVICES_SHARD_MAP, "unsynced": DEVICES_SHARD_MAP}
     if config.aligned:
-        return Tolerances(same=ALIGNED, trajectories=bounds, evals=evals)
-    return Tolerances(same=ALIGNED, across=NATIVE_ACROSS, trajectories=bounds, evals=evals)
+        return Tolerances(same=ALIGNED, trajectories=bounds, evals=evals, devices=devices)
+    return Tolerances(
+        same=ALIGNED, across=NATIVE_ACROSS, trajectories=bounds, evals=evals, devices=devices
+    )

@@ -1,0 +1,219 @@
+"""`--processes P`: the same run on P local processes, one global mesh, one report.
+
+The launcher picks a free port on 127.0.0.1, starts P copies of the command (each with
+`--devices-per-process` forced host devices and gloo CPU collectives), watches them, and
+relays process 0's report. A process that dies makes the launcher stop the others at once
+and name it: the survivors would otherwise block in a collective until JAX's heartbeat
+timeout, then abort without a Python error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from ._devices import with_device_count
+
+EXIT_FAILED = 1
+REPORTED = (0, 1)
+"""Exit codes of a process that finished its comparison (it agrees, or it does not)."""
+POLL_S = 0.2
+GRACE_S = 5.0
+"""How long the survivors get to finish after one process has failed, before they are
+killed."""
+HEARTBEAT_S = 10
+"""JAX's heartbeat timeout for the launched processes (its default is 100 s)."""
+TIMEOUT_S = 1800.0
+"""The longest a multi-process run may take before every process is killed."""
+FAULT = "STATE_ROSETTA_FAULT"
+"""Fault injection for the tests: `crash:PROCESS:STEP` (that process kills itself with
+SIGKILL after that training step) or `batch:PROCESS` (that process perturbs its data)."""
+
+
+class ProcessError(RuntimeError):
+    """A launched process failed; the message names it."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    """Is something already bound to `port` on 127.0.0.1?"""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+def _child_argv(argv: list[str]) -> list[str]:
+    """The command line without the launcher's own flags (and their values)."""
+    drop = {
+        "--processes",
+        "--devices-per-process",
+        "--devices",
+        "--process-id",
+        "--coordinator",
+        "--port",
+    }
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in drop:
+            skip = "=" not in arg
+            continue
+        out.append(arg)
+    return out
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
+def launch(args: argparse.Namespace, console: Console) -> int:
+    """Start `args.processes` processes, wait for all, relay process 0's output.
+
+    Returns process 0's exit code when every process ends normally; 1 with an error naming
+    the first process that failed otherwise (the others are stopped).
+    """
+    processes = args.processes
+    per = args.devices_per_process or 1
+    if processes < 1 or per < 1:
+        raise ValueError(f"--processes {processes} --devices-per-process {per}: expected both >= 1")
+    total = processes * per
+    if args.devices not in (1, total):
+        raise ValueError(
+            f"--devices {args.devices} with --processes {processes} --devices-per-process "
+            f"{per}: expected {total} (processes x devices per process) or no --devices"
+        )
+    port = free_port() if args.port is None else args.port
+    if args.port is not None and port_in_use(port):
+        raise ValueError(
+            f"--port {port}: 127.0.0.1:{port} is already in use; expected a free port (or "
+            "leave --port out: the launcher picks one)"
+        )
+    base = [
+        *_child_argv(args.argv),
+        "--devices",
+        str(total),
+        "--processes",
+        str(processes),
+        "--devices-per-process",
+        str(per),
+        "--coordinator",
+        f"127.0.0.1:{port}",
+    ]
+    env = with_device_count(os.environ, per)
+    env["JAX_PLATFORMS"] = "cpu"
+    with tempfile.TemporaryDirectory(prefix="state-rosetta-processes-") as folder:
+        logs = [(Path(folder) / f"{i}.out", Path(folder) / f"{i}.err") for i in range(processes)]
+        children = []
+        for i, (out, err) in enumerate(logs):
+            with out.open("w") as o, err.open("w") as e:
+                children.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "shared", *base, "--process-id", str(i)],
+                        env=env,
+                        stdout=o,
+                        stderr=e,
+                        start_new_session=True,  # killed as a group, never left behind
+                    )
+                )
+        failed = _wait(children)
+        sys.stdout.write(logs[0][0].read_text())
+        if failed is None:
+            sys.stderr.write(logs[0][1].read_text())
+            return int(children[0].returncode)
+        index, how = failed
+        tail = _last_lines(logs[index][1].read_text())
+        console.print(
+            f"[bold red]process {index} of {processes} {how}[/]; the others were stopped"
+            + (f"\n{tail}" if tail else "")
+        )
+        return EXIT_FAILED
+
+
+def _last_lines(text: str, n: int = 8) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[-n:])
+
+
+def _wait(children: list[subprocess.Popen[bytes]]) -> tuple[int, str] | None:
+    """Wait for every child; at the first failure stop the others. Returns (index, how) of
+    the first failure, or `None`."""
+    deadline = time.monotonic() + TIMEOUT_S
+    failed: tuple[int, str] | None = None
+    while True:
+        codes = [c.poll() for c in children]
+        if failed is None:
+            for i, code in enumerate(codes):
+                # 0 and 1 are a finished comparison (agree or not); anything else, or a
+                # signal, is a process that failed.
+                if code is not None and code not in REPORTED:
+                    failed = (i, _describe_exit(code))
+                    deadline = min(deadline, time.monotonic() + GRACE_S)
+                    break
+        if all(code is not None for code in codes):
+            return failed
+        if time.monotonic() > deadline:
+            for c in children:
+                if c.poll() is None:
+                    os.killpg(c.pid, signal.SIGKILL)
+            for c in children:
+                c.wait()
+            if failed is None:
+                return (0, f"did not finish within {TIMEOUT_S:.0f} s")
+            return failed
+        time.sleep(POLL_S)
+
+
+def join_processes(args: argparse.Namespace) -> None:
+    """In a launched process: gloo collectives, then join the others at the coordinator."""
+    import jax
+
+    if args.process_id is None or args.coordinator is None:
+        raise ValueError(
+            "--devices-per-process: use it with --processes P (the launcher starts the "
+            "processes itself)"
+        )
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # type: ignore[no-untyped-call]
+    jax.distributed.initialize(
+        coordinator_address=args.coordinator,
+        num_processes=args.processes,
+        process_id=args.process_id,
+        heartbeat_timeout_seconds=HEARTBEAT_S,
+        initialization_timeout=60,
+    )
+
+
+def fault(kind: str) -> list[str] | None:
+    """The injected fault of this kind for this process, as its fields, or `None`."""
+    spec = os.environ.get(FAULT, "")
+    parts = spec.split(":")
+    if parts[0] != kind:
+        return None
+    import jax
+
+    if len(parts) < 2 or int(parts[1]) != jax.process_index():
+        return None
+    return parts[2:]
