@@ -10,10 +10,9 @@ default `mode="ema"` the state is the running (mean, var) and a first-call flag.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-
 import functools
 import warnings
+from collections.abc import Hashable
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -143,6 +142,10 @@ class EquinoxMlpBn:
 
     def _make(self, key: jax.Array) -> tuple[MlpBn, eqx.nn.State]:
         c = self.config
+        # --8<-- [start:equinox-cross-device]
+        # BatchNorm averages over its own vmap axis; data-parallel, over the devices' too.
+        axis_name = AXIS if c.axis_name is None else (AXIS, c.axis_name)
+        # --8<-- [end:equinox-cross-device]
         with warnings.catch_warnings():
             # Equinox warns when `mode` is left unset; keeping that default is the point of
             # `native_defaults=("mode",)`, and the report names it.
@@ -153,7 +156,7 @@ class EquinoxMlpBn:
                 c.classes,
                 key=key,
                 dense1_bias=c.dense1_bias,
-                axis_name=AXIS if c.axis_name is None else (AXIS, c.axis_name),
+                axis_name=axis_name,
                 **bn_kwargs(c),
             )
 

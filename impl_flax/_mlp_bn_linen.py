@@ -35,12 +35,14 @@ class MlpBn(nn.Module):
             "epsilon": self.epsilon,
         }
         x = nn.Dense(self.hidden, use_bias=self.dense1_bias, name="dense1")(x)
+        # --8<-- [start:linen-cross-device]
         x = nn.BatchNorm(
             use_running_average=not train,  # Linen's train/eval switch
             axis_name=self.axis_name,
             name="bn",
             **{k: v for k, v in given.items() if v is not None},
         )(x)
+        # --8<-- [end:linen-cross-device]
         x = nn.relu(x)
         return nn.Dense(self.classes, name="dense2")(x)
 

@@ -57,7 +57,11 @@ def train_step(model: MlpBn, optimizer: nnx.Optimizer, batch: Labelled) -> Array
 
 def bn_kwargs(config: MlpBnConfig) -> dict[str, Any]:
     """nnx.BatchNorm's arguments: the aligned values, except where NNX's defaults are kept."""
+    # --8<-- [start:nnx-cross-device]
+    # The mapped axis (shard_map, vmap) to average the batch statistics over; None: this
+    # device's batch only.
     kwargs: dict[str, Any] = {"axis_name": config.axis_name}
+    # --8<-- [end:nnx-cross-device]
     if not config.keeps("momentum"):
         kwargs["momentum"] = config.momentum
     if not config.keeps("epsilon"):

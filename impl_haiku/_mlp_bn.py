@@ -63,6 +63,7 @@ class MlpBn(hk.Module):
     def __call__(self, x: Float[Array, "batch features"], is_training: bool) -> Array:
         x = hk.Linear(self.hidden, with_bias=self.dense1_bias, name="dense1")(x)
         eps = {} if self.eps is None else {"eps": self.eps}
+        # --8<-- [start:haiku-cross-device]
         x = hk.BatchNorm(
             create_scale=True,
             create_offset=True,
@@ -71,6 +72,7 @@ class MlpBn(hk.Module):
             name="bn",
             **eps,
         )(x, is_training=is_training)
+        # --8<-- [end:haiku-cross-device]
         x = jax.nn.relu(x)
         return hk.Linear(self.classes, name="dense2")(x)
 

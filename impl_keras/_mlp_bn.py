@@ -83,12 +83,18 @@ class KerasMlpBn(KerasAdapter):
     optimizer_defaults: ClassVar[dict[str, str]] = KERAS_DEFAULTS  # Keras's own, native loop
 
     def __init__(self, config: MlpBnConfig):
+        # --8<-- [start:keras-cross-device]
+        # Keras's cross-replica switch is BatchNormalization(synchronized=True), which the
+        # JAX backend refuses: under --parallel shard_map each replica would keep its own
+        # statistics, silently. Refuse the config instead (--parallel jit works: XLA sees
+        # the whole batch).
         if config.axis_name is not None:
             raise ValueError(
                 f"keras: mlp-bn with axis_name={config.axis_name!r}: "
                 "keras.layers.BatchNormalization(synchronized=True) is only supported with the "
                 "TensorFlow backend; expected axis_name=None"
             )
+        # --8<-- [end:keras-cross-device]
         super().__init__(config)
 
     def make(self) -> MlpBn:

@@ -229,6 +229,19 @@ def build_parser(spec: ModelSpec | None = None) -> argparse.ArgumentParser:
         help="comma-separated (default: every implementation of each model; each model's "
         "baseline must be included)",
     )
+    b.add_argument(
+        "--devices",
+        type=_csv,
+        default=None,
+        help="time the data-parallel harness step on these device counts instead "
+        "(e.g. 1,2,4,8; CPU host devices)",
+    )
+    b.add_argument(
+        "--processes",
+        type=_csv,
+        default=None,
+        help="with --devices: also spread the largest count over these process counts (e.g. 1,2)",
+    )
     b.add_argument("--json", type=Path, metavar="PATH", help="write one row per measurement")
     b.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG of the ratios")
     return parser
@@ -424,6 +437,8 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
     from .bench import write_json as bench_json
 
     _check_output(args.json, args.plot)
+    if args.devices is not None:
+        return _device_bench(args, console)
     try:
         options = BenchOptions(models=args.models, impls=args.impls, quick=args.quick)
         with console.status("benchmarking") as status:
@@ -441,6 +456,65 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
     if args.plot is not None:
         bench_plot(rows, args.plot)
         console.print(f"wrote {args.plot}")
+    return EXIT_AGREE
+
+
+def _device_bench(args: argparse.Namespace, console: Console) -> int:
+    import json as json_module
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from .bench._devices import run_device_bench
+
+    try:
+        devices = [int(n) for n in args.devices]
+        processes = [int(p) for p in (args.processes or ["1"])]
+    except ValueError:
+        raise UsageError("--devices, --processes: expected comma-separated integers") from None
+    if min(devices) < 1 or min(processes) < 1:
+        raise UsageError("--devices, --processes: expected counts >= 1")
+    with console.status("benchmarking devices"):
+        rows = run_device_bench(devices, processes, quick=args.quick)
+    table = Table(title="data-parallel harness step, median per step (CPU host devices)")
+    for column in (
+        "model",
+        "shape",
+        "mode",
+        "devices",
+        "processes",
+        "median us",
+        "p10-p90 us",
+        "x 1 device",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("model", "shape", "mode") else "right"
+        )
+    for r in rows:
+        table.add_row(
+            r.model,
+            r.shape,
+            r.mode,
+            str(r.devices),
+            str(r.processes),
+            f"{r.median_us:.0f}",
+            f"{r.p10_us:.0f}-{r.p90_us:.0f}",
+            f"{r.ratio_to_one_device:.2f}",
+        )
+    console.print(f"versions: {versions()}")
+    console.print(table)
+    if args.json is not None:
+        args.json.write_text(
+            json_module.dumps(
+                {
+                    "versions": versions(),
+                    "device": "cpu (forced host devices, 2 cores)",
+                    "rows": [asdict(r) for r in rows],
+                },
+                indent=1,
+            )
+        )
+        console.print(f"wrote {args.json}")
     return EXIT_AGREE
 
 

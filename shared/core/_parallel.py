@@ -211,6 +211,8 @@ class _Record:
 
             def canonical(params: Params, state: State) -> Any:
                 first = jax.tree.map(lambda a: a[0], state)
+                if not jax.tree.leaves(state):  # a model without state: nothing per replica
+                    return impl.to_canonical(params, first), {}
                 each = jax.vmap(lambda s: impl.to_canonical(params, s)[1])(state)
                 return impl.to_canonical(params, first), each
 

@@ -79,6 +79,24 @@ def _exercise_mlp_bn(impl_name: str) -> None:
         model.apply(params, state, jnp.asarray(digits.x_test[:5]), train=False)
 
 
+def _exercise_mlp_bn_across_devices(impl_name: str) -> None:
+    """The cross-device argument: the model built for a mapped axis, and trained under it
+    (`jax.vmap` stands in for the devices' axis); a framework without one refuses."""
+    config = mlp_bn.MlpBnConfig(hidden=6, axis_name="data")
+    try:
+        model = shared.make(impl_name, config, "mlp-bn")
+    except ValueError as e:
+        assert "axis_name" in str(e)  # Keras: no synchronised BatchNorm on JAX
+        return
+    digits = mlp_bn.load_digits_split()
+    x = jnp.asarray(digits.x_train[:12]).reshape(2, 6, -1)
+    # Initialised without the axis (Haiku's init runs the training path, whose pmean needs
+    # the axis bound): the same params and state.
+    alone = shared.make(impl_name, mlp_bn.MlpBnConfig(hidden=6), "mlp-bn")
+    params, state = alone.init(jax.random.key(0), x[0])
+    jax.vmap(lambda x: model.apply(params, state, x, train=True), axis_name="data")(x)
+
+
 def _exercise_mlp_dropout(impl_name: str) -> None:
     digits = mlp_bn.load_digits_split()
     batches = mlp_bn.minibatches(digits.x_train, digits.y_train, 11, 2, 0)
@@ -134,6 +152,7 @@ def test_every_statement_of_every_region_runs(framework, impl_name):
     try:
         _exercise(impl_name)
         _exercise_mlp_bn(impl_name)
+        _exercise_mlp_bn_across_devices(impl_name)
         _exercise_mlp_dropout(impl_name)
     finally:
         sys.settrace(None)

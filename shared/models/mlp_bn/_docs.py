@@ -13,7 +13,7 @@ FILES = {
 }
 """Framework -> the file that holds its MLP with BatchNorm."""
 
-CONCEPTS = (
+CONCEPTS: tuple[Concept, ...] = (
     Concept(
         "mlp-bn-model",
         "BatchNorm and its defaults",
@@ -23,6 +23,23 @@ CONCEPTS = (
         'Equinox needs `mode="batch"` to train on batch statistics like the others. The '
         "defaults that differ, each backed by a test, are in `docs/batchnorm.md` "
         "(`tests/mlp_bn/test_mlp_bn_defaults.py`).",
+        FILES,
+    ),
+)
+
+CONCEPTS = (
+    *CONCEPTS,
+    Concept(
+        "cross-device",
+        "Data parallel: the cross-device argument",
+        "Under `jax.shard_map` each device normalises its own slice of the batch unless the "
+        "layer is told the mapped axis: Linen's and NNX's `axis_name`, Haiku's "
+        "`cross_replica_axis`, Equinox's `axis_name` (already its vmap axis, so both: "
+        "`(vmap axis, device axis)`); Keras's `synchronized=True` is refused on the JAX "
+        "backend. Left out, nothing fails: every replica keeps statistics of its own slice "
+        "(`state-rosetta compare --devices 8 --parallel unsynced` shows where they part). "
+        "Under plain `jax.jit` over a sharded batch no argument is needed: XLA sees the "
+        "whole batch.",
         FILES,
     ),
 )
