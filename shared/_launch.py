@@ -144,6 +144,10 @@ def launch(args: argparse.Namespace, console: Console) -> int:
         if failed is None:
             sys.stderr.write(logs[0][1].read_text())
             return int(children[0].returncode)
+        codes = {c.returncode for c in children}
+        if codes == {2}:  # every process refused the command line: a usage error, relayed
+            sys.stderr.write(logs[0][1].read_text())
+            return 2
         index, how = failed
         tail = _last_lines(logs[index][1].read_text())
         console.print(

@@ -310,6 +310,12 @@ def run_parallel(
             )
             return _from_history(impl, params, state, history, unsynced=False)
         if loop == "native":
+            if jax.process_count() > 1:
+                raise ValueError(
+                    f"{impl.name}: a native loop reads its values on the host after every "
+                    "step, which one process cannot do for arrays that span several; across "
+                    "processes run the harness and scan loops (--loop harness,scan)"
+                )
             return ParallelRun(run_native(impl, params, state, tx, stacked, keys=keys))
         step: Callable[..., Any] = jax.jit(TrainStep(impl, loss_fn, tx, inputs))
         return ParallelRun(_per_step(impl, step, params, state, tx, stacked, keys, False))
