@@ -10,17 +10,35 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 BACKEND = "jax"
 FLOATX = "float32"
 
 
+def _keras_home() -> None:
+    """Keep Keras from writing `~/.keras/keras.json` when the user has none.
+
+    Keras reads its settings from `KERAS_HOME` (default `~/.keras`) and, when the file is
+    missing, writes one there on import. A user who has a `keras.json` keeps it: it is read
+    (and checked below). Otherwise Keras gets a folder of its own under the system's
+    temporary directory, and nothing is written under `$HOME`.
+    """
+    if "KERAS_HOME" in os.environ:
+        return
+    if os.path.exists(os.path.join(os.path.expanduser("~"), ".keras", "keras.json")):
+        return
+    home = os.path.join(tempfile.gettempdir(), f"state-rosetta-keras-{os.getuid()}")
+    os.environ["KERAS_HOME"] = home
+
+
 def _select_backend() -> None:
     """Select the JAX backend if Keras is not imported yet; then check what Keras uses."""
     if "keras" not in sys.modules:
-        # Only this process's later `import keras` reads it; one process has one backend,
+        # Only this process's later `import keras` reads them; one process has one backend,
         # and every model in this package is written for JAX.
         os.environ["KERAS_BACKEND"] = BACKEND
+        _keras_home()
     import keras
 
     backend = keras.backend.backend()

@@ -79,6 +79,24 @@ def test_impl_keras_selects_jax_and_with_keras_home_writes_nothing_under_home(tm
     assert (keras_home / "keras.json").exists()
 
 
+def test_without_keras_home_impl_keras_writes_nothing_under_home(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    proc = _python("import impl_keras, keras; print(keras.backend.backend())", home)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["jax"]
+    assert list(home.iterdir()) == []
+
+
+def test_a_users_own_keras_json_is_read_not_replaced(tmp_path):
+    home = tmp_path / "home"
+    (home / ".keras").mkdir(parents=True)
+    (home / ".keras" / "keras.json").write_text(json.dumps({"floatx": "float64"}))
+    proc = _python("import impl_keras", home)
+    assert proc.returncode != 0  # read, and checked: this package trains in float32
+    assert "keras: keras.config.floatx() is 'float64'" in proc.stderr
+
+
 def test_keras_imported_first_with_another_backend_is_a_clear_error(tmp_path):
     proc = _python(
         "import keras; import impl_keras",

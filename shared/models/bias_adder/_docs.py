@@ -105,7 +105,9 @@ KERAS_GOTCHAS = (
         "Without `KERAS_BACKEND=jax` set before Keras is first imported, `import keras` fails "
         "asking for TensorFlow, and writes `~/.keras/keras.json` (`KERAS_HOME` moves it). Fix: "
         "import `impl_keras` first, which sets the variable and then checks "
-        '`keras.backend.backend() == "jax"` and `keras.config.floatx() == "float32"` '
+        '`keras.backend.backend() == "jax"` and `keras.config.floatx() == "float32"`; '
+        "without a `keras.json` of yours it also gives Keras a `KERAS_HOME` under the "
+        "temporary directory, so nothing is written under `$HOME` "
         "(`tests/keras/test_keras_traps.py`).",
     ),
     (
