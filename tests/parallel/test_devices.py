@@ -83,6 +83,8 @@ def test_a_batch_that_does_not_divide_is_refused_before_training():
 
 @pytest.mark.parametrize("mode", ["shard_map", "jit"])
 def test_mlp_bn_on_8_devices_within_the_stated_bound(mode):
+    # 100 steps: past step 93, where a relu flips in some frameworks (the bound's reason).
+    # The harness loop: the scan and native loops' data-parallel paths are the bias adder's.
     run = cli_run(
         "compare",
         "--model",
@@ -92,11 +94,13 @@ def test_mlp_bn_on_8_devices_within_the_stated_bound(mode):
         "--parallel",
         mode,
         "--loop",
-        "harness,scan",
+        "harness",
+        "--steps",
+        "100",
     )
     raw = run.json
     if mode == "shard_map":  # Keras's BatchNormalization cannot synchronise on JAX
-        assert set(raw["errors"]) == {"keras/harness", "keras/scan"}
+        assert set(raw["errors"]) == {"keras/harness"}
         assert (
             "synchronized=True) is only supported with the TensorFlow backend"
             in (raw["errors"]["keras/harness"])
@@ -122,7 +126,7 @@ def test_mlp_dropout_masks_partition_under_jit_but_not_per_replica():
         "--parallel",
         "jit",
         "--steps",
-        "50",
+        "20",
         "--impls",
         "flax_linen,keras",
         "--loop",
@@ -139,7 +143,7 @@ def test_mlp_dropout_masks_partition_under_jit_but_not_per_replica():
         "--parallel",
         "shard_map",
         "--steps",
-        "50",
+        "20",
         "--impls",
         "flax_linen,keras",
         "--loop",

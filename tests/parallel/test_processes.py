@@ -114,7 +114,17 @@ def test_a_coordinator_port_in_use_is_reported(tmp_path):
 
 @pytest.mark.parametrize("flags", [("--devices", "6"), ()])
 def test_device_counts_that_do_not_match_are_refused(flags):
-    run = cli_run("compare", "--processes", "2", "--devices-per-process", "4", *flags)
+    # The second is docs/parallel.md's command, which must agree.
+    run = cli_run(
+        "compare",
+        "--processes",
+        "2",
+        "--devices-per-process",
+        "4",
+        "--impls",
+        "jax,haiku",
+        *flags,
+    )
     if flags:
         assert run.code == 2
         assert "expected 8 (processes x devices per process)" in run.output
