@@ -34,9 +34,6 @@ HEARTBEAT_S = 10
 """JAX's heartbeat timeout for the launched processes (its default is 100 s)."""
 TIMEOUT_S = 1800.0
 """The longest a multi-process run may take before every process is killed."""
-FAULT = "STATE_ROSETTA_FAULT"
-"""Fault injection for the tests: `crash:PROCESS:STEP` (that process kills itself with
-SIGKILL after that training step) or `batch:PROCESS` (that process perturbs its data)."""
 
 
 class ProcessError(RuntimeError):
@@ -192,32 +189,24 @@ def _wait(children: list[subprocess.Popen[bytes]]) -> tuple[int, str] | None:
 
 
 def join_processes(args: argparse.Namespace) -> None:
-    """In a launched process: gloo collectives, then join the others at the coordinator."""
-    import jax
-
+    """In a launched process: join the others at the coordinator."""
     if args.process_id is None or args.coordinator is None:
         raise ValueError(
             "--devices-per-process: use it with --processes P (the launcher starts the "
             "processes itself)"
         )
+    join(args.coordinator, args.processes, args.process_id)
+
+
+def join(coordinator: str, processes: int, process_id: int) -> None:
+    """gloo CPU collectives, then `jax.distributed.initialize` with a short heartbeat."""
+    import jax
+
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # type: ignore[no-untyped-call]
     jax.distributed.initialize(
-        coordinator_address=args.coordinator,
-        num_processes=args.processes,
-        process_id=args.process_id,
+        coordinator_address=coordinator,
+        num_processes=processes,
+        process_id=process_id,
         heartbeat_timeout_seconds=HEARTBEAT_S,
         initialization_timeout=60,
     )
-
-
-def fault(kind: str) -> list[str] | None:
-    """The injected fault of this kind for this process, as its fields, or `None`."""
-    spec = os.environ.get(FAULT, "")
-    parts = spec.split(":")
-    if parts[0] != kind:
-        return None
-    import jax
-
-    if len(parts) < 2 or int(parts[1]) != jax.process_index():
-        return None
-    return parts[2:]

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .._devices import with_device_count
-from .._launch import free_port
+from .._launch import free_port, join
 
 MODES = ("shard_map", "jit")
 SHAPES = {"bias-adder": "B1024xD256 (jax)", "mlp-bn": "B512xH64 (flax_linen)"}
@@ -43,20 +43,13 @@ class DeviceRow:
 def _worker(model: str, mode: str, devices: int, steps: int, samples: int) -> dict[str, Any]:
     """Time one step in this process (devices already visible, processes joined)."""
     import jax
-    import jax.numpy as jnp
     import numpy as np
     from jax.sharding import NamedSharding
 
     from .._registry import load_spec, make
     from ..core import OptimizerConfig, Parallel, data_mesh
-    from ..core._harness import TrainStep, unstack
-    from ..core._parallel import (
-        BY_BATCH,
-        BY_STEP_BATCH,
-        REPLICATED,
-        _mapped_step,
-        place,
-    )
+    from ..core._harness import unstack
+    from ..core._parallel import BY_STEP_BATCH, REPLICATED, parallel_step, place
 
     spec = load_spec(model)
     rng = np.random.default_rng(0)
@@ -86,19 +79,7 @@ def _worker(model: str, mode: str, devices: int, steps: int, samples: int) -> di
     opt_state = jax.jit(tx.init)(params)
     stacked = place(batches, NamedSharding(mesh, BY_STEP_BATCH))
     per_step = unstack(stacked)
-    if mode == "jit":
-        step = jax.jit(TrainStep(impl, spec.loss, tx, spec.inputs))
-    else:
-        local = _mapped_step(impl, spec.loss, tx, spec.inputs, parallel, spec.loss_reduction)
-        step = jax.jit(
-            jax.shard_map(
-                local,
-                mesh=mesh,
-                in_specs=(REPLICATED, REPLICATED, REPLICATED, BY_BATCH, REPLICATED),
-                out_specs=(REPLICATED, REPLICATED, REPLICATED, REPLICATED),
-                check_vma=False,
-            )
-        )
+    step = parallel_step(impl, spec.loss, tx, spec.inputs, parallel, mesh, spec.loss_reduction)
     carry = step(params, state, opt_state, per_step[0], None)[:3]  # compile
     jax.block_until_ready(carry)  # type: ignore[no-untyped-call]
     times = []
@@ -108,7 +89,6 @@ def _worker(model: str, mode: str, devices: int, steps: int, samples: int) -> di
             carry = step(*carry, batch, None)[:3]
         jax.block_until_ready(carry)  # type: ignore[no-untyped-call]
         times.append((time.perf_counter() - start) / len(per_step))
-    del jnp
     times.sort()
     return {
         "median_us": statistics.median(times) * 1e6,
@@ -174,15 +154,7 @@ def run_device_bench(
 def main() -> None:
     model, mode, devices, processes, index, port, steps, samples = json.loads(sys.argv[1])
     if processes > 1:
-        import jax
-
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # type: ignore[no-untyped-call]
-        jax.distributed.initialize(
-            coordinator_address=f"127.0.0.1:{port}",
-            num_processes=processes,
-            process_id=index,
-            initialization_timeout=60,
-        )
+        join(f"127.0.0.1:{port}", processes, index)
     print(json.dumps(_worker(model, mode, devices, steps, samples)))
 
 

@@ -30,7 +30,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from ._harness import InputsFn, LossFn, TrainStep, run_native, unstack
+from ._harness import InputsFn, LossFn, TrainStep, _keys_for, run_native, unstack
 from ._protocol import Batch, Implementation, Params, State
 from ._trajectory import Trajectory
 
@@ -172,13 +172,23 @@ def check_same_on_every_process(batches: Any) -> None:
         )
 
 
+FAULT = "STATE_ROSETTA_FAULT"
+"""Fault injection for the tests, in process P of a multi-process run: `crash:P:STEP` (it
+kills itself with SIGKILL after that training step) or `batch:P` (it changes its data)."""
+
+
+def _injected(kind: str) -> list[str] | None:
+    """The fields after `kind:P` of this process's injected fault, or `None`."""
+    fields = os.environ.get(FAULT, "").split(":")
+    if fields[0] != kind or len(fields) < 2 or jax.process_count() == 1:
+        return None
+    return fields[2:] if int(fields[1]) == jax.process_index() else None
+
+
 def inject_batch_fault(batches: Any) -> Any:
     """Fault injection (tests): with `STATE_ROSETTA_FAULT=batch:P`, process P of a
     multi-process run changes one number of its batches."""
-    fields = os.environ.get("STATE_ROSETTA_FAULT", "").split(":")
-    if len(fields) != 2 or fields[0] != "batch" or jax.process_count() == 1:
-        return batches
-    if int(fields[1]) != jax.process_index():
+    if _injected("batch") is None:
         return batches
 
     def nudge(leaf: Any) -> Any:
@@ -270,6 +280,31 @@ def _mapped_step(
     return local
 
 
+def parallel_step(
+    impl: Implementation,
+    loss_fn: LossFn,
+    tx: optax.GradientTransformation,
+    inputs: InputsFn | None,
+    parallel: Parallel,
+    mesh: Mesh,
+    reduction: str = "mean",
+) -> Callable[..., Any]:
+    """The jitted data-parallel step `(params, state, opt_state, batch, key) -> (..., loss)`
+    for `parallel`'s mode: the ordinary step under `jit`, else the per-device step mapped
+    with `shard_map` (the state per replica for `unsynced`)."""
+    if parallel.mode == "jit":
+        return jax.jit(TrainStep(impl, loss_fn, tx, inputs))
+    state_spec = REPLICATED if parallel.synced else BY_BATCH
+    mapped = jax.shard_map(
+        _mapped_step(impl, loss_fn, tx, inputs, parallel, reduction),
+        mesh=mesh,
+        in_specs=(REPLICATED, state_spec, REPLICATED, BY_BATCH, REPLICATED),
+        out_specs=(REPLICATED, state_spec, REPLICATED, REPLICATED),
+        check_vma=False,
+    )
+    return jax.jit(mapped)
+
+
 def run_parallel(
     loop: str,
     impl: Implementation,
@@ -317,8 +352,8 @@ def run_parallel(
                     "processes run the harness and scan loops (--loop harness,scan)"
                 )
             return ParallelRun(run_native(impl, params, state, tx, stacked, keys=keys))
-        step: Callable[..., Any] = jax.jit(TrainStep(impl, loss_fn, tx, inputs))
-        return ParallelRun(_per_step(impl, step, params, state, tx, stacked, keys, False))
+        step = parallel_step(impl, loss_fn, tx, inputs, parallel, mesh, reduction)
+        return _per_step(impl, step, params, state, tx, stacked, keys, unsynced=False)
     if loop == "native":
         raise ValueError(
             f"{impl.name}: --parallel {parallel.mode} runs the harness and scan loops; a "
@@ -330,32 +365,11 @@ def run_parallel(
         state = _per_replica(state, devices)
     params = place(params, replicated)
     state = place(state, NamedSharding(mesh, state_spec))
-    local = _mapped_step(impl, loss_fn, tx, inputs, parallel, reduction)
     if loop == "scan":
+        local = _mapped_step(impl, loss_fn, tx, inputs, parallel, reduction)
         return _mapped_scan(impl, local, params, state, tx, stacked, keys, mesh, state_spec)
-    mapped = jax.shard_map(
-        local,
-        mesh=mesh,
-        in_specs=(REPLICATED, state_spec, REPLICATED, BY_BATCH, REPLICATED),
-        out_specs=(REPLICATED, state_spec, REPLICATED, REPLICATED),
-        check_vma=False,
-    )
-    return _per_step_run(impl, jax.jit(mapped), params, state, tx, stacked, keys, unsynced)
-
-
-def _per_step_run(
-    impl: Implementation,
-    step: Callable[..., Any],
-    params: Params,
-    state: State,
-    tx: optax.GradientTransformation,
-    stacked: Any,
-    keys: jax.Array | None,
-    unsynced: bool,
-) -> ParallelRun:
-    record = _Record(impl, unsynced)
-    trajectory = _per_step(impl, step, params, state, tx, stacked, keys, unsynced, record)
-    return ParallelRun(trajectory, record.replicas if unsynced else None)
+    step = parallel_step(impl, loss_fn, tx, inputs, parallel, mesh, reduction)
+    return _per_step(impl, step, params, state, tx, stacked, keys, unsynced)
 
 
 def _per_step(
@@ -367,31 +381,29 @@ def _per_step(
     stacked: Any,
     keys: jax.Array | None,
     unsynced: bool,
-    record: _Record | None = None,
-) -> Trajectory:
-    record = _Record(impl, unsynced) if record is None else record
+) -> ParallelRun:
+    """One call of `step` per batch, every step recorded."""
+    record = _Record(impl, unsynced)
     opt_state = jax.jit(tx.init)(params)
     trajectory = Trajectory()
     record(trajectory, params, state, None)
     per_step = unstack(stacked)
-    step_keys = [None] * len(per_step) if keys is None else list(keys)
     crash = _injected_crash()
-    for s, (batch, key) in enumerate(zip(per_step, step_keys, strict=True), start=1):
+    for s, (batch, key) in enumerate(
+        zip(per_step, _keys_for(keys, len(per_step)), strict=True), start=1
+    ):
         params, state, opt_state, loss = step(params, state, opt_state, batch, key)
         record(trajectory, params, state, loss)
         if crash == s:  # fault injection (tests): this process dies mid-run
             os.kill(os.getpid(), signal.SIGKILL)
-    return trajectory
+    return ParallelRun(trajectory, record.replicas if unsynced else None)
 
 
 def _injected_crash() -> int | None:
     """The step after which this process kills itself (`STATE_ROSETTA_FAULT=crash:P:STEP`
     in process P of a multi-process run), or `None`."""
-    fields = os.environ.get("STATE_ROSETTA_FAULT", "").split(":")
-    if len(fields) == 3 and fields[0] == "crash" and jax.process_count() > 1:
-        if int(fields[1]) == jax.process_index():
-            return int(fields[2])
-    return None
+    fields = _injected("crash")
+    return None if not fields else int(fields[0])
 
 
 def _mapped_scan(
