@@ -9,6 +9,8 @@ model has no `StateIndex`, so its state is `None`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -155,4 +157,17 @@ class EquinoxMlpDropout:
             steps += 1
             return loss
 
-        return NativeLoop(step, lambda: (model, state))
+        def checkpoint() -> dict[str, Any]:
+            # The step counter is the dropout stream's state (see the Haiku loop).
+            return {
+                "model": eqx.filter(model, eqx.is_array),
+                "opt_state": opt_state,
+                "steps": steps,
+            }
+
+        def restore(restored: dict[str, Any]) -> None:
+            nonlocal model, opt_state, steps
+            model = eqx.combine(restored["model"], eqx.filter(model, eqx.is_array, inverse=True))
+            opt_state, steps = restored["opt_state"], int(restored["steps"])
+
+        return NativeLoop(step, lambda: (model, state), checkpoint, restore)

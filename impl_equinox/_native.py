@@ -27,4 +27,16 @@ def equinox_native_loop(
         model, state, opt_state, loss = train_step(model, state, opt_state, batch, tx)
         return loss
 
-    return NativeLoop(step, lambda: (model, state))
+    # --8<-- [start:equinox-checkpoint]
+    # A module holds functions and other static fields next to its arrays: save the arrays
+    # (eqx.filter), and on restore combine them with the fresh model's static part.
+    def checkpoint() -> dict[str, Any]:
+        return {"model": eqx.filter(model, eqx.is_array), "state": state, "opt_state": opt_state}
+
+    def restore(restored: dict[str, Any]) -> None:  # against the fresh model's arrays
+        nonlocal model, state, opt_state
+        model = eqx.combine(restored["model"], eqx.filter(model, eqx.is_array, inverse=True))
+        state, opt_state = restored["state"], restored["opt_state"]  # eqx.nn.State: a pytree
+
+    # --8<-- [end:equinox-checkpoint]
+    return NativeLoop(step, lambda: (model, state), checkpoint, restore)

@@ -144,4 +144,8 @@ class LinenMlpDropout:
                 ts, loss = train_step(ts, batch, dropout_key(key, 0))
             return loss
 
-        return NativeLoop(step, lambda: (ts.params, {}))
+        def restore(restored: TrainState) -> None:
+            nonlocal ts
+            ts = restored  # its step and root key are the dropout stream's state
+
+        return NativeLoop(step, lambda: (ts.params, {}), lambda: ts, restore)

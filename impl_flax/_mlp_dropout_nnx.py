@@ -15,6 +15,7 @@ from shared.models.mlp_bn import Labelled, check_features, mlp_bn_loss
 from shared.models.mlp_dropout import MlpDropoutConfig, check_params, dropout_key
 
 from ._canonical import nnx_canonical, nnx_from_canonical
+from ._native import nnx_checkpoint
 
 
 # --8<-- [start:nnx-dropout-model]
@@ -180,5 +181,7 @@ class NNXMlpDropout:
             return train_step(model, optimizer, batch, dropout_key(key, 0))
 
         return NativeLoop(
-            step, lambda: (nnx.state(model, nnx.Param), nnx.state(model, nnx.RngState))
+            step,
+            lambda: (nnx.state(model, nnx.Param), nnx.state(model, nnx.RngState)),
+            *nnx_checkpoint(model, optimizer),
         )

@@ -36,7 +36,20 @@ def linen_native_loop(
         ts, loss = train_step(ts, batch)
         return loss
 
-    return NativeLoop(step, lambda: (ts.params, {"batch_stats": ts.batch_stats}))
+    # --8<-- [start:linen-checkpoint]
+    # The TrainState is the checkpoint: step, params, opt_state and batch_stats in one
+    # pytree (apply_fn and tx are static fields, rebuilt by the code, not saved).
+    def checkpoint() -> TrainState:
+        return ts
+
+    def restore(restored: TrainState) -> None:  # restored against a fresh TrainState
+        nonlocal ts
+        ts = restored
+
+    # --8<-- [end:linen-checkpoint]
+    return NativeLoop(
+        step, lambda: (ts.params, {"batch_stats": ts.batch_stats}), checkpoint, restore
+    )
 
 
 def nnx_native_loop(
@@ -47,7 +60,30 @@ def nnx_native_loop(
     """NNX's loop: the model and an `nnx.Optimizer` updated in place by `train_step`."""
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     model.train()
+    checkpoint, restore = nnx_checkpoint(model, optimizer)
     return NativeLoop(
         lambda batch: train_step(model, optimizer, batch),
         lambda: (nnx.state(model, nnx.Param), nnx.state(model, nnx.BatchStat)),
+        checkpoint,
+        restore,
     )
+
+
+def nnx_checkpoint(
+    model: nnx.Module, optimizer: nnx.Optimizer
+) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+    """NNX's checkpoint of a model and its optimizer: `nnx.state` out, `nnx.update` in."""
+
+    # --8<-- [start:nnx-checkpoint]
+    # Everything, unfiltered: Params, BatchStats, RNG streams, any custom Variable type, and
+    # the optimizer's step and moments. A filter here (nnx.Param only, say) would leave
+    # state out of the checkpoint, and the restore would silently keep its initial value.
+    def checkpoint() -> dict[str, nnx.State]:
+        return {"model": nnx.state(model), "optimizer": nnx.state(optimizer)}
+
+    def restore(restored: dict[str, nnx.State]) -> None:  # against a fresh model's nnx.state
+        nnx.update(model, restored["model"])
+        nnx.update(optimizer, restored["optimizer"])
+
+    # --8<-- [end:nnx-checkpoint]
+    return checkpoint, restore

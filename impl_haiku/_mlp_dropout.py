@@ -9,6 +9,8 @@ so its state is the empty `{}`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import haiku as hk
 import jax
 import jax.numpy as jnp
@@ -168,4 +170,14 @@ class HaikuMlpDropout:
             steps += 1
             return loss
 
-        return NativeLoop(step, lambda: (params, state))
+        def checkpoint() -> dict[str, Any]:
+            # The step counter is the dropout stream's state: without it a resumed run
+            # would draw the masks of step 0 again.
+            return {"params": params, "state": state, "opt_state": opt_state, "steps": steps}
+
+        def restore(restored: dict[str, Any]) -> None:
+            nonlocal params, state, opt_state, steps
+            params, state, opt_state = restored["params"], restored["state"], restored["opt_state"]
+            steps = int(restored["steps"])
+
+        return NativeLoop(step, lambda: (params, state), checkpoint, restore)

@@ -27,4 +27,15 @@ def haiku_native_loop(
         params, state, opt_state, loss = train_step(params, state, opt_state, batch)
         return loss
 
-    return NativeLoop(step, lambda: (params, state))
+    # --8<-- [start:haiku-checkpoint]
+    # Haiku's params and state are plain nested dicts, optax's state a tuple of NamedTuples:
+    # all three are pytrees that orbax writes as they are.
+    def checkpoint() -> dict[str, Any]:
+        return {"params": params, "state": state, "opt_state": opt_state}
+
+    def restore(restored: dict[str, Any]) -> None:  # against a fresh init's dicts
+        nonlocal params, state, opt_state
+        params, state, opt_state = restored["params"], restored["state"], restored["opt_state"]
+
+    # --8<-- [end:haiku-checkpoint]
+    return NativeLoop(step, lambda: (params, state), checkpoint, restore)

@@ -52,11 +52,38 @@ def keras_native_loop(
         jit_compile=True,  # the JAX backend's default, said out loud
     )
     # --8<-- [end:keras-compile]
+    # Keras makes the optimizer's variables at the first step; make them now, so that a
+    # restore has somewhere to put a saved optimizer state.
+    model.optimizer.build(model.trainable_variables)
 
     def step(batch: Batch, *key: Array) -> Array:
         # train_on_batch resets the loss tracker first, so its value is this step's loss.
         return jnp.asarray(train_on_batch(model, batch, *key), jnp.float32)
 
+    # --8<-- [start:keras-checkpoint]
+    # On the JAX backend a model's state is three lists of variables (the stateless-training
+    # guide's tuple): trainable, non-trainable (BatchNorm's statistics, a dropout's seed
+    # generator) and the optimizer's (its iteration count and moments).
+    def checkpoint() -> dict[str, list[Array]]:
+        return {
+            "trainable": [v.value for v in model.trainable_variables],
+            "non_trainable": [v.value for v in model.non_trainable_variables],
+            "optimizer": [v.value for v in model.optimizer.variables],
+        }
+
+    def restore(restored: dict[str, list[Array]]) -> None:
+        for group, variables in (
+            ("trainable", model.trainable_variables),
+            ("non_trainable", model.non_trainable_variables),
+            ("optimizer", model.optimizer.variables),
+        ):
+            for variable, value in zip(variables, restored[group], strict=True):
+                variable.assign(value)
+
+    # --8<-- [end:keras-checkpoint]
     return NativeLoop(
-        step, lambda: (values(model.trainable_variables), values(model.non_trainable_variables))
+        step,
+        lambda: (values(model.trainable_variables), values(model.non_trainable_variables)),
+        checkpoint,
+        restore,
     )

@@ -31,6 +31,7 @@ from .core import (
     load_run,
     parse_tolerance,
     summary_counts,
+    write_atomic,
 )
 from .report import plot, print_report, write_json
 
@@ -155,9 +156,13 @@ def _add_compare(sub: Any, spec: ModelSpec | None) -> None:
     )
     c.add_argument("--process-id", type=int, default=None, help=argparse.SUPPRESS)
     c.add_argument("--coordinator", default=None, help=argparse.SUPPRESS)
-    if spec is None:
-        return
-    group = c.add_argument_group(f"options of model {spec.name}")
+    if spec is not None:
+        add_model_options(c, spec)
+
+
+def add_model_options(parser: Any, spec: ModelSpec) -> None:
+    """The model's own options (and its modes) as a group of `parser`'s arguments."""
+    group = parser.add_argument_group(f"options of model {spec.name}")
     for option in spec.options:
         flags = [option.flag, *getattr(option, "aliases", ())]
         if option.type is None:
@@ -209,6 +214,9 @@ def build_parser(spec: ModelSpec | None = None) -> argparse.ArgumentParser:
     from .docs._generate import add_parser
 
     add_parser(sub)
+    from .checkpoint._cli import add_parser as add_checkpoint
+
+    add_checkpoint(sub, spec, add_model_options)
     b = sub.add_parser(
         "bench",
         help="time each framework's training step: native idiom, harness step, harness scan",
@@ -258,7 +266,10 @@ def _model_of(argv: Sequence[str]) -> str:
 def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, ModelSpec | None]:
     argv = list(argv)
     spec = None
-    if argv and argv[0] == "compare":
+    takes_model = argv[:1] == ["compare"] or (
+        argv[:1] == ["checkpoint"] and argv[1:2] != ["continue"] and len(argv) > 1
+    )
+    if takes_model:
         try:
             spec = load_spec(_model_of(argv[1:]))
         except (ValueError, TypeError) as e:
@@ -504,16 +515,12 @@ def _device_bench(args: argparse.Namespace, console: Console) -> int:
     console.print(f"versions: {versions()}")
     console.print(table)
     if args.json is not None:
-        args.json.write_text(
-            json_module.dumps(
-                {
-                    "versions": versions(),
-                    "device": "cpu (forced host devices, 2 cores)",
-                    "rows": [asdict(r) for r in rows],
-                },
-                indent=1,
-            )
-        )
+        data = {
+            "versions": versions(),
+            "device": "cpu (forced host devices, 2 cores)",
+            "rows": [asdict(r) for r in rows],
+        }
+        write_atomic(args.json, json_module.dumps(data, indent=1).encode())
         console.print(f"wrote {args.json}")
     return EXIT_AGREE
 
@@ -537,6 +544,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(args, console)
         if args.command == "bench":
             return bench_command(args, console)
+        if args.command == "checkpoint":
+            from .checkpoint import CheckpointError
+            from .checkpoint._cli import run as checkpoint_run
+
+            try:
+                return checkpoint_run(args, console)
+            except (CheckpointError, ValueError, TypeError) as e:
+                raise UsageError(str(e).splitlines()[0]) from None
         raise UsageError(f"unknown command {args.command!r}")
     except UsageError as e:
         print(f"state-rosetta: error: {e}", file=sys.stderr)

@@ -77,7 +77,8 @@ class CliRun:
 
 @functools.cache
 def cli_run(*argv: str) -> CliRun:
-    """`state-rosetta *argv` (with `--json` added to compare), once per test session.
+    """`state-rosetta *argv` (with `--json` added to compare and to checkpoint resume and
+    transplant), once per test session.
 
     It runs in the repository's root, so relative paths (`examples/...`) are the README's.
     Under pytest-xdist the first worker to ask runs it, under a file lock, and the others
@@ -93,7 +94,11 @@ def cli_run(*argv: str) -> CliRun:
             return CliRun(saved["code"], saved["output"], path)
         json_path = None
         args = list(argv)
-        if args and args[0] == "compare" and "--json" not in args:
+        writes_json = args[:1] == ["compare"] or args[:2] in (
+            ["checkpoint", "resume"],
+            ["checkpoint", "transplant"],
+        )
+        if writes_json and "--json" not in args:
             json_path = _RUNS / f"{key}.json"
             args += ["--json", str(json_path)]
         out = io.StringIO()

@@ -49,10 +49,12 @@ from ._run import (
     CompareResult,
     Progress,
     RunOptions,
+    RunSetup,
     build,
     package_versions,
     run_model,
     settings_for,
+    setup_run,
 )
 from ._runfile import (
     SavedRun,
@@ -118,6 +120,7 @@ __all__ = [
     "Progress",
     "ReplicaSplit",
     "RunOptions",
+    "RunSetup",
     "SavedRun",
     "Settings",
     "State",
@@ -156,6 +159,7 @@ __all__ = [
     "run_scan",
     "save_run",
     "settings_for",
+    "setup_run",
     "step_keys",
     "summary_counts",
     "tree_from_canonical",

@@ -36,10 +36,17 @@ class NativeLoop(NamedTuple):
       step, which keeps its model, state and optimizer state wherever that framework keeps
       them.
     - `read`: `() -> (params, state)`, the current values in native form.
+    - `checkpoint`: `() -> tree`, everything the loop needs to go on (params, state,
+      optimizer state, step, RNG state), as the framework hands it to orbax: a Linen
+      `TrainState`, NNX's `nnx.state(...)`, ... (`None`: the loop cannot be checkpointed).
+    - `restore`: `tree -> None`, loads such a tree (restored against `checkpoint()`'s
+      shapes and dtypes) into the loop's objects, which then go on from there.
     """
 
     step: Callable[..., jax.Array]
     read: Callable[[], tuple[Params, State]]
+    checkpoint: Callable[[], Any] | None = None
+    restore: Callable[[Any], None] | None = None
 
 
 @runtime_checkable

@@ -230,8 +230,12 @@ def settings_for(spec: ModelSpec, options: RunOptions) -> Settings:
     )
 
 
-class _Run:
-    """One run's shared pieces: the spec, settings, optimizer, data and keys."""
+class RunSetup:
+    """One run's shared pieces: the spec, settings, config, optimizer, data and keys.
+
+    Build one with [`setup_run`][]; `initial(impl, config)` gives an implementation's
+    initial native values, `train(impl, loop)` trains it.
+    """
 
     def __init__(
         self, spec: ModelSpec, options: RunOptions, settings: Settings, config: Any
@@ -345,7 +349,7 @@ class AnalysisContext:
     reference: str
     factories: dict[str, ImplementationFactory]
     progress: Progress | None
-    _run: _Run
+    _run: RunSetup
 
     def train(
         self,
@@ -384,7 +388,7 @@ def _describe(e: BaseException) -> tuple[str, str]:
     return short, f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
-def _preflight(spec: ModelSpec, run: _Run, impls: Sequence[tuple[str, Implementation]]) -> None:
+def _preflight(spec: ModelSpec, run: RunSetup, impls: Sequence[tuple[str, Implementation]]) -> None:
     """Check every implementation's init and canonical names and shapes, before training.
 
     A bad implementation is a bad argument (exit 2), not a divergence: it raises
@@ -431,6 +435,12 @@ def _preflight(spec: ModelSpec, run: _Run, impls: Sequence[tuple[str, Implementa
                 shapes[group] = (f"{impl.name}", got)
 
 
+def setup_run(spec: ModelSpec, options: RunOptions = RunOptions()) -> RunSetup:
+    """The settings, config, optimizer, data and keys of a run of `spec` with `options`."""
+    settings = settings_for(spec, options)
+    return RunSetup(spec, options, settings, spec.configure(settings))
+
+
 def run_model(
     spec: ModelSpec,
     factories: Sequence[tuple[str, ImplementationFactory]],
@@ -466,7 +476,7 @@ def run_model(
         raise ValueError("no implementation selected; expected at least one")
     settings = settings_for(spec, options)
     config = spec.configure(settings)
-    run = _Run(spec, options, settings, config)
+    run = RunSetup(spec, options, settings, config)
     impls = [(label, build(label, factory, config, spec)) for label, factory in factories]
     names = [impl.name for _, impl in impls]
     duplicate = next((n for n in names if names.count(n) > 1), None)
@@ -674,7 +684,7 @@ def _reference_aside(
 
 
 def _resolved(
-    spec: ModelSpec, options: RunOptions, settings: Settings, config: Any, run: _Run
+    spec: ModelSpec, options: RunOptions, settings: Settings, config: Any, run: RunSetup
 ) -> dict[str, Any]:
     """The run's config for the JSON: every option as resolved, then the model's own keys."""
     first = unstack(run.batches)[0]

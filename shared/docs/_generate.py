@@ -2,8 +2,9 @@
 
 The four framework files mark the code for each concept with `# --8<-- [start:NAME]` and
 `# --8<-- [end:NAME]` comment lines. This module cuts those regions out (dedented, nested
-markers dropped) and writes `docs/idioms.md` and a static page `docs/site/index.html` (with
-the trajectory plot and the comparison table of a real `compare` run beside it).
+markers dropped, top-level definitions two blank lines apart) and writes `docs/idioms.md`
+and a static page `docs/site/index.html` (with the trajectory plot and the comparison table
+of a real `compare` run beside it).
 
 Pure text processing: it imports no framework, only reads their source files.
 """
@@ -11,8 +12,10 @@ Pure text processing: it imports no framework, only reads their source files.
 from __future__ import annotations
 
 import argparse
+import ast
 import functools
 import html
+import itertools
 import json
 import re
 import sys
@@ -27,6 +30,7 @@ from .._api import CompareOptions, run_compare
 from .._registry import FRAMEWORKS, MODELS, load_spec
 from ..core import CompareResult, write_atomic
 from ..report import comparison_rows, plot, summary
+from . import _checkpoints
 from ._content import Concept, ModelDocs
 
 IDIOMS_MD = "docs/idioms.md"
@@ -53,14 +57,19 @@ def model_docs() -> tuple[ModelDocs, ...]:
     )
 
 
+def guide_docs() -> tuple[ModelDocs, ...]:
+    """Every part of the guide: the built-in models', then those of no one model (checkpoints)."""
+    return (*model_docs(), _checkpoints.DOCS)
+
+
 def concepts() -> list[Concept]:
-    """Every concept of every built-in model."""
-    return [c for docs in model_docs() for c in docs.concepts]
+    """Every concept of every built-in model, then the checkpoints'."""
+    return [c for docs in guide_docs() for c in docs.concepts]
 
 
 def gotchas() -> list[tuple[str, str]]:
     """Every trap, each pointing at the code or test that shows it."""
-    return [g for docs in model_docs() for g in docs.gotchas]
+    return [g for docs in guide_docs() for g in docs.gotchas]
 
 
 def source(concept: Concept, framework: str) -> str:
@@ -114,8 +123,38 @@ def parse_regions(text: str, source: str = "<text>") -> dict[str, str]:
             body.pop()
         if not body:
             raise DocsError(f"{source}:{start}: region {name!r} is empty")
-        regions[name] = textwrap.dedent("\n".join(body))
+        regions[name] = top_level_spacing(textwrap.dedent("\n".join(body)))
     return regions
+
+
+def top_level_spacing(code: str) -> str:
+    """`code` with two blank lines around its top-level `def`s and `class`es, as the formatter
+    wants them: a region cut from a function body holds nested functions, one blank line apart
+    there, which the dedent brings to the top level (`ruff format` also formats the guide's
+    blocks). Code that does not parse on its own is left as it is."""
+    try:
+        body = ast.parse(code).body
+    except SyntaxError:
+        return code
+    lines = code.splitlines()
+    definition = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    starts = []  # 0-based first lines of the statements to put two blank lines before
+    for before, stmt in itertools.pairwise(body):
+        if not isinstance(before, definition) and not isinstance(stmt, definition):
+            continue
+        decorators = getattr(stmt, "decorator_list", [])
+        start = min([stmt.lineno, *(d.lineno for d in decorators)]) - 1
+        while start > 0 and lines[start - 1].startswith("#"):
+            start -= 1  # the comments just above belong to the statement
+        starts.append(start)
+    if not starts:
+        return code
+    for start in reversed(starts):
+        first = start
+        while first > 0 and not lines[first - 1].strip():
+            first -= 1
+        lines[first:start] = ["", ""]
+    return "\n".join(lines)
 
 
 def read_regions(root: Path) -> dict[str, dict[str, str]]:

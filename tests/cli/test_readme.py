@@ -82,9 +82,14 @@ def scratch(tmp_path_factory):
     return folder
 
 
+SHAREABLE = (["compare"], ["checkpoint", "resume"], ["checkpoint", "transplant"])
+"""Commands that run in the repository's root, through the session's cached runs."""
+
+
 def _uses_files(command: str) -> bool:
     args = shlex.split(command)[1:]
-    return args[0] != "compare" or bool({"--json", "--plot", "--data"} & set(args))
+    shareable = args[:1] in SHAREABLE or args[:2] in SHAREABLE
+    return not shareable or bool({"--json", "--plot", "--data", "--dir"} & set(args))
 
 
 SHARED = [(c, e) for c, e in SHELL_COMMANDS if not _uses_files(c)]

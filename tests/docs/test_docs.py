@@ -196,6 +196,25 @@ def test_nested_regions_are_dedented_without_their_markers():
     assert _generate.parse_regions(text) == {"outer": "a = 1\nb = 2\n\nc = 3", "inner": "b = 2"}
 
 
+def test_functions_the_dedent_brings_to_the_top_level_get_two_blank_lines():
+    text = (
+        "def loop():\n"
+        "    # --8<-- [start:a]\n"
+        "    x = 1\n"
+        "\n"
+        "    # said of f\n"
+        "    def f():\n"
+        "        return x\n"
+        "\n"
+        "    y = f()\n"
+        "    # --8<-- [end:a]\n"
+    )
+    got = _generate.parse_regions(text)["a"]
+    assert got == "x = 1\n\n\n# said of f\ndef f():\n    return x\n\n\ny = f()"
+    nested = "if x:\n    y = 1\n\n    def f(): ...\n"
+    assert _generate.top_level_spacing(nested) == nested
+
+
 def test_a_missing_region_is_an_error_naming_it(tmp_path, capsys):
     root = _copy_tree(tmp_path)
     nnx = root / "impl_flax/_nnx.py"

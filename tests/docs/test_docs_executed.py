@@ -3,15 +3,16 @@
 The idioms page shows regions of the real implementation files, which are fragments (a
 method body, a few lines of a class) and cannot run on their own. So, instead of executing
 copies, this test runs the real code (init, both apply modes, canonical conversion both ways,
-the harness step, the native loop and a data-parallel call) under a line tracer, and asserts
-that every statement inside a function in every marked region was executed. Statements at
-module or class level run when the module is imported.
+the harness step, the native loop, its checkpoint through orbax and a data-parallel call)
+under a line tracer, and asserts that every statement inside a function in every marked
+region was executed. Statements at module or class level run when the module is imported.
 """
 
 from __future__ import annotations
 
 import ast
 import sys
+import tempfile
 from pathlib import Path
 
 import jax
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 
 import shared
+from shared.checkpoint import CheckpointStore
 
 # The docs tests check the generator's own parsing (its internals: allowed in tests/docs only).
 from shared.docs import _generate
@@ -44,7 +46,8 @@ def _region_lines(path: Path) -> dict[str, range]:
 
 
 def _statements_in_functions(path: Path) -> set[int]:
-    """First lines of the statements that run when their function runs (docstrings excluded)."""
+    """First lines of the statements that run when their function runs (docstrings excluded,
+    and `nonlocal`/`global`: declarations, which compile to nothing a tracer sees)."""
     tree = ast.parse(path.read_text())
     lines = set()
     for node in ast.walk(tree):
@@ -57,7 +60,7 @@ def _statements_in_functions(path: Path) -> set[int]:
                 docstring = isinstance(sub, ast.Expr) and isinstance(sub.value, ast.Constant)
                 if (
                     isinstance(sub, ast.stmt)
-                    and not isinstance(sub, ast.ClassDef)
+                    and not isinstance(sub, ast.ClassDef | ast.Nonlocal | ast.Global)
                     and not docstring
                 ):
                     lines.add(sub.lineno)  # a nested def statement runs when its parent runs
@@ -132,6 +135,25 @@ def _exercise(impl_name: str) -> None:
     )
 
 
+def _exercise_checkpoint(impl_name: str) -> None:
+    """The native loop's checkpoint: one step, saved with orbax, restored into a fresh loop
+    against its own objects, which then hold the trained values."""
+    model = shared.make(impl_name, bias_adder.BiasAdderConfig(FEATURES))
+    xs = np.random.default_rng(2).standard_normal((1, BATCH, FEATURES), dtype=np.float32)
+    tx = shared.OptimizerConfig("adam").make()
+    trained = model.native_loop(*model.init(jax.random.key(0), xs[0]), tx)
+    trained.step(jnp.asarray(xs[0]))
+    fresh = model.native_loop(*model.init(jax.random.key(0), xs[0]), tx)
+    assert trained.checkpoint is not None and fresh.checkpoint is not None
+    assert fresh.restore is not None
+    want = model.to_canonical(*trained.read())
+    assert not np.array_equal(model.to_canonical(*fresh.read())[0]["bias"], want[0]["bias"])
+    with tempfile.TemporaryDirectory() as tmp, CheckpointStore(tmp, create=True) as store:
+        store.save(1, trained.checkpoint(), {"implementation": impl_name})
+        fresh.restore(store.restore(fresh.checkpoint()))
+    jax.tree.map(np.testing.assert_array_equal, model.to_canonical(*fresh.read()), want)
+
+
 @pytest.mark.parametrize(
     ("framework", "impl_name"),
     [(framework, impl) for framework, (_, impl) in _generate.frameworks().items()],
@@ -154,6 +176,7 @@ def test_every_statement_of_every_region_runs(framework, impl_name):
         _exercise_mlp_bn(impl_name)
         _exercise_mlp_bn_across_devices(impl_name)
         _exercise_mlp_dropout(impl_name)
+        _exercise_checkpoint(impl_name)
     finally:
         sys.settrace(None)
     for concept in _generate.concepts():

@@ -446,7 +446,8 @@ def test_readme_and_docs_tables_name_existing_tests_and_agree():
     # The README's section and docs/batchnorm.md hold the same table, whose header names this
     # file by its path from the repository's root (tests/mlp_bn/test_mlp_bn_defaults.py).
     this = Path(__file__).resolve().relative_to(ROOT).as_posix()
-    readme = _table((ROOT / "README.md").read_text().split("## BatchNorm across frameworks")[1])
+    section = (ROOT / "README.md").read_text().split("## BatchNorm across frameworks")[1]
+    readme = _table(section.split("\n## ")[0])  # this section's table, not a later one
     docs_text = (ROOT / "docs" / "batchnorm.md").read_text()
     docs = _table(docs_text)
     assert docs and docs[0].endswith(f"| test (`{this}`) |"), docs[:1]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -92,4 +92,11 @@ class JaxBiasAdder:
             params, state, opt_state, loss = train_step(params, state, opt_state, x)
             return cast(jax.Array, loss)
 
-        return NativeLoop(step, lambda: (params, state))
+        def checkpoint() -> dict[str, Any]:
+            return {"params": params, "state": state, "opt_state": opt_state}
+
+        def restore(restored: dict[str, Any]) -> None:
+            nonlocal params, state, opt_state
+            params, state, opt_state = restored["params"], restored["state"], restored["opt_state"]
+
+        return NativeLoop(step, lambda: (params, state), checkpoint, restore)

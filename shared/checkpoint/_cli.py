@@ -1,0 +1,264 @@
+"""`state-rosetta checkpoint`: resume, transplant, save and continue, from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .._registry import DEFAULT_MODEL, MODELS, implementations, is_registered, load_spec
+from ..core import LOOPS, OPTIMIZERS, ModelSpec, Trajectory, write_atomic
+from ._case import Built, Case
+from ._resume import continue_command, resume
+from ._store import CheckpointError, CheckpointStore
+
+SUBCOMMANDS = ("resume", "transplant", "save", "continue")
+"""`checkpoint`'s subcommands; all but `continue` take the model's own options."""
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def add_parser(
+    sub: Any, spec: ModelSpec | None, model_options: Callable[[Any, ModelSpec], None]
+) -> None:
+    """Add `checkpoint` and its subcommands to the command line's subparsers."""
+    c = sub.add_parser(
+        "checkpoint",
+        help="save, resume in a fresh process, audit and transplant checkpoints (orbax)",
+        description="Checkpoints of every model, framework and loop, written by orbax. Exit 0 "
+        "when every resume is bitwise and every transplant within its bounds, 1 when not, 2 "
+        "on bad arguments or a bad checkpoint.",
+    )
+    actions = c.add_subparsers(dest="action", required=True, parser_class=type(c))
+
+    def run_options(p: argparse.ArgumentParser, *, many: bool) -> None:
+        p.add_argument(
+            "--model",
+            default=DEFAULT_MODEL,
+            metavar="NAME|FILE.py:ATTR",
+            help=f"a built-in model ({', '.join(MODELS)}) or your own ModelSpec",
+        )
+        if many:
+            p.add_argument(
+                "--impls",
+                type=_csv,
+                default=None,
+                help="comma-separated implementations (default: all of the model's)",
+            )
+        p.add_argument("--steps", type=int, default=None, help="steps of the whole run")
+        p.add_argument("--batch", type=int, default=None, help="(default: the model's)")
+        p.add_argument("--lr", type=float, default=None, help="(default: the model's)")
+        p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+        if spec is not None:
+            model_options(p, spec)
+
+    r = actions.add_parser(
+        "resume",
+        help="save after K steps, restore in a fresh process, train on: bitwise?",
+        description="For every implementation, loop and optimizer: train K steps and save "
+        "(params, state, optimizer state, step, RNG state), audit the save, restore it in a "
+        "fresh Python process into freshly built objects, train on to the last step, and "
+        "compare with the uninterrupted run bitwise.",
+    )
+    run_options(r, many=True)
+    r.add_argument("--loop", type=_csv, default=LOOPS, help="comma-separated (default: all)")
+    r.add_argument(
+        "--optimizer",
+        type=_csv,
+        default=("sgd",),
+        help=f"comma-separated, or all ({', '.join(OPTIMIZERS)}; default: sgd)",
+    )
+    r.add_argument("--at", type=int, default=None, help="save after this step (default: half)")
+    r.add_argument("--dir", type=Path, default=None, help="keep the checkpoints here")
+    r.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
+
+    t = actions.add_parser(
+        "transplant",
+        help="save in one framework, restore into another through canonical names, train on",
+        description="For every ordered pair of implementations (A, B): train A for K steps and "
+        "save its params, state and optimizer state under canonical names; restore them into "
+        "B, train B on, and compare with A's own continuation within the model's "
+        "cross-framework bounds.",
+    )
+    run_options(t, many=True)
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="(default: adam)")
+    t.add_argument("--at", type=int, default=None, help="transplant after this step")
+    t.add_argument("--json", type=Path, metavar="PATH", help="write the matrix as JSON")
+
+    s = actions.add_parser(
+        "save",
+        help="train one implementation and save checkpoints into DIR (going on from its latest)",
+        description="Train one implementation in one loop, saving into DIR every --every steps "
+        "and at --until. If DIR holds checkpoints of the same run, training goes on from the "
+        "latest complete one; of another run, nothing is written (exit 2).",
+    )
+    s.add_argument("dir", type=Path, metavar="DIR")
+    run_options(s, many=False)
+    s.add_argument("--impl", required=True, help="a registered implementation or MODULE:ATTR")
+    s.add_argument("--loop", choices=LOOPS, default="harness", help="(default: harness)")
+    s.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="(default: sgd)")
+    s.add_argument("--until", type=int, default=None, help="stop after this step (default: all)")
+    s.add_argument("--every", type=int, default=None, help="also save every N steps")
+
+    g = actions.add_parser(
+        "continue",
+        help="restore the latest checkpoint of each DIR and train on (resume's fresh process)",
+    )
+    g.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
+    g.add_argument("--steps", type=int, default=None, help="train on to this step")
+    g.add_argument("--out", type=Path, required=True, metavar="FILE.npz")
+
+
+def _values(args: argparse.Namespace, spec: ModelSpec) -> dict[str, Any]:
+    return {o.key: getattr(args, f"model_{o.key}") for o in spec.options}
+
+
+def _model(args: argparse.Namespace) -> tuple[ModelSpec, str, dict[str, str]]:
+    spec = load_spec(args.model)
+    registry = implementations(spec.name) if is_registered(args.model) else {}
+    return spec, args.model, registry
+
+
+def _cases(args: argparse.Namespace, spec: ModelSpec, registry: dict[str, str]) -> list[Case]:
+    names = tuple(registry) if args.impls is None else args.impls
+    unknown = [n for n in names if n not in registry and ":" not in n]
+    if unknown or not names:
+        raise ValueError(
+            f"--impls: unknown implementation {unknown[0] if unknown else ''!r}; expected "
+            f"{', '.join(registry) or 'MODULE:ATTR'}"
+        )
+    optimizers = OPTIMIZERS if args.optimizer == ("all",) else args.optimizer
+    for name in (*optimizers, *args.loop):
+        if name not in (*OPTIMIZERS, *LOOPS):
+            raise ValueError(f"unknown optimizer or loop {name!r}")
+    steps = args.steps or spec.steps
+    return [
+        Case(
+            args.model,
+            impl,
+            loop,
+            steps,
+            optimizer=opt,
+            lr=args.lr,
+            seed=args.seed,
+            mode=getattr(args, "mode", None),
+            batch=args.batch,
+            values=_values(args, spec),
+        )
+        for impl in names
+        for loop in args.loop
+        for opt in optimizers
+    ]
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    """Run `state-rosetta checkpoint ACTION`; `ValueError` and `TypeError` are usage errors."""
+    if args.action == "continue":
+        continue_command([str(d) for d in args.dirs], args.out, args.steps)
+        return 0
+    if args.action == "save":
+        return _save(args, console)
+    if args.action == "transplant":
+        from ._transplant import transplant_command
+
+        return transplant_command(args, console)
+    spec, _, registry = _model(args)
+    cases = _cases(args, spec, registry)
+    steps = cases[0].steps
+    at = steps // 2 if args.at is None else args.at
+    if not 0 < at < steps:
+        raise ValueError(f"--at: expected a step between 1 and {steps - 1}, got {at}")
+    if args.dir is not None and args.dir.exists() and any(args.dir.iterdir()):
+        raise ValueError(f"--dir {args.dir}: not empty; nothing was overwritten")
+    with console.status("checkpoints") as status:
+        results = resume(cases, at, workdir=args.dir, progress=lambda t: status.update(t))
+    table = Table(
+        title=f"{spec.name}: saved after step {at} of {steps}, resumed in a fresh process"
+    )
+    for column in ("implementation", "loop", "optimizer", "resumed = uninterrupted", "audit"):
+        table.add_column(column)
+    for r in results:
+        if r.error is not None:
+            verdict = f"[bold red]failed[/]: {escape(r.error.splitlines()[0])}"
+        elif r.pair is not None and r.pair.agree:
+            verdict = "[green]bitwise[/]"
+        else:
+            where = "" if r.pair is None else f" at {r.pair.first_divergence}"
+            verdict = f"[bold red]DIFFERS[/]{escape(where)}"
+        audit = "clean" if not r.findings else "; ".join(str(f) for f in r.findings)
+        table.add_row(r.case.implementation, r.case.loop, r.case.optimizer, verdict, escape(audit))
+    console.print(table)
+    ok = all(r.ok for r in results)
+    console.print(
+        f"{sum(r.ok for r in results)} of {len(results)} resumed bitwise with a clean audit"
+        if ok
+        else f"[bold red]{sum(not r.ok for r in results)} of {len(results)} did not[/]"
+    )
+    if args.json is not None:
+        data = {
+            "model": spec.name,
+            "at": at,
+            "steps": steps,
+            "cases": [r.to_json() for r in results],
+        }
+        write_atomic(args.json, json.dumps(data, indent=1).encode())
+        console.print(f"wrote {escape(str(args.json))}")
+    return 0 if ok else 1
+
+
+def _save(args: argparse.Namespace, console: Console) -> int:
+    spec, _, registry = _model(args)
+    if args.impl not in registry and ":" not in args.impl:
+        raise ValueError(
+            f"--impl: unknown implementation {args.impl!r}; expected "
+            f"{', '.join(registry) or 'MODULE:ATTR'}"
+        )
+    case = Case(
+        args.model,
+        args.impl,
+        args.loop,
+        args.steps or spec.steps,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        seed=args.seed,
+        mode=getattr(args, "mode", None),
+        batch=args.batch,
+        values=_values(args, spec),
+    )
+    until = case.steps if args.until is None else args.until
+    every = until if args.every is None else args.every
+    if not 0 < until <= case.steps or every < 1:
+        raise ValueError(f"--until, --every: expected 1 <= N <= {case.steps}")
+    built = Built(case)
+    trainer = built.trainer()
+    identity = {"model": built.spec.name, "implementation": case.implementation, "loop": case.loop}
+    with CheckpointStore(args.dir, create=True) as store:
+        start = 0
+        if store.steps():
+            meta = store.meta()
+            if meta.get("case") != case.to_json():
+                raise CheckpointError(
+                    f"checkpoint {store.directory}: holds another run ({meta.get('case')}); "
+                    "nothing was overwritten"
+                )
+            start = store.latest()
+            trainer.restore(store.restore(trainer.checkpoint(), expect=identity))
+            console.print(f"going on from step {start}")
+        step = start
+        while step < until:
+            stop = min(until, (step // every + 1) * every)
+            sink = Trajectory()  # the steps are not kept: the checkpoints are the record
+            sink.record_initial(*trainer.canonical())
+            trainer.run(*built.segment(step, stop), sink)
+            step = stop
+            store.save(step, trainer.checkpoint(), {**identity, "case": case.to_json()})
+            console.print(f"saved step {step}")
+    return 0

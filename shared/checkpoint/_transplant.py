@@ -1,0 +1,309 @@
+"""Transplant: save in framework A under canonical names, restore into B, train B on.
+
+A's params, state and optimizer state are written under the model's canonical names; optax
+states that mirror the params tree (momentum's trace, Adam's moments) go through the same
+names, and the rest (Adam's step count) under its path in the optax state, which is the same
+in every framework because the optimizer is the same optax transformation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ..core import Implementation, PairResult, Trajectory, compare, write_atomic
+from ._case import Built, Case
+from ._store import CheckpointError, CheckpointStore
+from ._trainers import HarnessTrainer
+from ._trees import leaf_name
+
+
+def _mirrors(params: Any) -> Any:
+    """A predicate: is a node of an optax state shaped like the params tree?"""
+    treedef: Any = jax.tree.structure(params)
+
+    def is_mirror(node: Any) -> bool:
+        return bool(jax.tree.structure(node) == treedef)
+
+    return is_mirror
+
+
+def canonical_opt_state(impl: Implementation, params: Any, state: Any, opt_state: Any) -> Any:
+    """`opt_state` with every params-shaped node (moments, traces) under canonical names."""
+    is_mirror = _mirrors(params)
+
+    def node(x: Any) -> Any:
+        return dict(impl.to_canonical(x, state)[0]) if is_mirror(x) else x
+
+    return jax.tree.map(node, opt_state, is_leaf=is_mirror)
+
+
+def portable(trainer: HarnessTrainer) -> dict[str, Any]:
+    """A harness trainer's params, state and optimizer state under canonical names."""
+    cparams, cstate = trainer.canonical()
+    return {
+        "params": dict(cparams),
+        "state": dict(cstate),
+        "opt_state": canonical_opt_state(
+            trainer.impl, trainer.params, trainer.state, trainer.opt_state
+        ),
+    }
+
+
+def _group(leaves: Mapping[str, np.ndarray], prefix: str) -> dict[str, jax.Array]:
+    return {k[len(prefix) :]: jnp.asarray(v) for k, v in leaves.items() if k.startswith(prefix)}
+
+
+@dataclass
+class Carried:
+    """What a transplant carried: the state names it could not carry, and B's own."""
+
+    not_carried: list[str] = field(default_factory=list)
+    own: list[str] = field(default_factory=list)
+
+
+def load_portable(trainer: HarnessTrainer, leaves: Mapping[str, np.ndarray]) -> Carried:
+    """Load canonical leaves (`CheckpointStore.leaves` of a `portable` save) into `trainer`.
+
+    Params and optimizer state must all be there (a [`CheckpointError`][] names the first
+    one missing). State that B has no name for is not carried, and state A had no name for
+    keeps B's own initial value; the returned [`Carried`][] lists both.
+    """
+    impl = trainer.impl
+    params = _group(leaves, "params.")
+    fresh_params, fresh_state = trainer.canonical()
+    missing = sorted(set(fresh_params) - set(params))
+    if missing or set(params) != set(fresh_params):
+        name = missing[0] if missing else sorted(set(params) - set(fresh_params))[0]
+        raise CheckpointError(f"transplant into {impl.name}: params {name!r} do not match")
+    saved_state = _group(leaves, "state.")
+    carried = Carried(
+        not_carried=sorted(set(saved_state) - set(fresh_state)),
+        own=sorted(set(fresh_state) - set(saved_state)),
+    )
+    state = {k: saved_state.get(k, jnp.asarray(v)) for k, v in fresh_state.items()}
+    native_params, native_state = impl.from_canonical(params, state)
+    is_mirror = _mirrors(trainer.params)
+
+    def node(path: Any, template: Any) -> Any:
+        prefix = "opt_state." + leaf_name(path)
+        if is_mirror(template):
+            moments = _group(leaves, prefix + ".")
+            return impl.from_canonical(moments, state)[0]
+        if prefix not in leaves:
+            raise CheckpointError(f"transplant into {impl.name}: no optimizer state {prefix!r}")
+        return jnp.asarray(leaves[prefix], dtype=np.asarray(template).dtype)
+
+    opt_state = jax.tree_util.tree_map_with_path(
+        node, trainer.tx.init(trainer.params), is_leaf=is_mirror
+    )
+    trainer.restore({"params": native_params, "state": native_state, "opt_state": opt_state})
+    return carried
+
+
+@dataclass
+class Transplanted:
+    """One ordered pair: A saved after `at` steps, B restored it and trained on."""
+
+    source: str
+    target: str
+    pair: PairResult | None
+    carried: Carried
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.pair is not None and self.pair.ok
+
+    def verdict(self) -> str:
+        if self.error is not None:
+            return "failed"
+        assert self.pair is not None
+        if self.pair.bitwise:
+            return "bitwise"
+        if self.pair.agree:
+            return (
+                f"{self.pair.max_ulp} ULP"
+                if self.pair.max_ulp <= 64
+                else f"{self.pair.max_abs:.1e}"
+            )
+        return "expected" if self.pair.expected else "DIFFERS"
+
+    def to_json(self) -> dict[str, Any]:
+        pair = self.pair
+        return {
+            "from": self.source,
+            "into": self.target,
+            "verdict": self.verdict(),
+            "bitwise": None if pair is None else pair.bitwise,
+            "max_abs": None if pair is None else pair.max_abs,
+            "max_ulp": None if pair is None else pair.max_ulp,
+            "tolerance": None if pair is None else pair.tolerance.describe(),
+            "first_divergence": None
+            if pair is None or pair.first_divergence is None
+            else str(pair.first_divergence),
+            "not_carried": self.carried.not_carried,
+            "own": self.carried.own,
+            "error": self.error,
+            "ok": self.ok,
+        }
+
+
+def _continuation(trainer: HarnessTrainer, built: Built, at: int, stop: int) -> Trajectory:
+    out = Trajectory()
+    out.record_initial(*trainer.canonical())
+    trainer.run(*built.segment(at, stop), out)
+    return out
+
+
+def transplant(
+    cases: Sequence[Case], at: int, *, workdir: str | Path | None = None, progress: Any = None
+) -> list[Transplanted]:
+    """Every ordered pair (A, B) of `cases` (one per implementation, harness loop, same
+    settings), the diagonal included: A trains `at` steps and saves canonically, B restores
+    and trains on; B's steps are compared with A's own continuation within the bounds the
+    model states for B against A."""
+    root = Path(
+        tempfile.mkdtemp(prefix="state-rosetta-transplant-") if workdir is None else workdir
+    )
+    built = {c.implementation: Built(replace(c, loop="harness")) for c in cases}
+    names = list(built)
+    stop = cases[0].steps
+    own: dict[str, Trajectory] = {}
+    for name, b in built.items():
+        if progress:
+            progress(f"{name}: train {at} steps, save under canonical names")
+        trainer = b.trainer()
+        assert isinstance(trainer, HarnessTrainer)
+        sink = Trajectory()
+        sink.record_initial(*trainer.canonical())
+        trainer.run(*b.segment(0, at), sink)
+        with CheckpointStore(root / name, create=True) as store:
+            identity = {"model": b.spec.name, "implementation": name, "loop": "canonical"}
+            store.save(at, portable(trainer), {**identity, "case": b.case.to_json()})
+        own[name] = _continuation(trainer, b, at, stop)
+    results = []
+    for target in names:
+        b = built[target]
+        trainer = b.trainer()
+        assert isinstance(trainer, HarnessTrainer)
+        tolerances = b.spec.tolerances_for(b.setup.config, b.setup.optimizer)
+        for source in names:
+            if progress:
+                progress(f"{source} -> {target}")
+            try:
+                with CheckpointStore(root / source) as store:
+                    meta = store.meta()
+                    if meta.get("model") != b.spec.name or meta.get("loop") != "canonical":
+                        raise CheckpointError(
+                            f"checkpoint {store.directory}: not a canonical save of {b.spec.name}"
+                        )
+                    carried = load_portable(trainer, store.leaves())
+                mine = _continuation(trainer, b, at, stop)
+                tolerance, loss_tolerance = tolerances.for_pair(
+                    f"{target}/harness", f"{source}/harness"
+                )
+                pair = compare(
+                    mine,
+                    own[source],
+                    tolerance,
+                    names=(f"{source}->{target}", f"{source}/continued"),
+                    loss_tolerance=loss_tolerance,
+                )
+                results.append(Transplanted(source, target, pair, carried))
+            except Exception as e:
+                first = str(e).splitlines()[0] if str(e) else ""
+                results.append(
+                    Transplanted(source, target, None, Carried(), f"{type(e).__name__}: {first}")
+                )
+    return results
+
+
+def matrix_table(results: Sequence[Transplanted], title: str) -> Table:
+    """Rows: saved in A; columns: restored into B."""
+    names = list(dict.fromkeys(r.source for r in results))
+    table = Table(title=title)
+    table.add_column("saved in \\ restored into")
+    for n in names:
+        table.add_column(n)
+    by = {(r.source, r.target): r for r in results}
+    for a in names:
+        row = [a]
+        for b in names:
+            r = by.get((a, b))
+            if r is None:
+                row.append("-")
+                continue
+            style = (
+                "green"
+                if r.ok and r.verdict() != "expected"
+                else ("yellow" if r.ok else "bold red")
+            )
+            row.append(f"[{style}]{escape(r.verdict())}[/]")
+        table.add_row(*row)
+    return table
+
+
+def transplant_command(args: argparse.Namespace, console: Console) -> int:
+    """`state-rosetta checkpoint transplant`."""
+    from ._cli import _cases, _model
+
+    spec, _, registry = _model(args)
+    args.loop = ("harness",)
+    args.optimizer = (args.optimizer,)
+    cases = _cases(args, spec, registry)
+    steps = cases[0].steps
+    at = steps // 2 if args.at is None else args.at
+    if not 0 < at < steps:
+        raise ValueError(f"--at: expected a step between 1 and {steps - 1}, got {at}")
+    with console.status("transplants") as status:
+        results = transplant(cases, at, progress=lambda t: status.update(t))
+    console.print(
+        matrix_table(
+            results,
+            f"{spec.name}: saved in A after step {at}, restored into B, trained to {steps} "
+            f"({cases[0].optimizer}); B against A's own continuation",
+        )
+    )
+    for r in results:
+        if r.error is not None:
+            console.print(
+                f"[bold red]{escape(r.source)} -> {escape(r.target)}[/]: {escape(r.error)}"
+            )
+        elif r.carried.not_carried or r.carried.own:
+            console.print(
+                f"{escape(r.source)} -> {escape(r.target)}: state not carried "
+                f"{r.carried.not_carried or 'none'}; {escape(r.target)}'s own "
+                f"{r.carried.own or 'none'}"
+            )
+        elif r.pair is not None and not r.pair.ok:
+            console.print(
+                f"[bold red]{escape(r.source)} -> {escape(r.target)}[/] parts from "
+                f"{escape(r.source)}'s continuation at {r.pair.first_divergence} "
+                f"(bound {escape(r.pair.tolerance.describe())})"
+            )
+    ok = all(r.ok for r in results)
+    if args.json is not None:
+        data = {
+            "model": spec.name,
+            "at": at,
+            "steps": steps,
+            "optimizer": cases[0].optimizer,
+            "mode": cases[0].mode,
+            "pairs": [r.to_json() for r in results],
+        }
+        write_atomic(args.json, json.dumps(data, indent=1).encode())
+        console.print(f"wrote {escape(str(args.json))}")
+    return 0 if ok else 1

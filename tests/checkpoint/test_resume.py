@@ -1,0 +1,97 @@
+"""Resume in a fresh process: every model, framework, loop and optimizer, bitwise.
+
+Each run (`state-rosetta checkpoint resume`) trains K steps and saves, audits the save,
+restores every checkpoint in one fresh Python process into freshly built objects, trains on
+to N, and compares the joined trajectory with the same objects trained on uninterrupted.
+The expected cases come from the registry, not from the run, so a case the run leaves out
+fails here.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import cli_run
+
+import shared
+from shared.core import LOOPS, OPTIMIZERS
+
+STEPS, AT = "6", "3"
+
+
+def _resume_run(model: str, *extra: str) -> dict:
+    run = cli_run("checkpoint", "resume", "--model", model, "--steps", STEPS, "--at", AT, *extra)
+    return {**run.json, "code": run.code, "output": run.output}
+
+
+def _cases(model: str, *extra: str) -> dict[tuple[str, str, str], dict]:
+    data = _resume_run(model, *extra)
+    return {
+        (c["case"]["implementation"], c["case"]["loop"], c["case"]["optimizer"]): c
+        for c in data["cases"]
+    }
+
+
+# The bias adder: every implementation (the pure-JAX one too), loop and optimizer.
+BIAS = [
+    pytest.param(i, loop, opt, id=f"{i}-{loop}-{opt}")
+    for i in shared.implementations("bias-adder")
+    for loop in LOOPS
+    for opt in OPTIMIZERS
+]
+
+
+# The MLPs compile a ~1.5 s step per case on 2 cores, so in the suite each runs the two
+# loops whose checkpoints hold the framework's own objects (the harness loop: its native
+# params and state; the native loop: what the framework's own code hands to orbax) with
+# adam, the richest optimizer state (moments that mirror the params, and a count). The scan
+# loop's trainer is the same generic code for every framework, and the bias adder above
+# resumes it in every framework with every optimizer. CI also runs the MLPs' whole matrix,
+# every loop and optimizer, from the command line (.ci/run: checkpoint resume --optimizer all).
+MLP_LOOPS = ("harness", "native")
+
+
+def _mlp_params(model: str) -> list:
+    return [
+        pytest.param(i, loop, "adam", id=f"{i}-{loop}-adam")
+        for i in shared.implementations(model)
+        for loop in MLP_LOOPS
+    ]
+
+
+def _assert_resumed(case: dict) -> None:
+    assert case["error"] is None, case["error"]
+    assert case["audit"] == [], case["audit"]  # a correct save: the audit reports nothing
+    assert case["bitwise"], f"resumed run parts at {case['first_divergence']}"
+    assert case["first_divergence"] is None
+    assert case["ok"]
+
+
+@pytest.mark.parametrize(("impl", "loop", "optimizer"), BIAS)
+def test_bias_adder_resumes_bitwise(impl: str, loop: str, optimizer: str) -> None:
+    cases = _cases("bias-adder", "--optimizer", "all")
+    _assert_resumed(cases[(impl, loop, optimizer)])
+
+
+def _mlp_case(model: str, impl: str, loop: str, optimizer: str, *mode: str) -> dict:
+    extra = ("--optimizer", optimizer, "--loop", ",".join(MLP_LOOPS), *mode)
+    return _cases(model, *extra)[(impl, loop, optimizer)]
+
+
+@pytest.mark.parametrize(("impl", "loop", "optimizer"), _mlp_params("mlp-bn"))
+def test_mlp_bn_resumes_bitwise(impl: str, loop: str, optimizer: str) -> None:
+    _assert_resumed(_mlp_case("mlp-bn", impl, loop, optimizer))
+
+
+@pytest.mark.parametrize(("impl", "loop", "optimizer"), _mlp_params("mlp-dropout"))
+def test_mlp_dropout_native_keys_resume_bitwise(impl: str, loop: str, optimizer: str) -> None:
+    """Native keys: the dropout stream is the framework's own state (NNX's `nnx.Rngs`
+    stream, Keras's seed generator, a step counter in Linen's `TrainState` and in the Haiku
+    and Equinox loops), so a resume that lost it would draw step 0's masks again."""
+    _assert_resumed(_mlp_case("mlp-dropout", impl, loop, optimizer, "--native"))
+
+
+def test_resume_command_exits_0_and_says_so() -> None:
+    data = _resume_run("bias-adder", "--optimizer", "all")
+    assert data["code"] == 0, data["output"][-3000:]
+    assert f"{len(BIAS)} of {len(BIAS)} resumed bitwise with a clean audit" in data["output"]
+    assert (data["at"], data["steps"]) == (int(AT), int(STEPS))

@@ -1,0 +1,140 @@
+"""Transplant: save in A under canonical names, restore into B, train B on, every ordered pair.
+
+B's continuation is compared with A's own continuation from the same step, within the bound
+the model states for B against A (`Tolerances.for_pair`); the diagonal (A into A, through
+canonical names and back) must be bitwise. The expected pairs come from the registry.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import cli_run
+
+import shared
+
+STEPS, AT = "6", "3"
+
+
+def _matrix(model: str, *extra: str) -> dict[tuple[str, str], dict]:
+    run = cli_run(
+        "checkpoint", "transplant", "--model", model, "--steps", STEPS, "--at", AT, *extra
+    )
+    assert run.json["optimizer"] == "adam"  # moments that mirror the params, and a count
+    return {(p["from"], p["into"]): {**p, "code": run.code} for p in run.json["pairs"]}
+
+
+def _pairs(model: str) -> list:
+    names = list(shared.implementations(model))
+    return [pytest.param(a, b, id=f"{a}-into-{b}") for a in names for b in names]
+
+
+@pytest.mark.parametrize(("source", "target"), _pairs("bias-adder"))
+def test_bias_adder_transplants_bitwise(source: str, target: str) -> None:
+    """Every bias adder trains bitwise like every other (the equivalence tests), so a
+    transplanted one must go on bitwise too."""
+    pair = _matrix("bias-adder")[(source, target)]
+    assert pair["error"] is None, pair["error"]
+    assert pair["bitwise"], pair
+    assert pair["not_carried"] == pair["own"] == []
+
+
+@pytest.mark.parametrize(("source", "target"), _pairs("mlp-bn"))
+def test_mlp_bn_transplants_within_its_bounds(source: str, target: str) -> None:
+    pair = _matrix("mlp-bn")[(source, target)]
+    assert pair["error"] is None, pair["error"]
+    assert pair["ok"] and pair["first_divergence"] is None, pair
+    assert pair["verdict"] != "expected"  # aligned: no pair may be excused
+    if source == target:
+        assert pair["bitwise"], "a round trip through canonical names changed something"
+    assert pair["not_carried"] == pair["own"] == []  # BatchNorm's statistics travel
+
+
+@pytest.mark.parametrize(("source", "target"), _pairs("mlp-dropout"))
+def test_mlp_dropout_aligned_keys_transplant_bitwise(source: str, target: str) -> None:
+    """Aligned keys: every framework draws the harness's masks, so nothing random is state;
+    the frameworks train bitwise alike, and so do their transplants."""
+    pair = _matrix("mlp-dropout")[(source, target)]
+    assert pair["error"] is None, pair["error"]
+    assert pair["bitwise"], pair
+
+
+NATIVE = ("flax_nnx", "keras", "haiku")
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "not_carried", "own"),
+    [
+        ("flax_nnx", "keras", ["dropout.rngs.count", "dropout.rngs.key"], ["dropout.seed"]),
+        ("keras", "flax_nnx", ["dropout.seed"], ["dropout.rngs.count", "dropout.rngs.key"]),
+        ("flax_nnx", "haiku", ["dropout.rngs.count", "dropout.rngs.key"], []),
+        ("haiku", "flax_nnx", [], ["dropout.rngs.count", "dropout.rngs.key"]),
+        ("keras", "haiku", ["dropout.seed"], []),
+        ("haiku", "keras", [], ["dropout.seed"]),
+    ],
+)
+def test_native_dropout_streams_cannot_cross_frameworks(
+    source: str, target: str, not_carried: list[str], own: list[str]
+) -> None:
+    """Native keys: each framework's dropout stream is its own kind of state (NNX's key and
+    count, Keras's seed, none in Haiku, whose key is apply's argument). The report names
+    what was not carried and what B started afresh, and the pair differs as expected."""
+    pair = _matrix("mlp-dropout", "--native", "--impls", ",".join(NATIVE))[(source, target)]
+    assert pair["error"] is None, pair["error"]
+    assert (pair["not_carried"], pair["own"]) == (not_carried, own)
+    assert pair["verdict"] == "expected" and pair["ok"]
+
+
+@pytest.mark.parametrize("name", NATIVE)
+def test_native_dropout_streams_carry_within_a_framework(name: str) -> None:
+    pair = _matrix("mlp-dropout", "--native", "--impls", ",".join(NATIVE))[(name, name)]
+    assert pair["bitwise"] and pair["not_carried"] == pair["own"] == []
+
+
+@pytest.mark.parametrize("model", ["bias-adder", "mlp-bn", "mlp-dropout"])
+def test_transplant_command_exits_0(model: str) -> None:
+    assert next(iter(_matrix(model).values()))["code"] == 0
+
+
+def _tables(text: str, model: str) -> dict[tuple[str, str], str]:
+    """The cells of `text`'s transplant table for `model` (the table after its heading)."""
+    lines = text.splitlines()
+    start = next(
+        i
+        for i, line in enumerate(lines)
+        if line.startswith(f"**{model}**") or f"| {model}:" in line
+    )
+    rows = []
+    for line in lines[start:]:
+        if line.startswith("|"):
+            rows.append([c.strip() for c in line.strip("|").split("|")])
+        elif rows:
+            break
+    head, body = rows[0][1:], rows[2:]
+    return {(row[0], b): cell for row in body for b, cell in zip(head, row[1:], strict=True)}
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("document", "model"),
+    [
+        ("docs/checkpoints.md", "bias-adder"),
+        ("docs/checkpoints.md", "mlp-bn"),
+        ("README.md", "mlp-bn"),
+    ],
+)
+def test_the_documented_transplant_tables_match_a_run(document: str, model: str) -> None:
+    """A cell says "bitwise" exactly where the run is bitwise; a number is the largest
+    difference measured, which a run on this kind of machine must not exceed by more than
+    half (the rounding of one significant digit, and room for another CPU's code)."""
+    cells = _tables((ROOT / document).read_text(), model)
+    run = _matrix(model)
+    assert set(cells) == set(run)
+    for pair, cell in cells.items():
+        measured = run[pair]
+        if cell == "bitwise":
+            assert measured["bitwise"], (pair, measured)
+        else:
+            assert not measured["bitwise"], (pair, cell)
+            assert measured["max_abs"] <= 1.5 * float(cell), (pair, cell, measured["max_abs"])
