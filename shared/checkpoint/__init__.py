@@ -2,7 +2,15 @@
 
 from ._audit import KINDS, Finding, audit
 from ._case import Built, Case
-from ._resume import Resumed, Saved, continue_from, joined, resume, save_case
+from ._resume import (
+    Resumed,
+    Saved,
+    continue_from,
+    joined,
+    read_trajectories,
+    resume,
+    save_case,
+)
 from ._store import DIGEST, FORMAT, CheckpointError, CheckpointStore
 from ._trainers import HarnessTrainer, NativeTrainer, ScanTrainer, Trainer, make_trainer
 from ._trees import abstract, named_leaves, restored_into, savable
@@ -28,6 +36,7 @@ __all__ = [
     "joined",
     "make_trainer",
     "named_leaves",
+    "read_trajectories",
     "restored_into",
     "resume",
     "savable",

@@ -162,8 +162,7 @@ def _cases(args: argparse.Namespace, spec: ModelSpec, registry: dict[str, str]) 
 def run(args: argparse.Namespace, console: Console) -> int:
     """Run `state-rosetta checkpoint ACTION`; `ValueError` and `TypeError` are usage errors."""
     if args.action == "continue":
-        continue_command([str(d) for d in args.dirs], args.out, args.steps)
-        return 0
+        return continue_command([str(d) for d in args.dirs], args.out, args.steps)
     if args.action == "save":
         return _save(args, console)
     if args.action == "transplant":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -176,8 +177,11 @@ def resume(
     """The resume proof for each case: train `at` steps here and save (audited), restore
     every case in one fresh Python process and train on, then compare the joined trajectory
     with the uninterrupted run bitwise."""
-    root = Path(tempfile.mkdtemp(prefix="state-rosetta-resume-") if workdir is None else workdir)
-    env = _child_env(root)  # before anything compiles, so that the fresh process can reuse it
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="state-rosetta-resume-") as scratch:
+            return resume(cases, at, workdir=scratch, progress=progress)
+    root = Path(workdir)
+    env = _child_env()  # before anything compiles, so that the fresh process can reuse it
     saved: dict[str, Saved] = {}
     results: dict[str, Resumed] = {}
     for i, case in enumerate(cases):
@@ -194,17 +198,19 @@ def resume(
         command = [sys.executable, "-m", "shared", "checkpoint", "continue", "--out", str(out)]
         command += [str(s.directory) for s in saved.values()]
         done = subprocess.run(command, capture_output=True, text=True, env=env)
-        if done.returncode != 0:
+        if done.returncode not in (0, 1) or not out.is_file():
             raise RuntimeError(
                 f"the fresh process failed (exit {done.returncode}): {done.stderr[-2000:]}"
             )
     after = read_trajectories(out) if saved else {}
+    failed = json.loads(_errors_path(out).read_text()) if _errors_path(out).is_file() else {}
     for key, s in saved.items():
         if progress:
-            progress(f"{s.case.label}: uninterrupted run")
+            progress(f"{s.case.label}: compare")
         mine = after.get(str(s.directory))
         if mine is None:
-            results[key] = Resumed(s.case, at, None, s.findings, "the fresh process lost it")
+            error = failed.get(str(s.directory), "the fresh process did not report it")
+            results[key] = Resumed(s.case, at, None, s.findings, f"in the fresh process: {error}")
             continue
         pair = compare(
             joined(s.before, mine),
@@ -216,18 +222,19 @@ def resume(
     return [results[str(i)] for i in range(len(cases))]
 
 
-def _child_env(root: Path) -> dict[str, str]:
+def _child_env() -> dict[str, str]:
     """The fresh process's environment: this one's, sharing its compilation cache.
 
     With a persistent compilation cache, the fresh process loads the programs this one
     compiled instead of compiling them again: the same executables, so the numbers cannot
     change, and nothing else (no array, no Python object) is shared. Without one configured,
-    both use a cache under `root`.
+    both use `state-rosetta-xla-cache-<uid>` in the temporary directory (kept: later runs
+    reuse it).
     """
     env = os.environ.copy()
     cache = jax.config.values.get("jax_compilation_cache_dir")
     if not cache:
-        cache = str(root / "xla-cache")
+        cache = str(Path(tempfile.gettempdir()) / f"state-rosetta-xla-cache-{os.getuid()}")
         for name, value in (
             ("jax_compilation_cache_dir", cache),
             ("jax_persistent_cache_min_compile_time_secs", 0),
@@ -240,9 +247,26 @@ def _child_env(root: Path) -> dict[str, str]:
     return env
 
 
-def continue_command(directories: Sequence[str], out: Path, steps: int | None = None) -> None:
-    """`state-rosetta checkpoint continue DIR... --out FILE.npz` (the fresh process)."""
-    trajectories = {}
+def _errors_path(out: Path) -> Path:
+    return out.with_name(out.name + ".errors.json")
+
+
+def continue_command(directories: Sequence[str], out: Path, steps: int | None = None) -> int:
+    """`state-rosetta checkpoint continue DIR... --out FILE.npz` (the fresh process).
+
+    One folder that cannot be continued raises its error (exit 2). With several, each
+    failure is written to `FILE.npz.errors.json` by folder, the others are continued, and
+    the exit code is 1.
+    """
+    trajectories, errors = {}, {}
     for directory in directories:
-        _, _, trajectories[directory] = continue_from(directory, steps)
+        try:
+            _, _, trajectories[directory] = continue_from(directory, steps)
+        except Exception as e:
+            if len(directories) == 1:
+                raise
+            errors[directory] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     write_atomic(out, trajectory_bytes(trajectories))
+    if errors:
+        write_atomic(_errors_path(out), json.dumps(errors, indent=1).encode())
+    return 1 if errors else 0

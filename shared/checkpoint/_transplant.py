@@ -175,9 +175,10 @@ def transplant(
     settings), the diagonal included: A trains `at` steps and saves canonically, B restores
     and trains on; B's steps are compared with A's own continuation within the bounds the
     model states for B against A."""
-    root = Path(
-        tempfile.mkdtemp(prefix="state-rosetta-transplant-") if workdir is None else workdir
-    )
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="state-rosetta-transplant-") as scratch:
+            return transplant(cases, at, workdir=scratch, progress=progress)
+    root = Path(workdir)
     built = {c.implementation: Built(replace(c, loop="harness")) for c in cases}
     names = list(built)
     stop = cases[0].steps

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 import pytest
 
-from shared.checkpoint import CheckpointError, CheckpointStore
+from shared.checkpoint import CheckpointError, CheckpointStore, read_trajectories
 from shared.cli import main
 
 SAVE = ["--impl", "jax", "--steps", "6", "--optimizer", "momentum"]
@@ -172,3 +173,18 @@ def test_bad_resume_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None
     assert "--at: expected a step between 1 and 3, got 4" in line
     line = _error_line(capsys, ["checkpoint", "resume", "--impls", "nope"])
     assert "unknown implementation 'nope'" in line
+
+
+def test_continue_names_each_bad_folder_and_goes_on_with_the_rest(
+    saved: Path, tmp_path: Path
+) -> None:
+    """The fresh process of `checkpoint resume` continues many folders: one bad folder is
+    reported by name (exit 1), and the others are still continued."""
+    out = tmp_path / "o.npz"
+    missing = tmp_path / "nope"
+    assert main(["checkpoint", "continue", str(saved), str(missing), "--out", str(out)]) == 1
+    errors = json.loads((tmp_path / "o.npz.errors.json").read_text())
+    assert list(errors) == [str(missing)]
+    assert "no such folder" in errors[str(missing)]
+    continued = read_trajectories(out)[str(saved)]
+    assert continued.steps == 4  # from step 2 to step 6
