@@ -25,6 +25,7 @@ from ..core import (
     State,
     TrainStep,
     Trajectory,
+    scan_body,
     unstack,
 )
 
@@ -74,12 +75,17 @@ class HarnessTrainer(Trainer):
     ) -> None:
         self.impl = impl
         self.tx = tx
-        self.step = jax.jit(TrainStep(impl, loss_fn, tx, inputs))
+        self.train_step = TrainStep(impl, loss_fn, tx, inputs)
+        self.jitted = jax.jit(self.compiled())
         self.params, self.state, self.opt_state = params, state, tx.init(params)
+
+    def compiled(self) -> Any:
+        """What `jitted` compiles: one step."""
+        return self.train_step
 
     def run(self, batches: Batches, keys: jax.Array | None, out: Trajectory) -> None:
         for batch, key in _per_step(batches, keys):
-            self.params, self.state, self.opt_state, loss = self.step(
+            self.params, self.state, self.opt_state, loss = self.jitted(
                 self.params, self.state, self.opt_state, batch, key
             )
             out.record_step(loss, *self.canonical())
@@ -99,32 +105,18 @@ class ScanTrainer(HarnessTrainer):
 
     loop = "scan"
 
-    def __init__(
-        self,
-        impl: Implementation,
-        params: Params,
-        state: State,
-        tx: optax.GradientTransformation,
-        loss_fn: LossFn,
-        inputs: InputsFn | None = None,
-    ) -> None:
-        super().__init__(impl, params, state, tx, loss_fn, inputs)
-        step = TrainStep(impl, loss_fn, tx, inputs)
+    def compiled(self) -> Any:
+        """What `jitted` compiles: a segment of steps in one `lax.scan` (`run_scan`'s body)."""
+        body = scan_body(self.train_step)
 
         def train(carry: Any, batches: Batch, keys: jax.Array | None) -> Any:
-            def body(carry: Any, xs: Any) -> Any:
-                batch, key = xs
-                params, state, opt_state = carry
-                params, state, opt_state, loss = step(params, state, opt_state, batch, key)
-                return (params, state, opt_state), (loss, impl.to_canonical(params, state))
-
             return jax.lax.scan(body, carry, (batches, keys))
 
-        self.train = jax.jit(train)
+        return train
 
     def run(self, batches: Batches, keys: jax.Array | None, out: Trajectory) -> None:
         carry = (self.params, self.state, self.opt_state)
-        (self.params, self.state, self.opt_state), history = self.train(carry, batches, keys)
+        (self.params, self.state, self.opt_state), history = self.jitted(carry, batches, keys)
         losses, (cparams, cstate) = jax.device_get(history)
         for s in range(len(losses)):
             out.record_step(

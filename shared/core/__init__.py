@@ -20,6 +20,7 @@ from ._harness import (
     run_loop,
     run_native,
     run_scan,
+    scan_body,
     unstack,
 )
 from ._keys import step_keys
@@ -158,6 +159,7 @@ __all__ = [
     "run_parallel",
     "run_scan",
     "save_run",
+    "scan_body",
     "settings_for",
     "setup_run",
     "step_keys",

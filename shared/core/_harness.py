@@ -159,14 +159,8 @@ def run_scan(
         _keys_for(keys, int(np.shape(jax.tree.leaves(batches)[0])[0]))
 
     def train(params: Params, state: State, batches: Batch, keys: jax.Array | None) -> Any:
-        def body(carry: Any, xs: Any) -> Any:
-            batch, key = xs
-            params, state, opt_state = carry
-            params, state, opt_state, loss = step(params, state, opt_state, batch, key)
-            return (params, state, opt_state), (loss, impl.to_canonical(params, state))
-
         carry = (params, state, tx.init(params))
-        _, history = jax.lax.scan(body, carry, (batches, keys))
+        _, history = jax.lax.scan(scan_body(step), carry, (batches, keys))
         return history
 
     run = jax.jit(train) if jit else train
@@ -179,6 +173,19 @@ def run_scan(
             losses[s], {k: v[s] for k, v in cparams.items()}, {k: v[s] for k, v in cstate.items()}
         )
     return trajectory
+
+
+def scan_body(step: TrainStep) -> Callable[[Any, Any], Any]:
+    """`lax.scan`'s body for `step`: carry `(params, state, opt_state)`, one `(batch, key)`
+    in, the loss and the canonical params and state out."""
+
+    def body(carry: Any, xs: Any) -> Any:
+        batch, key = xs
+        params, state, opt_state = carry
+        params, state, opt_state, loss = step(params, state, opt_state, batch, key)
+        return (params, state, opt_state), (loss, step.impl.to_canonical(params, state))
+
+    return body
 
 
 def run_native(
