@@ -90,6 +90,19 @@ class Built:
         keys = None if self.setup.keys is None else self.setup.keys[start:stop]
         return batches, keys
 
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint of this case must carry to be restored into its objects."""
+        c = self.case
+        return {"model": self.spec.name, "implementation": c.implementation, "loop": c.loop}
+
+    def train(self, trainer: Trainer, start: int, stop: int) -> Trajectory:
+        """Steps `start + 1 .. stop` of `trainer`, recorded from its current values."""
+        out = Trajectory()
+        out.record_initial(*trainer.canonical())
+        trainer.run(*self.segment(start, stop), out)
+        return out
+
     def uninterrupted(self) -> Trajectory:
         """All `steps` in one go, as `compare` trains them (`run_loop`)."""
         return self.setup.train(self.impl, self.case.loop)

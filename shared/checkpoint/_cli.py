@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .._registry import DEFAULT_MODEL, MODELS, implementations, is_registered, load_spec
-from ..core import LOOPS, OPTIMIZERS, ModelSpec, Trajectory, write_atomic
+from ..core import LOOPS, OPTIMIZERS, ModelSpec, write_atomic
 from ._case import Built, Case
 from ._resume import continue_command, resume
 from ._store import CheckpointError, CheckpointStore
@@ -238,7 +238,7 @@ def _save(args: argparse.Namespace, console: Console) -> int:
         raise ValueError(f"--until, --every: expected 1 <= N <= {case.steps}")
     built = Built(case)
     trainer = built.trainer()
-    identity = {"model": built.spec.name, "implementation": case.implementation, "loop": case.loop}
+    identity = built.identity
     with CheckpointStore(args.dir, create=True) as store:
         start = 0
         if store.steps():
@@ -254,9 +254,7 @@ def _save(args: argparse.Namespace, console: Console) -> int:
         step = start
         while step < until:
             stop = min(until, (step // every + 1) * every)
-            sink = Trajectory()  # the steps are not kept: the checkpoints are the record
-            sink.record_initial(*trainer.canonical())
-            trainer.run(*built.segment(step, stop), sink)
+            built.train(trainer, step, stop)  # not kept: the checkpoints are the record
             step = stop
             store.save(step, trainer.checkpoint(), {**identity, "case": case.to_json()})
             console.print(f"saved step {step}")

@@ -44,15 +44,13 @@ def save_case(case: Case, at: int, directory: str | Path) -> Saved:
         raise ValueError(f"--at: expected a step between 1 and {case.steps - 1}, got {at}")
     built = Built(case)
     trainer = built.trainer()
-    before = Trajectory()
-    before.record_initial(*trainer.canonical())
-    trainer.run(*built.segment(0, at), before)
+    before = built.train(trainer, 0, at)
     live = trainer.checkpoint()
     with CheckpointStore(directory, create=True) as store:
-        store.save(at, live, {**_identity(built), "case": case.to_json()})
+        store.save(at, live, {**built.identity, "case": case.to_json()})
         fresh = built.trainer()
         initial = fresh.checkpoint()
-        fresh.restore(store.restore(initial, expect=_identity(built)))
+        fresh.restore(store.restore(initial, expect=built.identity))
         saved = set(store.meta(at)["leaves"])
     findings = audit(
         savable(live), savable(fresh.checkpoint()), saved=saved, initial=savable(initial)
@@ -64,12 +62,6 @@ def save_case(case: Case, at: int, directory: str | Path) -> Saved:
     )
     trainer.run(*built.segment(at, case.steps), uninterrupted)
     return Saved(case, Path(directory), at, before, findings, uninterrupted)
-
-
-def _identity(built: Built) -> dict[str, Any]:
-    """What a checkpoint must carry to be restored into these objects."""
-    c = built.case
-    return {"model": built.spec.name, "implementation": c.implementation, "loop": c.loop}
 
 
 def continue_from(directory: str | Path, steps: int | None = None) -> tuple[Case, int, Trajectory]:
@@ -87,14 +79,11 @@ def continue_from(directory: str | Path, steps: int | None = None) -> tuple[Case
         at = int(meta["step"])
         built = Built(case)
         trainer = built.trainer()
-        trainer.restore(store.restore(trainer.checkpoint(), expect=_identity(built)))
+        trainer.restore(store.restore(trainer.checkpoint(), expect=built.identity))
     stop = case.steps if steps is None else steps
     if not at < stop <= case.steps:
         raise ValueError(f"--steps: expected {at + 1}..{case.steps} (saved at {at}), got {stop}")
-    after = Trajectory()
-    after.record_initial(*trainer.canonical())
-    trainer.run(*built.segment(at, stop), after)
-    return case, at, after
+    return case, at, built.train(trainer, at, stop)
 
 
 def trajectory_bytes(trajectories: dict[str, Trajectory]) -> bytes:

@@ -155,11 +155,11 @@ class CheckpointStore:
         are of another model, implementation or loop, or not ours: nothing is overwritten. A
         step of this run that a kill left without its digest is removed first.
         """
-        if step in self.steps():
+        existing = self.steps()
+        if step in existing:
             raise CheckpointError(
                 f"checkpoint {self.directory}: step {step} exists; nothing was overwritten"
             )
-        existing = self.steps()
         for unfinished in sorted(set(self.manager.all_steps()) - set(existing)):
             self._remove_unfinished(unfinished, meta)  # or refuse another program's step
         if existing:

@@ -161,13 +161,6 @@ class Transplanted:
         }
 
 
-def _continuation(trainer: HarnessTrainer, built: Built, at: int, stop: int) -> Trajectory:
-    out = Trajectory()
-    out.record_initial(*trainer.canonical())
-    trainer.run(*built.segment(at, stop), out)
-    return out
-
-
 def transplant(
     cases: Sequence[Case], at: int, *, workdir: str | Path | None = None, progress: Any = None
 ) -> list[Transplanted]:
@@ -188,13 +181,11 @@ def transplant(
             progress(f"{name}: train {at} steps, save under canonical names")
         trainer = b.trainer()
         assert isinstance(trainer, HarnessTrainer)
-        sink = Trajectory()
-        sink.record_initial(*trainer.canonical())
-        trainer.run(*b.segment(0, at), sink)
+        b.train(trainer, 0, at)
         with CheckpointStore(root / name, create=True) as store:
-            identity = {"model": b.spec.name, "implementation": name, "loop": "canonical"}
+            identity = {**b.identity, "loop": "canonical"}
             store.save(at, portable(trainer), {**identity, "case": b.case.to_json()})
-        own[name] = _continuation(trainer, b, at, stop)
+        own[name] = b.train(trainer, at, stop)
     results = []
     for target in names:
         b = built[target]
@@ -212,7 +203,7 @@ def transplant(
                             f"checkpoint {store.directory}: not a canonical save of {b.spec.name}"
                         )
                     carried = load_portable(trainer, store.leaves())
-                mine = _continuation(trainer, b, at, stop)
+                mine = b.train(trainer, at, stop)
                 tolerance, loss_tolerance = tolerances.for_pair(
                     f"{target}/harness", f"{source}/harness"
                 )
