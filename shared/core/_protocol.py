@@ -101,9 +101,23 @@ class Implementation(Protocol):
         """
         ...
 
+    def native_variants(
+        self, params: Params, state: State, tx: optax.GradientTransformation
+    ) -> Mapping[str, NativeLoop]:
+        """Optional: the framework's other recommended ways to run its training step, by name.
+
+        Each is a [`NativeLoop`][] started from `params` and `state`, written as the
+        framework's own performance guidance writes it (NNX's `nnx.cached_partial`, Equinox's
+        `eqx.partition` outside `jax.jit`, Linen's plain dicts, Keras's `stateless_call`,
+        ...). `state-rosetta bench` times each one as the path `native:NAME`, and each must
+        train like the harness step (`tests/core/test_native_variants.py`).
+        """
+        ...
+
 
 ImplementationFactory: TypeAlias = Callable[[Any], Implementation]
 """What the registry holds and `--impl MODULE:ATTR` names: config -> implementation."""
 
 REQUIRED = ("name", "model", "init", "apply", "to_canonical", "from_canonical")
-"""The attributes an implementation must have (`native_loop` is optional)."""
+"""The attributes an implementation must have (`native_loop` and `native_variants` are
+optional)."""

@@ -190,6 +190,8 @@ class ModelSpec:
     - `random`: the model draws random numbers: `apply` receives a per-step `key`.
     - `describe`: `(config, settings, batches) -> dict`, extra keys for the JSON's config.
     - `bench`: `(quick, rng) -> shapes` for `state-rosetta bench` (`None`: not benchmarked).
+    - `bench_depth`: `(depth, quick, rng) -> shapes` for `state-rosetta bench --depth`: the
+      model at `depth` layers, at a tiny and a large width (`None`: the model has no depth).
     - `docs`: the model's sections of the idioms guide (opaque to the harness).
     - `loss_reduction`: `"mean"` or `"sum"` over the batch: how data-parallel training
       combines the replicas' losses (`pmean` or `psum`), so that the gradient is the
@@ -226,6 +228,7 @@ class ModelSpec:
     random: bool = False
     describe: Callable[[Any, Settings, Batches], dict[str, Any]] | None = None
     bench: Callable[[bool, np.random.Generator], Sequence[BenchShape]] | None = None
+    bench_depth: Callable[[int, bool, np.random.Generator], Sequence[BenchShape]] | None = None
     docs: Any = None
     loss_reduction: str = "mean"
     cross_device: Callable[[Any, str], Any] | None = None
@@ -243,7 +246,16 @@ class ModelSpec:
             raise ValueError(
                 f"{where}: loss_reduction must be 'mean' or 'sum', got {self.loss_reduction!r}"
             )
-        for attr in ("inputs", "user_data", "oracle", "init", "describe", "bench", "cross_device"):
+        for attr in (
+            "inputs",
+            "user_data",
+            "oracle",
+            "init",
+            "describe",
+            "bench",
+            "bench_depth",
+            "cross_device",
+        ):
             value = getattr(self, attr)
             if value is not None and not callable(value):
                 raise TypeError(f"{where}: {attr} must be callable or None")
