@@ -1,6 +1,7 @@
 """The bias adder and the MLP with BatchNorm in Equinox (`eqx.nn.StateIndex`, explicit state)."""
 
 from ._bias_adder import BiasAdderWithRunningMean, EquinoxBiasAdder
+from ._bias_stack import EquinoxBiasStack
 from ._canonical import (
     equinox_canonical,
     equinox_from_canonical,
@@ -13,6 +14,7 @@ from ._mlp_dropout import EquinoxMlpDropout
 __all__ = [
     "BiasAdderWithRunningMean",
     "EquinoxBiasAdder",
+    "EquinoxBiasStack",
     "EquinoxMlpBn",
     "EquinoxMlpDropout",
     "equinox_canonical",

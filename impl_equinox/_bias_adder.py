@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -12,6 +14,7 @@ from shared import Canonical, NativeLoop
 from shared.models.bias_adder import BiasAdderConfig, check_input
 
 from ._native import equinox_native_loop
+from ._variants import equinox_variants
 
 
 class BiasAdderWithRunningMean(eqx.Module):
@@ -150,3 +153,8 @@ class EquinoxBiasAdder:
         self, params: PyTree, state: eqx.nn.State, tx: optax.GradientTransformation
     ) -> NativeLoop:
         return equinox_native_loop(train_step, self._combine(params), state, tx)
+
+    def native_variants(
+        self, params: PyTree, state: eqx.nn.State, tx: optax.GradientTransformation
+    ) -> Mapping[str, NativeLoop]:
+        return equinox_variants(train_step, self._combine(params), state, tx)

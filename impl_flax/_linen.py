@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import flax
@@ -12,9 +13,10 @@ import optax
 from jaxtyping import Array, Float
 
 from shared import Canonical, NativeLoop
-from shared.models.bias_adder import BiasAdderConfig, check_input
+from shared.models.bias_adder import BiasAdderConfig, bias_adder_loss, check_input
 
 from ._native import TrainState, linen_native_loop
+from ._variants import linen_variants
 
 
 class BiasAdderWithRunningMean(nn.Module):
@@ -110,3 +112,8 @@ class LinenBiasAdder:
 
     def native_loop(self, params: Any, state: Any, tx: optax.GradientTransformation) -> NativeLoop:
         return linen_native_loop(train_step, self.module.apply, params, state, tx)
+
+    def native_variants(
+        self, params: Any, state: Any, tx: optax.GradientTransformation
+    ) -> Mapping[str, NativeLoop]:
+        return linen_variants(self.module.apply, bias_adder_loss, params, state, tx)

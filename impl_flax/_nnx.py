@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -12,6 +14,7 @@ from shared import Canonical, NativeLoop
 from shared.models.bias_adder import BiasAdderConfig, check_input
 
 from ._native import nnx_native_loop
+from ._variants import nnx_variants
 
 
 class BiasAdderWithRunningMean(nnx.Module):
@@ -134,3 +137,8 @@ class NNXBiasAdder:
         self, params: nnx.State, state: nnx.State, tx: optax.GradientTransformation
     ) -> NativeLoop:
         return nnx_native_loop(train_step, self._merge(params, state), tx)
+
+    def native_variants(
+        self, params: nnx.State, state: nnx.State, tx: optax.GradientTransformation
+    ) -> Mapping[str, NativeLoop]:
+        return nnx_variants(train_step, self._merge(params, state), tx)

@@ -1,6 +1,7 @@
 """The bias adder and the MLP with BatchNorm in Haiku (`hk.transform_with_state`)."""
 
 from ._bias_adder import BiasAdderWithRunningMean, HaikuBiasAdder, make_forward
+from ._bias_stack import HaikuBiasStack
 from ._canonical import haiku_canonical, haiku_from_canonical
 from ._mlp_bn import HaikuMlpBn
 from ._mlp_dropout import HaikuMlpDropout
@@ -8,6 +9,7 @@ from ._mlp_dropout import HaikuMlpDropout
 __all__ = [
     "BiasAdderWithRunningMean",
     "HaikuBiasAdder",
+    "HaikuBiasStack",
     "HaikuMlpBn",
     "HaikuMlpDropout",
     "haiku_canonical",

@@ -59,6 +59,7 @@ def make_forward(**kwargs: Any) -> hk.TransformedWithState:
 
 
 # --8<-- [start:haiku-train-step]
+# --8<-- [start:haiku-fast-loop]
 def make_train_step(forward: hk.TransformedWithState, tx: optax.GradientTransformation):
     @jax.jit
     def train_step(params, state, opt_state, x):
@@ -76,6 +77,7 @@ def make_train_step(forward: hk.TransformedWithState, tx: optax.GradientTransfor
     return train_step
 
 
+# --8<-- [end:haiku-fast-loop]
 # --8<-- [end:haiku-train-step]
 
 

@@ -7,6 +7,7 @@ checks it after (see `_backend`).
 from . import _backend  # noqa: F401  (first: sets KERAS_BACKEND before keras is imported)
 from ._adapter import KerasAdapter
 from ._bias_adder import BiasAdderModel, BiasAdderWithRunningMean, KerasBiasAdder
+from ._bias_stack import KerasBiasStack
 from ._canonical import keras_canonical, keras_from_canonical
 from ._mlp_bn import KerasMlpBn
 from ._mlp_dropout import KerasMlpDropout
@@ -18,6 +19,7 @@ __all__ = [
     "BiasAdderWithRunningMean",
     "KerasAdapter",
     "KerasBiasAdder",
+    "KerasBiasStack",
     "KerasMlpBn",
     "KerasMlpDropout",
     "keras_canonical",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import jax
 import keras
 import optax
@@ -10,8 +12,9 @@ from jaxtyping import Array, Float
 from shared import NativeLoop
 from shared.models.bias_adder import check_input
 
-from ._adapter import KerasAdapter
+from ._adapter import KerasAdapter, built
 from ._native import keras_native_loop
+from ._variants import keras_variants
 
 
 # --8<-- [start:keras-model]
@@ -95,3 +98,10 @@ class KerasBiasAdder(KerasAdapter):
         return keras_native_loop(
             self.name, model, params, state, tx, lambda m, x: m.train_on_batch(x)
         )
+
+    def native_variants(
+        self, params: list[Array], state: list[Array], tx: optax.GradientTransformation
+    ) -> Mapping[str, NativeLoop]:
+        # stateless_call needs the model's own variables created (a call on zeros).
+        model = built(BiasAdderModel(self.make(), name="bias_adder_model"), self.config.features)
+        return keras_variants(model, params, state, tx)

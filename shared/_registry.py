@@ -60,6 +60,17 @@ MODELS: dict[str, ModelEntry] = {
             "keras": "impl_keras:KerasMlpDropout",
         },
     ),
+    "bias-stack": ModelEntry(
+        "shared.models.bias_stack:SPEC",
+        {
+            "flax_linen": "impl_flax:LinenBiasStack",
+            "flax_nnx": "impl_flax:NNXBiasStack",
+            "haiku": "impl_haiku:HaikuBiasStack",
+            "equinox": "impl_equinox:EquinoxBiasStack",
+            "keras": "impl_keras:KerasBiasStack",
+            "jax": "shared.models.bias_stack:JaxBiasStack",
+        },
+    ),
 }
 """Every built-in model, by name; the first is `state-rosetta compare`'s default."""
 

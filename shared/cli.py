@@ -223,7 +223,25 @@ def build_parser(spec: ModelSpec | None = None) -> argparse.ArgumentParser:
         description="Per-step cost of every implementation on every path, at a tiny and a large "
         "shape, as ratios to each model's baseline measured in the same run.",
     )
-    b.add_argument("--quick", action="store_true", help="a smoke run, about a minute")
+    b.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run (50 s on 2 cores); its large-shape ratios are too noisy to judge",
+    )
+    b.add_argument(
+        "--depth",
+        type=_csv,
+        default=None,
+        metavar="L,L,...",
+        help="time each path against the number of layers instead (e.g. 1,4,16,64; the "
+        "bias-stack model), fit the cost per layer and plot time against depth "
+        "(11.6 minutes on 2 cores in the recorded run)",
+    )
+    b.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when a judged target is missed (each is printed with its measured value)",
+    )
     b.add_argument(
         "--models",
         type=_csv,
@@ -440,6 +458,8 @@ def diff_command(args: argparse.Namespace, console: Console) -> int:
 
 
 def bench_command(args: argparse.Namespace, console: Console) -> int:
+    import time
+
     import jax
 
     from .bench import BenchOptions, run_bench
@@ -449,24 +469,63 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
 
     _check_output(args.json, args.plot)
     if args.devices is not None:
+        if args.depth is not None:
+            raise UsageError("bench: --depth and --devices are separate runs; give one of them")
         return _device_bench(args, console)
+    depths = None
+    if args.depth is not None:
+        try:
+            depths = tuple(int(d) for d in args.depth)
+        except ValueError:
+            raise UsageError(
+                f"bench --depth: expected comma-separated integers, got {','.join(args.depth)}"
+            ) from None
+        if min(depths) < 1 or len(set(depths)) < 2:
+            raise UsageError(
+                f"bench --depth: expected two or more distinct depths >= 1, got {args.depth}"
+            )
+    start = time.perf_counter()
     try:
-        options = BenchOptions(models=args.models, impls=args.impls, quick=args.quick)
+        options = BenchOptions(
+            models=args.models, impls=args.impls, quick=args.quick, depths=depths
+        )
         with console.status("benchmarking") as status:
             rows = run_bench(options, progress=lambda text: status.update(text))
     except ValueError as e:
         raise UsageError(str(e)) from None
+    seconds = time.perf_counter() - start
     device = (
         f"{jax.devices()[0].device_kind} ({jax.default_backend()}, {len(jax.devices())} device(s))"
     )
     console.print(f"device: {device}; versions: {versions()}")
-    bench_report(rows, console)
+    targets = bench_report(rows, console, quick=args.quick)
+    console.print(f"measured in {seconds:.0f} s")
     if args.json is not None:
-        bench_json(rows, versions(), device, args.json)
+        command = " ".join(
+            ["state-rosetta bench"]
+            + (["--quick"] if args.quick else [])
+            + ([f"--depth {','.join(args.depth)}"] if args.depth else [])
+            + ([f"--models {','.join(args.models)}"] if args.models else [])
+            + ([f"--impls {','.join(args.impls)}"] if args.impls else [])
+        )
+        bench_json(
+            rows,
+            versions(),
+            device,
+            args.json,
+            quick=args.quick,
+            seconds=seconds,
+            command=command,
+        )
         console.print(f"wrote {args.json}")
     if args.plot is not None:
         bench_plot(rows, args.plot)
         console.print(f"wrote {args.plot}")
+    missed = [t for t in targets if t.judged and not t.ok]
+    if args.check and missed:
+        for t in missed:
+            console.print(f"bench --check: target missed: {t.text}")
+        return EXIT_DIVERGE
     return EXIT_AGREE
 
 

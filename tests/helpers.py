@@ -6,6 +6,7 @@ Imported as `from helpers import ...` (pytest puts `tests/` on the path: see pyp
 from __future__ import annotations
 
 import functools
+import sys
 
 import jax
 import numpy as np
@@ -73,4 +74,20 @@ def tree_equal(a: dict, b: dict) -> bool:
     """Bitwise equality of two flat dicts of arrays (shapes and dtypes included)."""
     return a.keys() == b.keys() and all(
         np.asarray(a[k]).dtype == np.asarray(b[k]).dtype and np.array_equal(a[k], b[k]) for k in a
+    )
+
+
+# pyproject pins two release sets by python_version: Python 3.11 installs the set that the
+# stated bounds, the docs and the README were measured with (jax/jaxlib 0.10.2, flax 0.12.8);
+# Python 3.12 installs the newest releases (jax/jaxlib 0.12.0.1, flax 0.12.12), whose XLA
+# rounds some programs differently (another FMA contraction, YNNPACK's dot kernels).
+NEWER_RELEASE_SET = sys.version_info >= (3, 12)
+
+
+def measured_on_the_311_set(what: str) -> pytest.MarkDecorator:
+    """Skip, on the 3.12 release set, a test that checks numbers measured on the 3.11 set."""
+    return pytest.mark.skipif(
+        NEWER_RELEASE_SET,
+        reason=f"checks {what}, measured on the Python 3.11 release set (jax 0.10.2); this is "
+        "the 3.12 set (jax 0.12.0.1), whose XLA rounds differently",
     )

@@ -1,15 +1,25 @@
 """Benchmarks: what each framework's state handling costs per step (`state-rosetta bench`)."""
 
-from ._report import plot, print_report, table, targets, write_json
+from ._depth import DepthFit, depth_table, fit_depths, plot_depths
+from ._report import Target, plot, print_report, roofline_table, table, targets, write_json
+from ._roofline import Passes, passes
 from ._suite import BenchOptions, Row, Workload, measure, run_bench
 
 __all__ = [
     "BenchOptions",
+    "DepthFit",
+    "Passes",
     "Row",
+    "Target",
     "Workload",
+    "depth_table",
+    "fit_depths",
     "measure",
+    "passes",
     "plot",
+    "plot_depths",
     "print_report",
+    "roofline_table",
     "run_bench",
     "table",
     "targets",

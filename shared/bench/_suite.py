@@ -1,9 +1,12 @@
-"""Per-step cost of each model in every framework, on four paths.
+"""Per-step cost of each model in every framework, on every path.
 
 Paths, for each implementation:
 
 - `native`: the framework's own idiomatic jitted step (`nnx.jit`, `eqx.filter_jit`, Linen's
   `TrainState` under `jax.jit`, Haiku's `apply` under `jax.jit`, a hand-written `jax.jit`);
+- `native:NAME`: each of the framework's other recommended loops, from the implementation's
+  `native_variants` (NNX's `nnx.cached_partial`, Equinox's `eqx.partition` outside
+  `jax.jit`, ...);
 - `harness-pytree`: the generic harness step under `jax.jit`, on the framework's own pytrees;
 - `harness`: the harness fast path, `FlatStep` (flat arrays, donated buffers);
 - `scan`: the fast path's step as the body of one `lax.scan` over K steps.
@@ -30,7 +33,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._registry import MODELS, implementations, load_spec, make
-from ..core import FlatStep, Implementation, InputsFn, LossFn, OptimizerConfig, TrainStep, unstack
+from ..core import (
+    BenchShape,
+    FlatStep,
+    Implementation,
+    InputsFn,
+    LossFn,
+    NativeLoop,
+    OptimizerConfig,
+    TrainStep,
+    unstack,
+)
+from . import _roofline as roofline
+from ._roofline import Passes
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,11 @@ class Workload:
     - `batches`: K batches stacked on axis 0, on the device (one sample is K steps).
     - `samples`: how many timed samples per path.
     - `baseline`: the (impl, path) every ratio is taken against.
+    - `depth`: the model's depth, for a workload of `bench --depth` (else `None`).
+    - `planned`: also ask XLA for each jitted path's planned bytes (one more compile each;
+      the standard full run only).
+    - `cold`: compile each path from an empty cache, so that its compile time is its own
+      (off for `--quick`, where identical programs reuse the first one's compilation).
     """
 
     model: str
@@ -59,6 +79,9 @@ class Workload:
     batches: Any
     samples: int
     baseline: tuple[str, str]
+    depth: int | None = None
+    planned: bool = False
+    cold: bool = True
 
     @property
     def steps(self) -> int:
@@ -73,27 +96,45 @@ class Workload:
 class BenchOptions:
     """Which models and implementations to measure; `quick` is a smoke test under a minute.
 
-    `models` defaults to every built-in model whose spec has bench shapes.
+    `models` defaults to every built-in model whose spec has bench shapes (with `depths`: a
+    depth family, `ModelSpec.bench_depth`).
     """
 
     models: tuple[str, ...] | None = None
     impls: tuple[str, ...] | None = None  # None: every implementation of each model
     quick: bool = False
     seed: int = 0
+    depths: tuple[int, ...] | None = None  # `bench --depth`: the depths to sweep
 
     def model_names(self) -> tuple[str, ...]:
         if self.models is not None:
             return self.models
+        if self.depths is not None:
+            return tuple(m for m in MODELS if load_spec(m).bench_depth is not None)
         return tuple(m for m in MODELS if load_spec(m).bench is not None)
+
+    def shapes(self, model: str, rng: np.random.Generator) -> list[tuple[int | None, BenchShape]]:
+        """The model's bench shapes, each with its depth (`None` outside `bench --depth`)."""
+        spec = load_spec(model)
+        if self.depths is None:
+            if spec.bench is None:
+                raise ValueError(f"bench: model {model} has no bench shapes in its spec")
+            return [(None, shape) for shape in spec.bench(self.quick, rng)]
+        if spec.bench_depth is None:
+            with_depth = [m for m in MODELS if load_spec(m).bench_depth is not None]
+            raise ValueError(
+                f"bench --depth: model {model} has no depth family in its spec; expected one "
+                f"of {', '.join(with_depth) or 'none'}"
+            )
+        bench_depth = spec.bench_depth
+        return [(d, shape) for d in self.depths for shape in bench_depth(d, self.quick, rng)]
 
     def workloads(self) -> list[Workload]:
         rng = np.random.default_rng(self.seed)
         out = []
         for model in self.model_names():
             spec = load_spec(model)
-            if spec.bench is None:
-                raise ValueError(f"bench: model {model} has no bench shapes in its spec")
-            for shape in spec.bench(self.quick, rng):
+            for depth, shape in self.shapes(model, rng):
                 out.append(
                     Workload(
                         model=model,
@@ -106,6 +147,9 @@ class BenchOptions:
                         batches=jax.tree.map(jnp.asarray, shape.batches),
                         samples=shape.samples,
                         baseline=shape.baseline,
+                        depth=depth,
+                        planned=depth is None and not self.quick,
+                        cold=not self.quick,
                     )
                 )
         return out
@@ -139,6 +183,9 @@ class Row:
     bandwidth_gbs: float | None = None
     peak_bytes: int | None = None
     size: str = "tiny"
+    depth: int | None = None
+    leaves: int | None = None  # the implementation's params and state leaves
+    passes: Passes | None = None  # large shapes, harness path: its kernels and batch traffic
 
     def to_json(self) -> dict[str, Any]:
         # `ratio_to_jax` is the JSON contract's old name of `ratio`, kept for readers of it;
@@ -153,6 +200,8 @@ class _Case:
     run: Callable[[], Any]  # K steps; returns something to block on
     steps: int  # steps per call of `run`
     peak: Callable[[], int | None] | None = None  # XLA's planned bytes, where it can tell
+    passes: Callable[[], Passes | None] | None = None  # its optimised HLO, where it can tell
+    leaves: int | None = None
     first_call_s: float = 0.0
     samples: list[float] = field(default_factory=list)
 
@@ -169,15 +218,15 @@ def _cases(work: Workload, impl_name: str) -> list[_Case]:
     params, state = impl.init(jax.random.key(0), work.first_input())
     k = work.steps
     cases = []
-
-    native = impl.native_loop(params, state, tx)
-
-    def run_native() -> Any:
-        for batch in batches:
-            loss = native.step(batch)
-        return loss
-
-    cases.append(_Case(impl_name, "native", run_native, k))
+    loops = {"native": impl.native_loop(params, state, tx)}
+    # The variants differ in dispatch only, which the large shapes of the standard run do not
+    # show (every path is within noise there): they are timed at the tiny shapes, and at
+    # both widths of `bench --depth`, where the per-layer cost is the question.
+    if hasattr(impl, "native_variants") and (work.size == "tiny" or work.depth is not None):
+        variants = impl.native_variants(params, state, tx)
+        loops |= {f"native:{name}": loop for name, loop in variants.items()}
+    for path, loop in loops.items():
+        cases.append(_Case(impl_name, path, functools.partial(_run_loop, loop, batches), k))
 
     step = jax.jit(TrainStep(impl, work.loss, tx, work.inputs))
     carry = [params, state, tx.init(params)]
@@ -187,7 +236,17 @@ def _cases(work: Workload, impl_name: str) -> list[_Case]:
             *carry[:], loss = step(*carry, batch)
         return loss
 
-    cases.append(_Case(impl_name, "harness-pytree", run_pytree, k, _peak(step, *carry, batches[0])))
+    # XLA's planned bytes cost one more compile per path: the standard run's question only.
+    planned = work.planned
+    cases.append(
+        _Case(
+            impl_name,
+            "harness-pytree",
+            run_pytree,
+            k,
+            _peak(step, *carry, batches[0]) if planned else None,
+        )
+    )
 
     fast = FlatStep(impl, work.loss, tx, params, state, inputs=work.inputs)
 
@@ -196,8 +255,21 @@ def _cases(work: Workload, impl_name: str) -> list[_Case]:
             loss = fast(batch)
         return loss
 
+    analysed = None
+    # The memory bound is the question at the standard run's large shapes; a depth run's
+    # large width is set for the per-layer cost (its buffers are the size of its kernels).
+    if work.size == "large" and work.depth is None:
+        elements = int(np.size(work.first_input()))
+        analysed = _deferred(roofline.analyse, fast.jitted, fast.leaves, batches[0], elements)
     cases.append(
-        _Case(impl_name, "harness", run_fast, k, _peak(fast.jitted, fast.leaves, batches[0]))
+        _Case(
+            impl_name,
+            "harness",
+            run_fast,
+            k,
+            _peak(fast.jitted, fast.leaves, batches[0]) if planned else None,
+            analysed,
+        )
     )
 
     scan_fn = jax.jit(lambda leaves, xs: jax.lax.scan(fast.flat_step, leaves, xs), donate_argnums=0)
@@ -208,8 +280,27 @@ def _cases(work: Workload, impl_name: str) -> list[_Case]:
         scan_state["leaves"], losses = scan_fn(scan_state["leaves"], work.batches)
         return losses
 
-    cases.append(_Case(impl_name, "scan", run_scan, k, _peak(scan_fn, scan_leaves, work.batches)))
+    scan_peak = _peak(scan_fn, scan_leaves, work.batches) if planned else None
+    cases.append(_Case(impl_name, "scan", run_scan, k, scan_peak))
+    leaves = len(jax.tree.leaves((params, state)))
+    for case in cases:
+        case.leaves = leaves
     return cases
+
+
+def _run_loop(loop: NativeLoop, batches: Sequence[Any]) -> Any:
+    for batch in batches:
+        loss = loop.step(batch)
+    return loss
+
+
+def _deferred(
+    analyse: Callable[[Any, Any, int], Passes | None], jitted: Any, *args: Any
+) -> Callable[[], Passes | None]:
+    """`analyse(jitted, shapes of args[:-1], args[-1])`, called after the timing (as `_peak`)."""
+    *arrays, elements = args
+    specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), arrays)  # type: ignore[no-untyped-call]
+    return lambda: analyse(jitted, specs, elements)
 
 
 def _copy_case(work: Workload) -> tuple[_Case, int]:
@@ -227,6 +318,23 @@ def _copy_case(work: Workload) -> tuple[_Case, int]:
         return buffer["y"]
 
     return _Case("-", "copy", run_copy, work.steps), 2 * buffer["y"].nbytes
+
+
+def _reduce_case(work: Workload) -> tuple[_Case, int]:
+    """A plain jitted sum of one batch's input over its batch axis: the reduction bound.
+
+    Every training step reduces over the batch (a mean, a gradient); on XLA:CPU a
+    reduction streams memory more slowly than a copy, so the copy alone is too high a bound.
+    """
+    total = jax.jit(lambda x: jnp.sum(x, axis=0))
+    x = work.first_input()
+
+    def run_reduce() -> Any:
+        for _ in range(work.steps):
+            out = total(x)
+        return out
+
+    return _Case("-", "reduce", run_reduce, work.steps), x.nbytes
 
 
 def _peak(jitted: Any, *args: Any) -> Callable[[], int | None]:
@@ -272,12 +380,16 @@ def measure(work: Workload, progress: Callable[[str], None] | None = None) -> li
         cases += _cases(work, impl)
     copy_case, copy_bytes = _copy_case(work)
     cases.append(copy_case)
+    reference_bytes = {"copy": copy_bytes}
+    if work.size == "large" and work.depth is None:
+        reduce_case, reference_bytes["reduce"] = _reduce_case(work)
+        cases.append(reduce_case)
     label = f"{work.model} {work.shape}"
     for case in cases:
         if progress:
             progress(f"{label}: compiling {case.impl}/{case.path}")
-        # Cold: identical programs would otherwise hit XLA's cache of the first one.
-        jax.clear_caches()  # type: ignore[no-untyped-call]
+        if work.cold:  # identical programs would otherwise hit XLA's cache of the first one
+            jax.clear_caches()  # type: ignore[no-untyped-call]
         start = time.perf_counter()
         _block(case.run())  # trace, lower, compile, run
         case.first_call_s = time.perf_counter() - start
@@ -301,7 +413,7 @@ def measure(work: Workload, progress: Callable[[str], None] | None = None) -> li
     for case in cases:
         samples = np.asarray(case.samples)
         median = float(np.median(samples))
-        moved = copy_bytes if case.path == "copy" else bytes_step
+        moved = reference_bytes.get(case.path, bytes_step) if case.impl == "-" else bytes_step
         rows.append(
             Row(
                 impl=case.impl,
@@ -318,6 +430,9 @@ def measure(work: Workload, progress: Callable[[str], None] | None = None) -> li
                 bandwidth_gbs=moved / median / 1e9 if work.size == "large" else None,
                 peak_bytes=None if case.peak is None else case.peak(),
                 size=work.size,
+                depth=work.depth,
+                leaves=case.leaves,
+                passes=None if case.passes is None else case.passes(),
             )
         )
     return rows

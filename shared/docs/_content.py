@@ -16,12 +16,15 @@ class Concept:
     - `title`: the section's title.
     - `differs`: what differs between the frameworks, and why.
     - `files`: framework (registry name) -> the file that holds its region.
+    - `extra`: framework -> more regions of the same file, shown after its main one (the
+      region `"<prefix>-<name>"` for each name), for a framework with more than one idiom.
     """
 
     key: str
     title: str
     differs: str
     files: Mapping[str, str]
+    extra: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from .._api import CompareOptions, run_compare
 from .._registry import FRAMEWORKS, MODELS, load_spec
 from ..core import CompareResult, write_atomic
 from ..report import comparison_rows, plot, summary
-from . import _checkpoints
+from . import _checkpoints, _fast_loops
 from ._content import Concept, ModelDocs
 
 IDIOMS_MD = "docs/idioms.md"
@@ -39,6 +39,13 @@ SITE_PNG = "docs/site/trajectories.png"
 PERFORMANCE_JSON = "docs/performance.json"  # from `state-rosetta bench --json`; optional
 PERFORMANCE_PNG = "docs/performance.png"  # from `state-rosetta bench --plot`; optional
 SITE_PERFORMANCE_PNG = "docs/site/performance.png"
+PERFORMANCE_MD = "docs/performance.md"  # prose, with blocks generated from recorded bench runs
+
+# `<!-- generated: BLOCK FILE.json ... -->` ... `<!-- end generated -->`, files under docs/.
+GENERATED = re.compile(
+    r"^<!-- generated: ([\w-]+)((?: [\w.\-]+\.json)+) -->\n.*?^<!-- end generated -->$",
+    re.MULTILINE | re.DOTALL,
+)
 
 MARKER = re.compile(r"^\s*# --8<-- \[(start|end):([A-Za-z0-9_-]+)\]\s*$")
 
@@ -59,7 +66,7 @@ def model_docs() -> tuple[ModelDocs, ...]:
 
 def guide_docs() -> tuple[ModelDocs, ...]:
     """Every part of the guide: the built-in models', then those of no one model (checkpoints)."""
-    return (*model_docs(), _checkpoints.DOCS)
+    return (*model_docs(), _fast_loops.DOCS, _checkpoints.DOCS)
 
 
 def concepts() -> list[Concept]:
@@ -177,7 +184,25 @@ def read_regions(root: Path) -> dict[str, dict[str, str]]:
                     f"(mark it with '# --8<-- [start:{name}]' ... '# --8<-- [end:{name}]')"
                 )
             out[concept.key][framework] = regions[name]
+            for extra in concept.extra.get(frameworks()[framework][1], ()):
+                name = f"{framework}-{extra}"
+                if name not in regions:
+                    raise DocsError(f"{relpath}: missing region {name!r}")
+                out.setdefault(extra_key(concept, framework, extra), {})[framework] = regions[name]
     return out
+
+
+def extra_key(concept: Concept, framework: str, extra: str) -> str:
+    """Where `read_regions` keeps an extra region of a concept (beside the concept keys)."""
+    return f"{concept.key}/{framework}-{extra}"
+
+
+def extras(concept: Concept, framework: str) -> list[tuple[str, str]]:
+    """(region name, extra key) of each extra region a framework shows for a concept."""
+    return [
+        (f"{framework}-{e}", extra_key(concept, framework, e))
+        for e in concept.extra.get(frameworks()[framework][1], ())
+    ]
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -221,7 +246,34 @@ def render(root: Path, result: CompareResult | None = None) -> dict[str, bytes]:
         if has_plot:
             files[SITE_PERFORMANCE_PNG] = (root / PERFORMANCE_PNG).read_bytes()
     files[SITE_HTML] = render_html(code, result, extra).encode()
+    if (root / PERFORMANCE_MD).is_file():
+        page = (root / PERFORMANCE_MD).read_text(encoding="utf-8")
+        files[PERFORMANCE_MD] = render_generated_blocks(root, page).encode()
     return files
+
+
+def render_generated_blocks(root: Path, text: str) -> str:
+    """Re-render each generated block of a page from the recorded runs it names."""
+    from ._performance import BLOCKS
+
+    def block(match: re.Match[str]) -> str:
+        name, files = match.group(1), match.group(2)
+        if name not in BLOCKS:
+            raise DocsError(
+                f"{PERFORMANCE_MD}: unknown generated block {name!r}; expected one of "
+                f"{', '.join(BLOCKS)}"
+            )
+        runs = {}
+        for file in files.split():
+            path = root / "docs" / file
+            if not path.is_file():
+                raise DocsError(f"{PERFORMANCE_MD}: block {name!r} names docs/{file}, not found")
+            data = json.loads(path.read_text(encoding="utf-8"))
+            label = f"Python {data.get('python', '?')}"
+            runs[f"{label} ({file})" if label in runs else label] = data
+        return f"<!-- generated: {name}{files} -->\n{BLOCKS[name](runs)}\n<!-- end generated -->"
+
+    return GENERATED.sub(block, text)
 
 
 def performance_section(bench: dict[str, Any], has_plot: bool) -> str:
@@ -271,6 +323,9 @@ def render_markdown(code: dict[str, dict[str, str]]) -> str:
             region = f"{framework}-{concept.key}"
             out += [f"**{name}** (`{source(concept, framework)}`, region `{region}`)", ""]
             out += ["```python", code[concept.key][framework], "```", ""]
+            for region, key in extras(concept, framework):
+                out += [f"**{name}**, also (region `{region}`)", ""]
+                out += ["```python", code[key][framework], "```", ""]
         out += [f"**What differs:** {concept.differs}", ""]
     out += ["## Gotchas", ""]
     for title, text in gotchas():
@@ -411,6 +466,9 @@ def render_html(
                 f'<p class="source"><code>{relpath}</code>, region <code>{region}</code></p>'
             )
             body.append(highlight(code[concept.key][framework], lexer, formatter).rstrip())
+            for extra, key in extras(concept, framework):
+                body.append(f'<p class="source">also: region <code>{extra}</code></p>')
+                body.append(highlight(code[key][framework], lexer, formatter).rstrip())
             body.append("</div>")
         body.append(
             f'<p class="differs"><strong>What differs:</strong> {_inline(concept.differs)}</p>'

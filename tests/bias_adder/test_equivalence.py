@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import IMPLS, MATRIX, trained
+from helpers import IMPLS, MATRIX, measured_on_the_311_set, trained
 
 import shared
 from shared.models import bias_adder
@@ -60,6 +60,7 @@ def test_native_loop_bitwise_equal_to_harness(impl, optimizer, momentum, batch, 
         assert tolerance == shared.BITWISE and loss is None and result.bitwise
 
 
+@measured_on_the_311_set("the bias adder's scan bound (SCAN: 4 ULP, params and state bitwise)")
 @pytest.mark.parametrize(("optimizer", "momentum", "batch", "features"), MATRIX)
 @pytest.mark.parametrize("impl", IMPLS)
 def test_scan_within_stated_ulp_bound_of_harness(impl, optimizer, momentum, batch, features):

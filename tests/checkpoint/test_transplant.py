@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import cli_run
+from helpers import measured_on_the_311_set
 
 import shared
 
@@ -116,6 +117,7 @@ def _tables(text: str, model: str) -> dict[tuple[str, str], str]:
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
+@measured_on_the_311_set("the documented transplant tables")
 @pytest.mark.parametrize(
     ("document", "model"),
     [

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import measured_on_the_311_set
 
 from shared.cli import main
 
@@ -32,6 +33,11 @@ def result():
     return _generate.default_result()
 
 
+# The site shows a compare run (its table, plot and versions): the 3.11 set's, as committed.
+ON_311_SET = measured_on_the_311_set("the generated site's compare run")
+
+
+@ON_311_SET
 def test_docs_check_passes_on_the_tree(capsys):
     assert main(["docs", "--check"]) == 0, capsys.readouterr().out
     assert "up to date" in capsys.readouterr().out
@@ -49,7 +55,9 @@ def test_every_concept_has_one_block_per_framework_in_framework_order():
             (name, _generate.source(concept, fw), f"{fw}-{concept.key}")
             for fw, (name, _) in _generate.frameworks().items()
         ]
-        assert section.count("```python\n") == len(_generate.frameworks()) == 5
+        shown_extras = sum(len(regions) for regions in concept.extra.values())
+        assert section.count("```python\n") == len(_generate.frameworks()) + shown_extras
+        assert len(_generate.frameworks()) == 5
         assert section.count("**What differs:**") == 1
 
 
@@ -103,6 +111,8 @@ def _copy_tree(tmp_path: Path) -> Path:
         _generate.PERFORMANCE_JSON,
         _generate.PERFORMANCE_PNG,
         _generate.SITE_PERFORMANCE_PNG,
+        _generate.PERFORMANCE_MD,
+        *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "docs").glob("performance*.json"))),
     ]:
         if not (ROOT / relpath).exists():
             continue  # the bench run's files are optional
@@ -111,6 +121,7 @@ def _copy_tree(tmp_path: Path) -> Path:
     return root
 
 
+@ON_311_SET
 def test_editing_a_marked_region_makes_check_fail_until_regenerated(tmp_path, result):
     root = _copy_tree(tmp_path)
     assert _generate.check(root, result) == []
@@ -127,6 +138,7 @@ def test_editing_a_marked_region_makes_check_fail_until_regenerated(tmp_path, re
     assert _generate.check(root, result) == []
 
 
+@ON_311_SET
 def test_an_edit_outside_the_regions_leaves_the_docs_current(tmp_path, result):
     root = _copy_tree(tmp_path)
     linen = root / "impl_flax/_linen.py"
@@ -153,6 +165,7 @@ def test_the_recorded_bench_run_is_included_when_present(tmp_path, result):
     }
     (root / _generate.PERFORMANCE_JSON).write_text(json.dumps(bench))
     (root / _generate.PERFORMANCE_PNG).unlink(missing_ok=True)
+    (root / _generate.PERFORMANCE_MD).unlink()  # its tables need a whole run; here, the site
     assert _generate.SITE_HTML in _generate.check(root, result)
     _generate.write(root, result)
     page = (root / _generate.SITE_HTML).read_text()
@@ -162,6 +175,41 @@ def test_the_recorded_bench_run_is_included_when_present(tmp_path, result):
     assert _generate.check(root, result) == [_generate.SITE_HTML]
     _generate.write(root, result)
     assert 'id="performance"' not in (root / _generate.SITE_HTML).read_text()
+
+
+@ON_311_SET
+def test_a_stale_recorded_number_makes_check_fail(tmp_path, result):
+    """The performance page's tables are rendered from the recorded runs: a run re-recorded
+    (here, one median changed) leaves the page stale until `state-rosetta docs` rewrites it."""
+    root = _copy_tree(tmp_path)
+    assert _generate.check(root, result) == []
+    page = (root / _generate.PERFORMANCE_MD).read_text()
+    recorded = root / _generate.PERFORMANCE_JSON
+    bench = json.loads(recorded.read_text())
+    row = next(r for r in bench["rows"] if r["impl"] == "flax_nnx" and r["path"] == "native")
+    cells = f"| {row['model']} | {row['shape']} | flax_nnx | native |"
+    old = f"{cells} {row['step_s_median'] * 1e6:.1f} |"
+    assert old in page  # the page shows the recorded median, as recorded
+    row["step_s_median"] *= 2
+    recorded.write_text(json.dumps(bench))
+    # The site's table of the run goes stale with it.
+    assert _generate.check(root, result) == [_generate.SITE_HTML, _generate.PERFORMANCE_MD]
+    _generate.write(root, result)
+    new = f"{cells} {row['step_s_median'] * 1e6:.1f} |"
+    assert new in (root / _generate.PERFORMANCE_MD).read_text()
+    assert _generate.check(root, result) == []
+
+
+def test_a_generated_block_must_name_a_known_table_and_existing_runs(tmp_path):
+    (tmp_path / "docs").mkdir()
+    with pytest.raises(_generate.DocsError, match="unknown generated block 'nope'"):
+        _generate.render_generated_blocks(
+            tmp_path, "<!-- generated: nope a.json -->\n<!-- end generated -->\n"
+        )
+    with pytest.raises(_generate.DocsError, match=r"names docs/missing\.json, not found"):
+        _generate.render_generated_blocks(
+            tmp_path, "<!-- generated: rows missing.json -->\n<!-- end generated -->\n"
+        )
 
 
 @pytest.mark.parametrize(

@@ -60,8 +60,8 @@ def bench_shapes(quick: bool, rng: np.random.Generator) -> list[BenchShape]:
     """A tiny, dispatch-bound shape and a large, memory-bound one."""
     # (size, batch, features, steps per sample, samples)
     sizes = [
-        ("tiny", 8, 4, 100, 11) if quick else ("tiny", 8, 4, 300, 31),
-        ("large", 1024, 1024, 4, 5) if quick else ("large", 4096, 4096, 3, 25),
+        ("tiny", 8, 4, 50, 7) if quick else ("tiny", 8, 4, 300, 31),
+        ("large", 1024, 1024, 2, 3) if quick else ("large", 4096, 4096, 3, 15),
     ]
     return [
         BenchShape(

@@ -104,7 +104,7 @@ def canonical_params(config: MlpBnConfig) -> tuple[str, ...]:
 
 def bench_shapes(quick: bool, rng: np.random.Generator) -> list[BenchShape]:
     """Digits at the real width, and a large random batch (full runs only: compiles dominate)."""
-    sizes = [("tiny", 64, 32, 50, 5)]
+    sizes = [("tiny", 64, 32, 20, 3)]
     if not quick:
         sizes = [("tiny", 64, 32, 300, 31), ("large", 4096, 512, 3, 15)]
     shapes = []

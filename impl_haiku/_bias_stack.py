@@ -1,0 +1,132 @@
+"""The bias stack in Haiku: an `hk.Linear` and the Haiku bias adder per block, made in a loop
+as `hk.nets.MLP` makes its `hk.Linear`s, under `hk.transform_with_state`."""
+
+from __future__ import annotations
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float
+
+from shared import Canonical, NativeLoop
+from shared.models.bias_stack import BiasStackConfig, check_stack_input
+
+from ._bias_adder import BiasAdderWithRunningMean
+from ._canonical import haiku_canonical, haiku_from_canonical
+from ._native import haiku_native_loop
+
+
+class BiasStack(hk.Module):
+    """L blocks in sequence: `z = Linear(h)`, then `h = z - adder(z)`, the bias adder's
+    `mean + bias` subtracted from the Linear layer's output.
+
+    The modules are made in `__init__`, named `linear_0`, ... and `layer_0`, ... under the
+    stack's name (`bias_stack/~/linear_0`, `bias_stack/~/layer_0`).
+    """
+
+    def __init__(
+        self,
+        depth: int,
+        features: int,
+        momentum: float = 0.9,
+        axis_name: str | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(name=name)
+        self.linears = [
+            hk.Linear(
+                features, with_bias=False, w_init=hk.initializers.Identity(), name=f"linear_{i}"
+            )
+            for i in range(depth)
+        ]
+        self.layers = [
+            BiasAdderWithRunningMean(momentum, axis_name=axis_name, name=f"layer_{i}")
+            for i in range(depth)
+        ]
+
+    def __call__(self, x: Float[Array, "batch features"], is_training: bool) -> Array:
+        h = x
+        for linear, layer in zip(self.linears, self.layers, strict=True):
+            z = linear(h)
+            h = z - layer(z, is_training)
+        return h
+
+
+def make_forward(depth: int, features: int, **kwargs) -> hk.TransformedWithState:
+    def forward(x, is_training):
+        return BiasStack(depth, features, **kwargs, name="bias_stack")(x, is_training)
+
+    return hk.without_apply_rng(hk.transform_with_state(forward))
+
+
+def make_train_step(forward: hk.TransformedWithState, tx: optax.GradientTransformation):
+    @jax.jit
+    def train_step(params, state, opt_state, x):
+        def loss_fn(params):
+            y, state_out = forward.apply(params, state, x, is_training=True)
+            return ((x - y) ** 2).sum(), state_out
+
+        (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), state, opt_state, loss
+
+    return train_step
+
+
+class HaikuBiasStack:
+    """Adapter from the Haiku stack to the harness protocol."""
+
+    name = "haiku"
+    model = "bias-stack"
+
+    def __init__(self, config: BiasStackConfig):
+        self.config = config
+        self.forward = make_forward(
+            config.depth, config.features, momentum=config.momentum, axis_name=config.axis_name
+        )
+        # Haiku's `bias_stack/~/linear_{i}` and `bias_stack/~/layer_{i}` -> the canonical
+        # `layers.{i}`.
+        scope = [(f"bias_stack/~/layer_{i}", f"layers.{i}") for i in range(config.depth)]
+        self.params_rename = {
+            **{f"bias_stack/~/linear_{i}.w": f"layers.{i}.kernel" for i in range(config.depth)},
+            **{f"{m}.bias": f"{c}.bias" for m, c in scope},
+        }
+        self.state_rename = {f"{m}.mean": f"{c}.mean" for m, c in scope}
+
+    def init(self, key: jax.Array, x: jax.Array) -> tuple[hk.Params, hk.State]:
+        check_stack_input(self.name, x, self.config)
+        return self.forward.init(key, x, is_training=True)
+
+    def apply(
+        self,
+        params: hk.Params,
+        state: hk.State,
+        x: jax.Array,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
+    ) -> tuple[Array, hk.State]:
+        check_stack_input(self.name, x, self.config)
+        return self.forward.apply(params, state, x, is_training=train)
+
+    def to_canonical(self, params: hk.Params, state: hk.State) -> tuple[Canonical, Canonical]:
+        return (
+            haiku_canonical(params, self.params_rename),
+            haiku_canonical(state, self.state_rename),
+        )
+
+    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[hk.Params, hk.State]:
+        x = jax.ShapeDtypeStruct((1, self.config.features), jnp.float32)
+        template_params, template_state = jax.eval_shape(
+            lambda key, x: self.forward.init(key, x, is_training=True), jax.random.key(0), x
+        )
+        return (
+            haiku_from_canonical(template_params, params, self.params_rename),
+            haiku_from_canonical(template_state, state, self.state_rename),
+        )
+
+    def native_loop(
+        self, params: hk.Params, state: hk.State, tx: optax.GradientTransformation
+    ) -> NativeLoop:
+        return haiku_native_loop(make_train_step(self.forward, tx), params, state, tx)

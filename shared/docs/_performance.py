@@ -1,0 +1,190 @@
+"""Recorded bench runs as Markdown tables, for `docs/performance.md`.
+
+Every number the page shows comes from a recorded run (`state-rosetta bench --json`): the
+page's generated blocks are rendered from the JSON files by `state-rosetta docs`, and
+`docs --check` fails when a block differs from what the files give.
+
+Each function takes the runs as `{label: data}`, one column group per run (the release sets
+side by side), where `data` is a file written by `write_json`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Runs = Mapping[str, Mapping[str, Any]]
+
+
+def _table(head: list[str], rows: list[list[str]], right: int) -> str:
+    """A Markdown table whose columns from `right` on are right-aligned."""
+    align = ["---" if i < right else "---:" for i in range(len(head))]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _key(row: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    return (row["model"], row["shape"], row["impl"], row["path"])
+
+
+def runs_header(runs: Runs) -> str:
+    """One line per run: its command, wall time, device and versions."""
+    out = []
+    for label, data in runs.items():
+        versions = ", ".join(f"{k} {v}" for k, v in data["versions"].items())
+        seconds = data.get("seconds")
+        took = f"{seconds / 60:.1f} minutes" if seconds else "time not recorded"
+        out.append(
+            f"- **{label}**: `{data.get('command') or 'state-rosetta bench'}` ({took}) on "
+            f"{data['device']}; {versions}."
+        )
+    return "\n".join(out)
+
+
+def _split_target(text: str) -> tuple[str, str]:
+    statement, _, measured = text.rpartition(": ")
+    return statement, measured
+
+
+def targets_table(runs: Runs) -> str:
+    """Each target, with what each run measured and whether it was met."""
+    statements: dict[str, dict[str, str]] = {}
+    for label, data in runs.items():
+        for t in data.get("targets", []):
+            statement, measured = _split_target(t["text"])
+            verdict = ("met" if t["ok"] else "missed") if t["judged"] else "not judged"
+            statements.setdefault(statement, {})[label] = f"{measured} ({verdict})"
+    rows = [[s, *(cells.get(label, "-") for label in runs)] for s, cells in statements.items()]
+    return _table(["target", *runs], rows, right=len(runs) + 1)
+
+
+def rows_table(runs: Runs) -> str:
+    """Every measurement: median time and ratio to the baseline, per run."""
+    keys: dict[tuple[str, str, str, str], dict[str, Mapping[str, Any]]] = {}
+    for label, data in runs.items():
+        for row in data["rows"]:
+            keys.setdefault(_key(row), {})[label] = row
+    head = ["model", "shape", "impl", "path"]
+    for label in runs:
+        head += [f"{label}: median us", "p10-p90 us", "x baseline"]
+    rows = []
+    for key, found in keys.items():
+        cells = list(key)
+        for label in runs:
+            r = found.get(label)
+            if r is None:
+                cells += ["-", "-", "-"]
+                continue
+            cells += [
+                f"{r['step_s_median'] * 1e6:.1f}",
+                f"{r['step_s_p10'] * 1e6:.1f}-{r['step_s_p90'] * 1e6:.1f}",
+                f"{r['ratio']:.2f}",
+            ]
+        rows.append(cells)
+    return _table(head, rows, right=4)
+
+
+def fastest_idioms_table(runs: Runs) -> str:
+    """Per workload and framework: its fastest own path (`native` or `native:NAME`)."""
+    best: dict[tuple[str, str, str], dict[str, Mapping[str, Any]]] = {}
+    for label, data in runs.items():
+        for row in data["rows"]:
+            if row["impl"] == "-" or not row["path"].startswith("native"):
+                continue
+            if row["baseline"].startswith(f"{row['impl']}/"):
+                continue
+            key = (row["model"], row["shape"], row["impl"])
+            current = best.setdefault(key, {}).get(label)
+            if current is None or row["ratio"] < current["ratio"]:
+                best[key][label] = row
+    head = ["model", "shape", "framework"]
+    for label in runs:
+        head += [f"{label}: fastest own path", "x baseline"]
+    rows = []
+    for key, found in best.items():
+        cells = list(key)
+        for label in runs:
+            r = found.get(label)
+            cells += ["-", "-"] if r is None else [f"`{r['path']}`", f"{r['ratio']:.2f}"]
+        rows.append(cells)
+    return _table(head, rows, right=3)
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def depth_table(runs: Runs) -> str:
+    """Per path: the fitted cost per layer (p10 and p90 fits beside it) and per leaf."""
+    keys: dict[tuple[str, str, str], dict[str, Mapping[str, Any]]] = {}
+    for label, data in runs.items():
+        for fit in data.get("depth_fits", []):
+            keys.setdefault((fit["size"], fit["impl"], fit["path"]), {})[label] = fit
+    head = ["width", "impl", "path"]
+    for label in runs:
+        head += [f"{label}: us/layer", "p10-p90 fits", "us/leaf", "x base at L=1, 64"]
+    rows = []
+    for key, found in keys.items():
+        cells = list(key)
+        for label in runs:
+            f = found.get(label)
+            if f is None:
+                cells += ["-"] * 4
+                continue
+            ends = f"{f['ratios'][0]:.2f}, {f['ratios'][-1]:.2f}"
+            cells += [
+                _number(f["per_layer_us"], 2),
+                f"{f['per_layer_us_p10']:.2f}-{f['per_layer_us_p90']:.2f}",
+                _number(f["per_leaf_us"], 2),
+                ends,
+            ]
+        rows.append(cells)
+    return _table(head, rows, right=3)
+
+
+def roofline_table(runs: Runs) -> str:
+    """Large shapes: each harness step's bytes, speed, kernels and passes over the batch."""
+    head = ["run", "model", "shape", "impl", "MB/step", "GB/s", "copy GB/s", "reduce GB/s"]
+    head += ["kernels", "batch reads+writes"]
+    rows = []
+    for label, data in runs.items():
+        bounds = {
+            (r["model"], r["shape"], r["path"]): r["bandwidth_gbs"]
+            for r in data["rows"]
+            if r["impl"] == "-"
+        }
+        for r in data["rows"]:
+            p = r.get("passes")
+            if not p:
+                continue
+            achieved = p["bytes_accessed"] / r["step_s_median"] / 1e9
+            rows.append(
+                [
+                    label,
+                    r["model"],
+                    r["shape"],
+                    r["impl"],
+                    f"{p['bytes_accessed'] / 1e6:.0f}",
+                    f"{achieved:.1f}",
+                    _number(bounds.get((r["model"], r["shape"], "copy"))),
+                    _number(bounds.get((r["model"], r["shape"], "reduce"))),
+                    str(p["kernels"]),
+                    f"{p['batch_reads']}+{p['batch_writes']}",
+                ]
+            )
+    return _table(head, rows, right=4)
+
+
+BLOCKS: dict[str, Callable[[Runs], str]] = {
+    "runs": runs_header,
+    "targets": targets_table,
+    "rows": rows_table,
+    "fastest-idioms": fastest_idioms_table,
+    "depth": depth_table,
+    "roofline": roofline_table,
+}
+"""The generated blocks a page may hold, by name."""
