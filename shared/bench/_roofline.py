@@ -110,10 +110,17 @@ def passes(hlo_text: str, batch_elements: int, bytes_accessed: float, itemsize: 
     return Passes(kernels, reads, writes, traffic, bytes_accessed, fusions)
 
 
-def analyse(jitted: Any, args: Any, batch_elements: int) -> Passes | None:
-    """Compile `jitted` for `args`' shapes and count its passes (`None`: no cost analysis)."""
+def analyse(compiled: Any, batch_elements: int) -> Passes | None:
+    """Count a compiled step's passes (`None`: this backend gives no cost analysis or HLO).
+
+    **Arguments:**
+
+    - `compiled`: a `jax.stages.Compiled` (`jitted.lower(...).compile()`), or `None`.
+    - `batch_elements`: as in [`passes`][].
+    """
+    if compiled is None:
+        return None
     try:
-        compiled = jitted.lower(*args).compile()
         cost = compiled.cost_analysis()
         text = compiled.as_text()
     except Exception:  # not every backend and wrapper exposes its compiled program

@@ -199,8 +199,8 @@ class _Case:
     path: str
     run: Callable[[], Any]  # K steps; returns something to block on
     steps: int  # steps per call of `run`
-    peak: Callable[[], int | None] | None = None  # XLA's planned bytes, where it can tell
-    passes: Callable[[], Passes | None] | None = None  # its optimised HLO, where it can tell
+    program: _Program | None = None  # a jitted path's program, compiled again only if asked
+    roofline: bool = False  # count its passes over the batch (`roofline.analyse`)
     leaves: int | None = None
     first_call_s: float = 0.0
     samples: list[float] = field(default_factory=list)
@@ -236,16 +236,8 @@ def _cases(work: Workload, impl_name: str) -> list[_Case]:
             *carry[:], loss = step(*carry, batch)
         return loss
 
-    # XLA's planned bytes cost one more compile per path: the standard run's question only.
-    planned = work.planned
     cases.append(
-        _Case(
-            impl_name,
-            "harness-pytree",
-            run_pytree,
-            k,
-            _peak(step, *carry, batches[0]) if planned else None,
-        )
+        _Case(impl_name, "harness-pytree", run_pytree, k, _Program(step, *carry, batches[0]))
     )
 
     fast = FlatStep(impl, work.loss, tx, params, state, inputs=work.inputs)
@@ -255,20 +247,16 @@ def _cases(work: Workload, impl_name: str) -> list[_Case]:
             loss = fast(batch)
         return loss
 
-    analysed = None
     # The memory bound is the question at the standard run's large shapes; a depth run's
     # large width is set for the per-layer cost (its buffers are the size of its kernels).
-    if work.size == "large" and work.depth is None:
-        elements = int(np.size(work.first_input()))
-        analysed = _deferred(roofline.analyse, fast.jitted, fast.leaves, batches[0], elements)
     cases.append(
         _Case(
             impl_name,
             "harness",
             run_fast,
             k,
-            _peak(fast.jitted, fast.leaves, batches[0]) if planned else None,
-            analysed,
+            _Program(fast.jitted, fast.leaves, batches[0]),
+            roofline=work.size == "large" and work.depth is None,
         )
     )
 
@@ -280,8 +268,9 @@ def _cases(work: Workload, impl_name: str) -> list[_Case]:
         scan_state["leaves"], losses = scan_fn(scan_state["leaves"], work.batches)
         return losses
 
-    scan_peak = _peak(scan_fn, scan_leaves, work.batches) if planned else None
-    cases.append(_Case(impl_name, "scan", run_scan, k, scan_peak))
+    cases.append(
+        _Case(impl_name, "scan", run_scan, k, _Program(scan_fn, scan_leaves, work.batches))
+    )
     leaves = len(jax.tree.leaves((params, state)))
     for case in cases:
         case.leaves = leaves
@@ -292,15 +281,6 @@ def _run_loop(loop: NativeLoop, batches: Sequence[Any]) -> Any:
     for batch in batches:
         loss = loop.step(batch)
     return loss
-
-
-def _deferred(
-    analyse: Callable[[Any, Any, int], Passes | None], jitted: Any, *args: Any
-) -> Callable[[], Passes | None]:
-    """`analyse(jitted, shapes of args[:-1], args[-1])`, called after the timing (as `_peak`)."""
-    *arrays, elements = args
-    specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), arrays)  # type: ignore[no-untyped-call]
-    return lambda: analyse(jitted, specs, elements)
 
 
 def _copy_case(work: Workload) -> tuple[_Case, int]:
@@ -337,17 +317,32 @@ def _reduce_case(work: Workload) -> tuple[_Case, int]:
     return _Case("-", "reduce", run_reduce, work.steps), x.nbytes
 
 
-def _peak(jitted: Any, *args: Any) -> Callable[[], int | None]:
-    """Bytes XLA plans for arguments, outputs and temporaries (aliased buffers counted once).
+class _Program:
+    """One jitted path's program, compiled again (once) only when asked, after the timing.
 
-    Deferred: called after the timing, when the program is compiled already. The arguments'
-    shapes are captured now, as donation may delete the arrays themselves later.
+    XLA's planned bytes, its cost estimate and the optimised HLO all come from this one
+    compilation. The arguments' shapes are captured now, as donation may delete the arrays
+    themselves later.
     """
-    specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), args)  # type: ignore[no-untyped-call]
 
-    def peak() -> int | None:
+    def __init__(self, jitted: Any, *args: Any) -> None:
+        self._jitted = jitted
+        self._specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), args)  # type: ignore[no-untyped-call]
+        self._compiled: list[Any] = []  # empty until compiled; then [program or None]
+
+    def compiled(self) -> Any:
+        """The `jax.stages.Compiled`, or `None` where this backend cannot give one."""
+        if not self._compiled:
+            try:
+                self._compiled.append(self._jitted.lower(*self._specs).compile())
+            except Exception:  # not every backend and wrapper exposes its compiled program
+                self._compiled.append(None)
+        return self._compiled[0]
+
+    def peak_bytes(self) -> int | None:
+        """Bytes XLA plans for arguments, outputs and temporaries (aliased buffers once)."""
         try:
-            m = jitted.lower(*specs).compile().memory_analysis()
+            m = self.compiled().memory_analysis()
             return int(
                 m.argument_size_in_bytes
                 + m.output_size_in_bytes
@@ -357,20 +352,13 @@ def _peak(jitted: Any, *args: Any) -> Callable[[], int | None]:
         except Exception:  # not every backend reports it
             return None
 
-    return peak
-
-
-def _bytes_accessed(work: Workload) -> float:
-    """Bytes the baseline implementation's harness step reads and writes (XLA's estimate)."""
-    impl = work.make(work.baseline[0])
-    tx = OptimizerConfig("sgd").make()
-    params, state = impl.init(jax.random.key(0), work.first_input())
-    step = jax.jit(TrainStep(impl, work.loss, tx, work.inputs))
-    batch = jax.tree.map(lambda a: a[0], work.batches)
-    cost = step.lower(params, state, tx.init(params), batch).compile().cost_analysis()
-    if cost is None:
-        raise RuntimeError("bench: this backend gives no cost analysis to compute bandwidth")
-    return float(cost["bytes accessed"])
+    def bytes_accessed(self) -> float:
+        """XLA's estimate of the bytes one call reads and writes."""
+        compiled = self.compiled()
+        cost = None if compiled is None else compiled.cost_analysis()
+        if not cost:
+            raise RuntimeError("bench: this backend gives no cost analysis to compute bandwidth")
+        return float(cost["bytes accessed"])
 
 
 def measure(work: Workload, progress: Callable[[str], None] | None = None) -> list[Row]:
@@ -406,14 +394,25 @@ def measure(work: Workload, progress: Callable[[str], None] | None = None) -> li
             start = time.perf_counter()
             _block(case.run())
             case.samples.append((time.perf_counter() - start) / case.steps)
-    bytes_step = _bytes_accessed(work)
+    large = work.size == "large"
+    # The bytes of the baseline implementation's harness step (XLA's estimate), which every
+    # path of this workload moves: the bandwidth's numerator.
+    if large:
+        program = next(
+            c.program for c in cases if (c.impl, c.path) == (work.baseline[0], "harness-pytree")
+        )
+        bytes_step = program.bytes_accessed() if program else float("nan")
+    elements = int(np.size(work.first_input()))
     base = next(c for c in cases if (c.impl, c.path) == work.baseline)
     base_median = float(np.median(base.samples))
     rows = []
     for case in cases:
         samples = np.asarray(case.samples)
         median = float(np.median(samples))
-        moved = reference_bytes.get(case.path, bytes_step) if case.impl == "-" else bytes_step
+        moved = (
+            reference_bytes.get(case.path, 0) if case.impl == "-" else bytes_step if large else 0
+        )
+        program = case.program
         rows.append(
             Row(
                 impl=case.impl,
@@ -427,12 +426,15 @@ def measure(work: Workload, progress: Callable[[str], None] | None = None) -> li
                 step_s_p90=float(np.percentile(samples, 90)),
                 ratio=median / base_median,
                 baseline="/".join(work.baseline),
-                bandwidth_gbs=moved / median / 1e9 if work.size == "large" else None,
-                peak_bytes=None if case.peak is None else case.peak(),
+                bandwidth_gbs=moved / median / 1e9 if large else None,
+                # XLA's planned bytes cost one more compile per path: the standard run's only.
+                peak_bytes=program.peak_bytes() if program and work.planned else None,
                 size=work.size,
                 depth=work.depth,
                 leaves=case.leaves,
-                passes=None if case.passes is None else case.passes(),
+                passes=roofline.analyse(program.compiled(), elements)
+                if program and case.roofline
+                else None,
             )
         )
     return rows

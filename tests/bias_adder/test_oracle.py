@@ -6,17 +6,23 @@ from __future__ import annotations
 import numpy as np
 import optax
 import pytest
-from helpers import IMPLS, MATRIX, oracle, trained
+from helpers import IMPLS, MATRIX, UNJITTED, oracle, trained
 
 import shared
 from shared.models.bias_adder import ORACLE, BiasAdderConfig, bias_adder_oracle, fixed_batch
 
+# Every jitted loop on the whole matrix; the unjitted harness on helpers.UNJITTED.
+LOOPS_AND_MATRIX = [
+    pytest.param(loop, True, *p.values, id=f"{loop}-True-{p.id}")
+    for loop in ("harness", "native", "scan")
+    for p in MATRIX
+] + [pytest.param("harness", False, *p.values, id=f"harness-False-{p.id}") for p in UNJITTED]
 
-@pytest.mark.parametrize(("optimizer", "momentum", "batch", "features"), MATRIX)
-@pytest.mark.parametrize("impl", IMPLS)
+
 @pytest.mark.parametrize(
-    ("loop", "jit"), [("harness", True), ("harness", False), ("native", True), ("scan", True)]
+    ("loop", "jit", "optimizer", "momentum", "batch", "features"), LOOPS_AND_MATRIX
 )
+@pytest.mark.parametrize("impl", IMPLS)
 def test_trajectory_within_tolerance_of_float64_oracle(
     loop, jit, impl, optimizer, momentum, batch, features
 ):

@@ -9,7 +9,7 @@ from ._config import MODEL, BiasAdderConfig, check_input
 from ._data import as_batches, fixed_batch
 from ._oracle import bias_adder_oracle
 from ._reference import JaxBiasAdder, bias_adder_loss
-from ._spec import SPEC
+from ._spec import SPEC, gaussian_shapes
 from ._tolerances import DEVICES, KERAS_ADAM, KERAS_MOMENTUM, ORACLE, SCAN, TOLERANCES, tolerances
 
 __all__ = [
@@ -28,5 +28,6 @@ __all__ = [
     "bias_adder_oracle",
     "check_input",
     "fixed_batch",
+    "gaussian_shapes",
     "tolerances",
 ]

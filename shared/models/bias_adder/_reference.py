@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from shared.core import Canonical, NativeLoop
+from shared.core import Canonical, NativeLoop, functional_loop
 
 from ._config import MODEL, BiasAdderConfig, check_input
 
@@ -71,32 +71,6 @@ class JaxBiasAdder:
         self, params: Dict, state: Dict, tx: optax.GradientTransformation
     ) -> NativeLoop:
         """A hand-written jitted step: what a pure-JAX user would write."""
-        config = self.config
-
-        @jax.jit
-        def train_step(
-            params: Dict, state: Dict, opt_state: optax.OptState, x: jax.Array
-        ) -> tuple[Dict, Dict, optax.OptState, jax.Array]:
-            def loss_fn(params: Dict) -> tuple[jax.Array, Dict]:
-                y, new_state = apply(params, state, x, train=True, config=config)
-                return bias_adder_loss(y, x), new_state
-
-            (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), state, opt_state, loss
-
-        opt_state = tx.init(params)
-
-        def step(x: jax.Array) -> jax.Array:
-            nonlocal params, state, opt_state
-            params, state, opt_state, loss = train_step(params, state, opt_state, x)
-            return cast(jax.Array, loss)
-
-        def checkpoint() -> dict[str, Any]:
-            return {"params": params, "state": state, "opt_state": opt_state}
-
-        def restore(restored: dict[str, Any]) -> None:
-            nonlocal params, state, opt_state
-            params, state, opt_state = restored["params"], restored["state"], restored["opt_state"]
-
-        return NativeLoop(step, lambda: (params, state), checkpoint, restore)
+        return functional_loop(
+            functools.partial(apply, config=self.config), bias_adder_loss, params, state, tx
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -56,24 +57,41 @@ def describe(config: BiasAdderConfig, settings: Settings, batches: Any) -> dict[
     return {"features": config.features, "seed_faithful": config.keepdims}
 
 
-def bench_shapes(quick: bool, rng: np.random.Generator) -> list[BenchShape]:
-    """A tiny, dispatch-bound shape and a large, memory-bound one."""
-    # (size, batch, features, steps per sample, samples)
-    sizes = [
-        ("tiny", 8, 4, 50, 7) if quick else ("tiny", 8, 4, 300, 31),
-        ("large", 1024, 1024, 2, 3) if quick else ("large", 4096, 4096, 3, 15),
-    ]
+def gaussian_shapes(
+    sizes: Sequence[tuple[str, int, int, int, int]],
+    config: Callable[[int], Any],
+    rng: np.random.Generator,
+    prefix: str = "",
+) -> list[BenchShape]:
+    """Bench shapes of standard normal batches, timed against pure JAX's native loop.
+
+    **Arguments:**
+
+    - `sizes`: `(size, batch, features, steps per sample, samples)` per shape.
+    - `config`: features -> the model's config at that width.
+    - `rng`: draws the batches.
+    - `prefix`: put before each label (`"L4 "`).
+    """
     return [
         BenchShape(
-            f"B{b}xD{d}",
+            f"{prefix}B{b}xD{d}",
             size,
-            BiasAdderConfig(d),
+            config(d),
             rng.standard_normal((k, b, d), np.float32),
             samples,
             ("jax", "native"),
         )
         for size, b, d, k, samples in sizes
     ]
+
+
+def bench_shapes(quick: bool, rng: np.random.Generator) -> list[BenchShape]:
+    """A tiny, dispatch-bound shape and a large, memory-bound one."""
+    sizes = [
+        ("tiny", 8, 4, 50, 7) if quick else ("tiny", 8, 4, 300, 31),
+        ("large", 1024, 1024, 2, 3) if quick else ("large", 4096, 4096, 3, 15),
+    ]
+    return gaussian_shapes(sizes, BiasAdderConfig, rng)
 
 
 SPEC = ModelSpec(

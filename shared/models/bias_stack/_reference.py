@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from shared.core import Canonical, NativeLoop, canonical_from_paths, tree_from_canonical
+from shared.core import (
+    Canonical,
+    NativeLoop,
+    canonical_from_paths,
+    functional_loop,
+    tree_from_canonical,
+)
 from shared.models.bias_adder import bias_adder_loss
 
 from ._config import MODEL, BiasStackConfig, check_stack_input
@@ -107,32 +113,6 @@ class JaxBiasStack:
         self, params: Tree, state: Tree, tx: optax.GradientTransformation
     ) -> NativeLoop:
         """A hand-written jitted step: what a pure-JAX user would write."""
-        config = self.config
-
-        @jax.jit
-        def train_step(
-            params: Tree, state: Tree, opt_state: optax.OptState, x: jax.Array
-        ) -> tuple[Tree, Tree, optax.OptState, jax.Array]:
-            def loss_fn(params: Tree) -> tuple[jax.Array, Tree]:
-                y, new_state = apply(params, state, x, train=True, config=config)
-                return bias_stack_loss(y, x), new_state
-
-            (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), state, opt_state, loss
-
-        opt_state = tx.init(params)
-
-        def step(x: jax.Array) -> jax.Array:
-            nonlocal params, state, opt_state
-            params, state, opt_state, loss = train_step(params, state, opt_state, x)
-            return cast(jax.Array, loss)
-
-        def checkpoint() -> dict[str, Any]:
-            return {"params": params, "state": state, "opt_state": opt_state}
-
-        def restore(restored: dict[str, Any]) -> None:
-            nonlocal params, state, opt_state
-            params, state, opt_state = restored["params"], restored["state"], restored["opt_state"]
-
-        return NativeLoop(step, lambda: (params, state), checkpoint, restore)
+        return functional_loop(
+            functools.partial(apply, config=self.config), bias_stack_loss, params, state, tx
+        )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from shared.core import BenchShape, ModelSpec, Option, Settings
-from shared.models.bias_adder import as_batches, fixed_batch
+from shared.models.bias_adder import as_batches, fixed_batch, gaussian_shapes
 
 from ._config import MODEL, BiasStackConfig, canonical_params, canonical_state
 from ._oracle import bias_stack_oracle
@@ -43,22 +44,11 @@ def describe(config: BiasStackConfig, settings: Settings, batches: Any) -> dict[
 
 def bench_depth(depth: int, quick: bool, rng: np.random.Generator) -> list[BenchShape]:
     """The stack at `depth` layers: a tiny, dispatch-bound shape and a large one."""
-    # (size, batch, features, steps per sample, samples)
     sizes = [
         ("tiny", 8, 4, 10, 3) if quick else ("tiny", 8, 4, 30, 7),
         ("large", 128, 128, 1, 3) if quick else ("large", 128, 128, 2, 5),
     ]
-    return [
-        BenchShape(
-            f"L{depth} B{b}xD{d}",
-            size,
-            BiasStackConfig(depth, d),
-            rng.standard_normal((k, b, d), np.float32),
-            samples,
-            ("jax", "native"),
-        )
-        for size, b, d, k, samples in sizes
-    ]
+    return gaussian_shapes(sizes, functools.partial(BiasStackConfig, depth), rng, f"L{depth} ")
 
 
 SPEC = ModelSpec(
