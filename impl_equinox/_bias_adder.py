@@ -49,6 +49,7 @@ class BiasAdderWithRunningMean(eqx.Module):
         self.axis_name = axis_name
         self.inference = inference
 
+    # --8<-- [start:equinox-write-state]
     def __call__(
         self, x: Float[Array, "batch features"], state: eqx.nn.State
     ) -> tuple[Array, eqx.nn.State]:
@@ -60,6 +61,8 @@ class BiasAdderWithRunningMean(eqx.Module):
             mean = self.momentum * mean + (1.0 - self.momentum) * batch_mean
             state = state.set(self.mean_index, mean)
         return mean + self.bias, state
+
+    # --8<-- [end:equinox-write-state]
 
 
 # --8<-- [start:equinox-apply-update]

@@ -26,6 +26,7 @@ class BiasAdderWithRunningMean(nn.Module):
     keepdims: bool = False  # keepdims=True, as on the Flax page: mean becomes (1, D)
     axis_name: str | None = None  # average the batch mean over this axis (data parallel)
 
+    # --8<-- [start:linen-write-state]
     @nn.compact
     def __call__(self, x: Float[Array, "batch features"], train: bool = True) -> Array:
         # --8<-- [start:linen-declare-state]
@@ -41,6 +42,8 @@ class BiasAdderWithRunningMean(nn.Module):
                 batch_mean = jax.lax.pmean(batch_mean, self.axis_name)
             mean.value = self.momentum * mean.value + (1.0 - self.momentum) * batch_mean
         return mean.value + bias
+
+    # --8<-- [end:linen-write-state]
 
 
 # --8<-- [start:linen-train-step]

@@ -40,6 +40,7 @@ class BiasAdderWithRunningMean(nnx.Module):
         self.axis_name = axis_name
         self.use_running_average = use_running_average  # set by model.train() / model.eval()
 
+    # --8<-- [start:nnx-write-state]
     def __call__(self, x: Float[Array, "batch features"]) -> Array:
         if not self.use_running_average:
             batch_mean = jnp.mean(x, axis=0, keepdims=self.keepdims)
@@ -47,6 +48,8 @@ class BiasAdderWithRunningMean(nnx.Module):
                 batch_mean = jax.lax.pmean(batch_mean, self.axis_name)
             self.mean[...] = self.momentum * self.mean[...] + (1.0 - self.momentum) * batch_mean
         return self.mean[...] + self.bias[...]
+
+    # --8<-- [end:nnx-write-state]
 
 
 # --8<-- [start:nnx-train-step]

@@ -86,8 +86,8 @@ NNXStep = Callable[[Any, nnx.Optimizer, Batch], Array]
 def nnx_variants(
     train_step: NNXStep, model: nnx.Module, tx: optax.GradientTransformation
 ) -> dict[str, NativeLoop]:
-    """NNX's variants: `cached-partial`, `split-merge`, `split-merge-pure`, `tree-mode` and
-    `jit-partial`.
+    """NNX's variants: `cached-partial`, `split-merge`, `split-merge-pure`, `pure-dict`,
+    `tree-mode` and `jit-partial`.
 
     **Arguments:**
 
@@ -104,6 +104,7 @@ def nnx_variants(
         "cached-partial": _nnx_cached_partial(train_step, nnx.clone(model), tx),
         "split-merge": _nnx_split_merge(step_fn, nnx.clone(model), tx),
         "split-merge-pure": _nnx_split_merge_pure(step_fn, nnx.clone(model), tx),
+        "pure-dict": _nnx_pure_dict(step_fn, nnx.clone(model), tx),
         "tree-mode": _nnx_tree_mode(step_fn, nnx.clone(model), tx),
         "jit-partial": _nnx_jit_partial(step_fn, nnx.clone(model), tx),
     }
@@ -165,7 +166,7 @@ def _nnx_split_merge_pure(
     a Python callback), the fixed `graphdef` is closed over instead of compared, and the
     old state is donated, as `nnx.jit`'s docs advise for a model and its optimizer."""
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-    # --8<-- [start:nnx-fast-loop]
+    # --8<-- [start:nnx-variant-split-merge-pure]
     graphdef, state = nnx.split((model, optimizer))
     state = nnx.as_pure(state)  # plain arrays: no Variable to flatten at every call
 
@@ -175,7 +176,7 @@ def _nnx_split_merge_pure(
         loss = step_fn(model, optimizer, x)
         return loss, nnx.as_pure(nnx.state((model, optimizer)))
 
-    # --8<-- [end:nnx-fast-loop]
+    # --8<-- [end:nnx-variant-split-merge-pure]
     # A copy of its own: the first step donates it, and `model` still holds the caller's.
     state = jax.tree.map(jnp.copy, state)
 
@@ -187,6 +188,44 @@ def _nnx_split_merge_pure(
     def read() -> tuple[nnx.State, nnx.State]:
         # Copies: the next step donates (deletes) the buffers of `state`.
         nnx.update((model, optimizer), jax.tree.map(jnp.copy, state))
+        return _nnx_read(model)
+
+    return NativeLoop(step, read)
+
+
+def _nnx_pure_dict(
+    step_fn: NNXStep, model: nnx.Module, tx: optax.GradientTransformation
+) -> NativeLoop:
+    """The functional loop with the state as nested plain dicts (`nnx.to_pure_dict`), which
+    `jax.jit` flattens in C++ like Linen's, put back into the split `State` by
+    `nnx.replace_by_pure_dict` inside the trace (the checkpointing guide's pair of calls)."""
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+    # --8<-- [start:nnx-fast-loop]
+    graphdef, template = nnx.split((model, optimizer))
+    state = nnx.to_pure_dict(template)  # nested plain dicts of arrays
+
+    def merge(pure):  # the checkpointing guide's pair of calls, the other way
+        full = jax.tree.map(lambda v: v, template)  # new containers: `template` stays as is
+        nnx.replace_by_pure_dict(full, pure)
+        return nnx.merge(graphdef, full)
+
+    @functools.partial(jax.jit, donate_argnums=0)  # XLA may write the new state in place
+    def jax_train_step(state, x):
+        model, optimizer = merge(state)
+        loss = step_fn(model, optimizer, x)
+        return loss, nnx.to_pure_dict(nnx.state((model, optimizer)))
+
+    # --8<-- [end:nnx-fast-loop]
+    state = jax.tree.map(jnp.copy, state)  # its own copy: the first step donates it
+
+    def step(x: Batch) -> Array:
+        nonlocal state
+        loss, state = jax_train_step(state, x)
+        return loss
+
+    def read() -> tuple[nnx.State, nnx.State]:
+        # Copies: the next step donates (deletes) the buffers of `state`.
+        nnx.update((model, optimizer), nnx.state(merge(jax.tree.map(jnp.copy, state))))
         return _nnx_read(model)
 
     return NativeLoop(step, read)

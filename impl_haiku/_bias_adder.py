@@ -31,6 +31,7 @@ class BiasAdderWithRunningMean(hk.Module):
         self.keepdims = keepdims
         self.axis_name = axis_name
 
+    # --8<-- [start:haiku-write-state]
     def __call__(self, x: Float[Array, "batch features"], is_training: bool) -> Array:
         # --8<-- [start:haiku-declare-state]
         mean = hk.get_state("mean", x.shape[1:], init=jnp.zeros)
@@ -45,6 +46,8 @@ class BiasAdderWithRunningMean(hk.Module):
             mean = self.momentum * mean + (1.0 - self.momentum) * batch_mean
             hk.set_state("mean", mean)
         return mean + bias
+
+    # --8<-- [end:haiku-write-state]
 
 
 # --8<-- [start:haiku-split]

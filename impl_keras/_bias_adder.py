@@ -43,15 +43,16 @@ class BiasAdderWithRunningMean(keras.layers.Layer):
         )
         # --8<-- [end:keras-declare-state]
 
+    # --8<-- [start:keras-write-state]
     def call(self, x: Float[Array, "batch features"], training: bool = False) -> Array:
         if training:
             batch_mean = keras.ops.mean(x, axis=0, keepdims=self.keepdims)
             if self.axis_name is not None:
                 batch_mean = jax.lax.pmean(batch_mean, self.axis_name)
-            # --8<-- [start:keras-write-state]
             self.mean.assign(self.momentum * self.mean + (1.0 - self.momentum) * batch_mean)
-            # --8<-- [end:keras-write-state]
         return self.mean + self.bias
+
+    # --8<-- [end:keras-write-state]
 
 
 # --8<-- [end:keras-model]

@@ -235,7 +235,7 @@ def build_parser(spec: ModelSpec | None = None) -> argparse.ArgumentParser:
         metavar="L,L,...",
         help="time each path against the number of layers instead (e.g. 1,4,16,64; the "
         "bias-stack model), fit the cost per layer and plot time against depth "
-        "(11.6 minutes on 2 cores in the recorded run)",
+        "(under 10 minutes on 2 cores in the recorded runs)",
     )
     b.add_argument(
         "--check",

@@ -7,7 +7,7 @@ import json
 import platform
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from rich.console import Console
@@ -292,7 +292,9 @@ def plot(rows: Sequence[Row], path: Path) -> None:
                 capsize=1.5,
                 error_kw={"linewidth": 0.7},
                 label=p,
-                color=f"C{j}",
+                # tab10's ten colours, then again hatched: no two paths look alike
+                color=f"C{j % 10}",
+                hatch="///" if j >= 10 else None,
             )
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_yscale("log")
@@ -309,8 +311,13 @@ def plot(rows: Sequence[Row], path: Path) -> None:
         ax.set_xlabel("implementation (bars: paths; error bars: p10-p90)")
     for ax in list(axes.flat)[len(workloads) :]:
         ax.axis("off")
+    handles: dict[str, Any] = {}  # every path once, from whichever panel has it
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
     fig.legend(
-        *axes[0][0].get_legend_handles_labels(),
+        list(handles.values()),
+        list(handles),
         loc="outside lower center",
         ncols=min(len(paths), 6),
         fontsize="small",

@@ -26,8 +26,10 @@ CONCEPTS = (
         "the model's and optimizer's object graph on every call: `nnx.cached_partial` caches "
         "that walk, tree mode (`graph=False`) and `nnx.jit_partial` treat modules as plain "
         "pytrees, and the functional loop (`nnx.split` once, `nnx.merge` inside plain "
-        "`jax.jit`) leaves only the flattening of its `State`, least with `nnx.as_pure` and "
-        "donation. Equinox's `eqx.filter_jit` partitions every argument on every call: "
+        "`jax.jit`) leaves only the flattening of its `State`'s Python pytree nodes, gone when "
+        "the loop carries the state as plain dicts (`nnx.to_pure_dict`, put back with "
+        "`nnx.replace_by_pure_dict` inside the trace), NNX's fastest path. Equinox's "
+        "`eqx.filter_jit` partitions every argument on every call: "
         "`eqx.partition` once outside plain `jax.jit`, then flattening the arrays into a list, "
         "removes it. Keras's `train_on_batch` moves every variable in and out of "
         "`keras.Variable`s and syncs the loss to the host; `stateless_call` under `jax.jit` "
@@ -41,6 +43,7 @@ CONCEPTS = (
                 "variant-tree-mode",
                 "variant-jit-partial",
                 "variant-split-merge",
+                "variant-split-merge-pure",
             ),
             "equinox": ("variant-partition",),
         },

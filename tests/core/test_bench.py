@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from shared.bench import Row, fit_depths, passes, plot_depths, targets
+from shared.bench import plot as bench_plot
 
 
 def _row(impl, path, shape, median, *, size="tiny", depth=None, leaves=None, spread=0.0):
@@ -160,3 +161,27 @@ def test_depth_plot_gives_every_path_its_own_style(tmp_path, monkeypatch):
     handles = fig.legends[0].legend_handles[:-1]  # the last is the baseline's grey line
     assert [h.get_label() for h in handles] == paths
     assert len({(h.get_linestyle(), h.get_marker()) for h in handles}) == len(paths)
+
+
+def test_bar_plot_tells_every_path_apart_and_labels_its_axes(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    paths = ["native", *(f"native:v{i}" for i in range(10)), "harness-pytree", "harness", "scan"]
+    rows = [_row("jax", "native", "B8xD4", 10.0)]
+    rows += [_row("a", p, "B8xD4", 10.0 + i, spread=1.0) for i, p in enumerate(paths)]
+    rows += [_row("b", "only-here", "B64xD64", 10.0, spread=1.0)]  # a path of one panel only
+    rows += [_row("jax", "native", "B64xD64", 10.0)]
+    bench_plot(rows, tmp_path / "bars.png")
+    (fig,) = figures
+    legend = fig.legends[0]
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == [*paths, "only-here"]  # every path, the last from the second panel
+    looks = {(tuple(h.get_facecolor()), h.get_hatch()) for h in legend.legend_handles}
+    assert len(looks) == len(labels)
+    for ax in fig.axes:
+        if ax.get_visible() and ax.axison:
+            assert ax.get_xlabel() and ax.get_ylabel() and ax.containers
+            # each bar carries a p10-p90 error bar
+            assert any(len(c) == 3 for c in ax.containers)

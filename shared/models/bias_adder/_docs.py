@@ -37,6 +37,21 @@ CONCEPTS = (
         FILES,
     ),
     Concept(
+        "write-state",
+        "Write state in the forward pass",
+        "The model's call, whole, with the line that writes the running mean. Linen assigns "
+        "`mean.value` of the variable it declared (kept only when the caller marks "
+        "`batch_stats` mutable); NNX writes into the `nnx.BatchStat` in place, "
+        "`self.mean[...] = ...`, and the update lives on the module; Haiku calls "
+        "`hk.set_state`, which `apply` returns as the new state; Equinox returns a new state, "
+        "`state.set(self.mean_index, ...)`, next to the output, as JAX's functional style "
+        "would; Keras calls `self.mean.assign(...)` on its variable (under `stateless_call` "
+        "the assignment comes back as the new non-trainable values). Each guards the update: "
+        "Linen's `has_variable` and Haiku's `hk.running_init()` keep `init` from updating, and "
+        "NNX, Equinox and Keras read a training flag.",
+        FILES,
+    ),
+    Concept(
         "init",
         "Initialise",
         "Linen and Haiku run the forward pass once under `init`, so the model must not update "
