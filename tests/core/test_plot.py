@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import shared
-from shared.report._plot import figure, trajectory_styles, ulp_map
+from shared.report import figure, trajectory_styles, ulp_map
 
 matplotlib.use("Agg")
 
