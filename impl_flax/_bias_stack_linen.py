@@ -17,8 +17,10 @@ from shared import Canonical, NativeLoop
 from shared.models.bias_stack import BiasStackConfig, bias_stack_loss, check_stack_input
 
 from ._canonical import linen_canonical, linen_from_canonical
-from ._linen import BiasAdderWithRunningMean
-from ._native import TrainState, linen_native_loop
+
+# The step is the bias adder's: the same loss on a `TrainState` with `batch_stats`.
+from ._linen import BiasAdderWithRunningMean, train_step
+from ._native import linen_native_loop
 from ._variants import linen_variants
 
 
@@ -56,19 +58,6 @@ class BiasStack(nn.Module):
             z = dense(h)
             h = z - layer(z, train)
         return h
-
-
-@jax.jit
-def train_step(state: TrainState, x: Array) -> tuple[TrainState, Array]:
-    def loss_fn(params):
-        y, updates = state.apply_fn(
-            {"params": params, "batch_stats": state.batch_stats}, x, mutable=["batch_stats"]
-        )
-        return ((x - y) ** 2).sum(), updates
-
-    (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
-    return state, loss
 
 
 class LinenBiasStack:

@@ -12,7 +12,8 @@ from jaxtyping import Array, Float
 from shared import Canonical, NativeLoop
 from shared.models.bias_stack import BiasStackConfig, check_stack_input
 
-from ._bias_adder import BiasAdderWithRunningMean
+# The step is the bias adder's: the same loss, the same `apply` signature.
+from ._bias_adder import BiasAdderWithRunningMean, make_train_step
 from ._canonical import haiku_canonical, haiku_from_canonical
 from ._native import haiku_native_loop
 
@@ -58,20 +59,6 @@ def make_forward(depth: int, features: int, **kwargs) -> hk.TransformedWithState
         return BiasStack(depth, features, **kwargs, name="bias_stack")(x, is_training)
 
     return hk.without_apply_rng(hk.transform_with_state(forward))
-
-
-def make_train_step(forward: hk.TransformedWithState, tx: optax.GradientTransformation):
-    @jax.jit
-    def train_step(params, state, opt_state, x):
-        def loss_fn(params):
-            y, state_out = forward.apply(params, state, x, is_training=True)
-            return ((x - y) ** 2).sum(), state_out
-
-        (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), state, opt_state, loss
-
-    return train_step
 
 
 class HaikuBiasStack:
