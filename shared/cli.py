@@ -226,7 +226,8 @@ def build_parser(spec: ModelSpec | None = None) -> argparse.ArgumentParser:
     b.add_argument(
         "--quick",
         action="store_true",
-        help="a smoke run (53 s on 2 cores); its large-shape ratios are too noisy to judge",
+        help="a smoke run (50 s on 2 cores in the recorded run, docs/performance-quick.json); "
+        "its large-shape ratios are too noisy to judge",
     )
     b.add_argument(
         "--depth",

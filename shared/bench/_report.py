@@ -180,6 +180,11 @@ def print_report(rows: Sequence[Row], console: Console, *, quick: bool = False) 
             "ratios are too noisy to judge; their targets are printed but not judged. Its "
             "compile times reuse XLA's cache for programs compiled before."
         )
+    elif any(r.depth is not None for r in rows):
+        console.print(
+            "--depth: compile times reuse XLA's cache for programs compiled before (paths "
+            "are not compiled cold; the time goes to samples)."
+        )
     judged = targets(rows, quick=quick)
     for t in judged:
         mark = "[green]met[/]        " if t.ok else "[bold red]missed[/]     "

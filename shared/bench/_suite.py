@@ -66,7 +66,8 @@ class Workload:
     - `planned`: also ask XLA for each jitted path's planned bytes (one more compile each;
       the standard full run only).
     - `cold`: compile each path from an empty cache, so that its compile time is its own
-      (off for `--quick`, where identical programs reuse the first one's compilation).
+      (off for `--quick` and `--depth`, where identical programs reuse the first one's
+      compilation).
     """
 
     model: str
@@ -149,7 +150,10 @@ class BenchOptions:
                         baseline=shape.baseline,
                         depth=depth,
                         planned=depth is None and not self.quick,
-                        cold=not self.quick,
+                        # A depth run reports no compile times; without the cold start its
+                        # paths keep their programs (no recompile in the first round), and
+                        # the time saved buys the large width more samples.
+                        cold=depth is None and not self.quick,
                     )
                 )
         return out

@@ -46,7 +46,7 @@ def bench_depth(depth: int, quick: bool, rng: np.random.Generator) -> list[Bench
     """The stack at `depth` layers: a tiny, dispatch-bound shape and a large one."""
     sizes = [
         ("tiny", 8, 4, 10, 3) if quick else ("tiny", 8, 4, 30, 7),
-        ("large", 128, 128, 1, 3) if quick else ("large", 128, 128, 2, 5),
+        ("large", 128, 128, 1, 3) if quick else ("large", 128, 128, 2, 21),
     ]
     return gaussian_shapes(sizes, functools.partial(BiasStackConfig, depth), rng, f"L{depth} ")
 
