@@ -30,6 +30,11 @@ POLL_S = 0.2
 GRACE_S = 5.0
 """How long the survivors get to finish after one process has failed, before they are
 killed."""
+USAGE_GRACE_S = 30.0
+"""The same after a process refused the command (exit 2): every process checks the same
+things and should refuse too, but on a busy machine the last one may need longer than
+`GRACE_S` (measured: a suite run under load stopped process 0 before its own refusal,
+and the launcher reported a failure instead of relaying the usage error)."""
 HEARTBEAT_S = 10
 """JAX's heartbeat timeout for the launched processes (its default is 100 s)."""
 TIMEOUT_S = 1800.0
@@ -172,7 +177,8 @@ def _wait(children: list[subprocess.Popen[bytes]]) -> tuple[int, str] | None:
                 # signal, is a process that failed.
                 if code is not None and code not in REPORTED:
                     failed = (i, _describe_exit(code))
-                    deadline = min(deadline, time.monotonic() + GRACE_S)
+                    grace = USAGE_GRACE_S if code == 2 else GRACE_S
+                    deadline = min(deadline, time.monotonic() + grace)
                     break
         if all(code is not None for code in codes):
             return failed
