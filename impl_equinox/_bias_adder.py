@@ -100,33 +100,36 @@ class EquinoxBiasAdder:
     def __init__(self, config: BiasAdderConfig):
         self.config = config
         model, _ = self._make()
-        _, self.static = eqx.partition(model, eqx.is_inexact_array)
+        # --8<-- [start:equinox-split]
+        params, static = eqx.partition(model, eqx.is_inexact_array)
+        # --8<-- [end:equinox-split]
+        self.static = static
 
-    # --8<-- [start:equinox-init]
     def _make(self) -> tuple[BiasAdderWithRunningMean, eqx.nn.State]:
-        return eqx.nn.make_with_state(BiasAdderWithRunningMean)(
-            self.config.features,
-            momentum=self.config.momentum,
-            keepdims=self.config.keepdims,
-            axis_name=self.config.axis_name,
+        config = self.config
+        # --8<-- [start:equinox-init]
+        # The module and its initial state; make_with_state never calls the model.
+        model, state = eqx.nn.make_with_state(BiasAdderWithRunningMean)(
+            config.features,
+            momentum=config.momentum,
+            keepdims=config.keepdims,
+            axis_name=config.axis_name,
         )
+        # --8<-- [end:equinox-init]
+        return model, state
 
-    # --8<-- [end:equinox-init]
-
-    # --8<-- [start:equinox-split]
     def init(self, key: jax.Array, x: jax.Array) -> tuple[PyTree, eqx.nn.State]:
         del key  # zeros: nothing random to draw
         check_input(self.name, x, self.config)
-        model, state = self._make()  # make_with_state never updates the state
+        model, state = self._make()
         return eqx.filter(model, eqx.is_inexact_array), state
 
-    # --8<-- [end:equinox-split]
-
-    # --8<-- [start:equinox-merge]
     def _combine(self, params: PyTree) -> BiasAdderWithRunningMean:
-        return eqx.combine(params, self.static)
-
-    # --8<-- [end:equinox-merge]
+        static = self.static
+        # --8<-- [start:equinox-merge]
+        model = eqx.combine(params, static)
+        # --8<-- [end:equinox-merge]
+        return model
 
     def apply(
         self,
@@ -139,7 +142,7 @@ class EquinoxBiasAdder:
     ) -> tuple[Array, eqx.nn.State]:
         check_input(self.name, x, self.config)
         # --8<-- [start:equinox-eval]
-        model = eqx.nn.inference_mode(self._combine(params), value=not train)
+        model = eqx.nn.inference_mode(eqx.combine(params, self.static), value=not train)
         return model(x, state)
         # --8<-- [end:equinox-eval]
 

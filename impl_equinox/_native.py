@@ -20,7 +20,9 @@ def equinox_native_loop(
     tx: optax.GradientTransformation,
 ) -> NativeLoop:
     """`train_step(model, state, opt_state, batch, tx) -> (model, state, opt_state, loss)`."""
+    # --8<-- [start:equinox-optimizer-setup]
     opt_state = tx.init(eqx.filter(model, eqx.is_array))
+    # --8<-- [end:equinox-optimizer-setup]
 
     def step(batch: Batch) -> Array:
         nonlocal model, state, opt_state

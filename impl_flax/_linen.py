@@ -80,18 +80,16 @@ class LinenBiasAdder:
             axis_name=config.axis_name,
         )
 
-    # --8<-- [start:linen-init]
     def init(self, key: jax.Array, x: jax.Array) -> tuple[Any, Any]:
         check_input(self.name, x, self.config)
-        variables = self.module.init(key, x)
+        # --8<-- [start:linen-init]
+        variables = self.module.init(key, x)  # runs __call__ once, with train=True
+        # --8<-- [end:linen-init]
         # --8<-- [start:linen-split]
         state, params = flax.core.pop(variables, "params")
         # --8<-- [end:linen-split]
         return params, state
 
-    # --8<-- [end:linen-init]
-
-    # --8<-- [start:linen-merge]
     def apply(
         self, params: Any, state: Any, x: jax.Array, *, train: bool, key: jax.Array | None = None
     ) -> tuple[Array, Any]:
@@ -101,8 +99,6 @@ class LinenBiasAdder:
             return self.module.apply({"params": params, **state}, x, train=False), state
         # --8<-- [end:linen-eval]
         return self.module.apply({"params": params, **state}, x, mutable=list(state.keys()))
-
-    # --8<-- [end:linen-merge]
 
     def to_canonical(self, params: Any, state: Any) -> tuple[Canonical, Canonical]:
         return {"bias": params["bias"]}, {"mean": state["batch_stats"]["mean"]}

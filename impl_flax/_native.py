@@ -13,10 +13,14 @@ from jaxtyping import Array
 from shared import Batch, NativeLoop
 
 
+# --8<-- [start:linen-optimizer-setup]
 class TrainState(train_state.TrainState):
     """Linen's usual train state, plus the model's mutable `batch_stats` collection."""
 
     batch_stats: Any
+
+
+# --8<-- [end:linen-optimizer-setup]
 
 
 def linen_native_loop(
@@ -27,9 +31,11 @@ def linen_native_loop(
     tx: optax.GradientTransformation,
 ) -> NativeLoop:
     """Linen's loop: a `TrainState` threaded through a jitted `train_step(state, batch)`."""
+    # --8<-- [start:linen-optimizer-create]
     ts = TrainState.create(
         apply_fn=apply_fn, params=params, tx=tx, batch_stats=state["batch_stats"]
     )
+    # --8<-- [end:linen-optimizer-create]
 
     def step(batch: Batch) -> Array:
         nonlocal ts
@@ -58,8 +64,10 @@ def nnx_native_loop(
     tx: optax.GradientTransformation,
 ) -> NativeLoop:
     """NNX's loop: the model and an `nnx.Optimizer` updated in place by `train_step`."""
-    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+    # --8<-- [start:nnx-optimizer-setup]
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)  # the optax state, on the model's side
     model.train()
+    # --8<-- [end:nnx-optimizer-setup]
     checkpoint, restore = nnx_checkpoint(model, optimizer)
     return NativeLoop(
         lambda batch: train_step(model, optimizer, batch),

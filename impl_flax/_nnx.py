@@ -79,35 +79,39 @@ class NNXBiasAdder:
     def __init__(self, config: BiasAdderConfig):
         self.config = config
         # The graph (structure and static attributes) is fixed; only the arrays travel.
-        self.graphdef = nnx.graphdef(nnx.eval_shape(self._make_model))
+        model = nnx.eval_shape(self._make_model)  # abstract: shapes only, nothing allocated
+        # --8<-- [start:nnx-split]
+        graphdef, params, state = nnx.split(model, nnx.Param, nnx.BatchStat)
+        # --8<-- [end:nnx-split]
+        self.graphdef = graphdef
 
     def _make_model(self) -> BiasAdderWithRunningMean:
-        return BiasAdderWithRunningMean(
-            self.config.features,
-            momentum=self.config.momentum,
-            keepdims=self.config.keepdims,
-            axis_name=self.config.axis_name,
+        config = self.config
+        # --8<-- [start:nnx-init]
+        # The variables are made in __init__, which never calls the model: no state update.
+        model = BiasAdderWithRunningMean(
+            config.features,
+            momentum=config.momentum,
+            keepdims=config.keepdims,
+            axis_name=config.axis_name,
         )
+        # --8<-- [end:nnx-init]
+        return model
 
-    # --8<-- [start:nnx-init]
     def init(self, key: jax.Array, x: jax.Array) -> tuple[nnx.State, nnx.State]:
         del key  # zeros: nothing random to draw
         check_input(self.name, x, self.config)
-        # NNX creates its variables in __init__, which never updates the state.
-        # --8<-- [start:nnx-split]
         _, params, state = nnx.split(self._make_model(), nnx.Param, nnx.BatchStat)
-        # --8<-- [end:nnx-split]
         return params, state
 
-    # --8<-- [end:nnx-init]
-
-    # --8<-- [start:nnx-merge]
     def _merge(self, params: nnx.State, state: nnx.State) -> BiasAdderWithRunningMean:
+        graphdef = self.graphdef
+        # --8<-- [start:nnx-merge]
         # copy=True: fresh Variables, so that neither a trace nor the native loop mutates
         # the caller's params and state (NNX 0.12 merges the State's Variables by reference).
-        return nnx.merge(self.graphdef, params, state, copy=True)
-
-    # --8<-- [end:nnx-merge]
+        model = nnx.merge(graphdef, params, state, copy=True)
+        # --8<-- [end:nnx-merge]
+        return model
 
     def apply(
         self,

@@ -98,12 +98,12 @@ class HaikuBiasAdder:
             axis_name=config.axis_name,
         )
 
-    # --8<-- [start:haiku-init]
     def init(self, key: jax.Array, x: jax.Array) -> tuple[hk.Params, hk.State]:
         check_input(self.name, x, self.config)
-        return self.forward.init(key, x, is_training=True)
-
-    # --8<-- [end:haiku-init]
+        # --8<-- [start:haiku-init]
+        params, state = self.forward.init(key, x, is_training=True)  # runs __call__ once
+        # --8<-- [end:haiku-init]
+        return params, state
 
     def apply(
         self,
@@ -122,14 +122,11 @@ class HaikuBiasAdder:
     def to_canonical(self, params: hk.Params, state: hk.State) -> tuple[Canonical, Canonical]:
         return {"bias": params["bias_adder"]["bias"]}, {"mean": state["bias_adder"]["mean"]}
 
-    # --8<-- [start:haiku-merge]
     def from_canonical(self, params: Canonical, state: Canonical) -> tuple[hk.Params, hk.State]:
         return (
             {"bias_adder": {"bias": jnp.asarray(params["bias"])}},
             {"bias_adder": {"mean": jnp.asarray(state["mean"])}},
         )
-
-    # --8<-- [end:haiku-merge]
 
     def native_loop(
         self, params: hk.Params, state: hk.State, tx: optax.GradientTransformation

@@ -20,7 +20,9 @@ def haiku_native_loop(
     tx: optax.GradientTransformation,
 ) -> NativeLoop:
     """`train_step(params, state, opt_state, batch) -> (params, state, opt_state, loss)`."""
+    # --8<-- [start:haiku-optimizer-setup]
     opt_state = tx.init(params)
+    # --8<-- [end:haiku-optimizer-setup]
 
     def step(batch: Batch) -> Array:
         nonlocal params, state, opt_state

@@ -54,8 +54,10 @@ class KerasAdapter:
         self.check(x)
         layer = self.make()
         # --8<-- [start:keras-split]
-        return values(layer.trainable_variables), values(layer.non_trainable_variables)
+        params = [v.value for v in layer.trainable_variables]  # Variable.value: the array
+        state = [v.value for v in layer.non_trainable_variables]
         # --8<-- [end:keras-split]
+        return params, state
 
     def apply(
         self,

@@ -45,13 +45,15 @@ def keras_native_loop(
     config = harness_optimizer(name, tx)
     assign(model.trainable_variables, params)
     assign(model.non_trainable_variables, state)
-    # --8<-- [start:keras-compile]
+    # Keras's own optimizer for the harness's optax one (keras.optimizers.SGD, Adam, ...).
+    optimizer = keras_optimizer(config, keep_defaults=keep_optimizer_defaults)
+    # --8<-- [start:keras-optimizer-setup]
     model.compile(
-        optimizer=keras_optimizer(config, keep_defaults=keep_optimizer_defaults),
+        optimizer=optimizer,  # a keras.optimizers.Optimizer: its moments are Keras variables
         loss=loss,
         jit_compile=True,  # the JAX backend's default, said out loud
     )
-    # --8<-- [end:keras-compile]
+    # --8<-- [end:keras-optimizer-setup]
     # Keras makes the optimizer's variables at the first step; make them now, so that a
     # restore has somewhere to put a saved optimizer state.
     model.optimizer.build(model.trainable_variables)

@@ -18,7 +18,7 @@ FILES = {
 CONCEPTS = (
     Concept(
         "checkpoint",
-        "Checkpoints: each framework's objects, saved with orbax",
+        "Each framework's objects, saved with orbax",
         "Each loop hands orbax its framework's own objects as pytrees: Linen its `TrainState` "
         "(step, params, `opt_state`, `batch_stats`); NNX the unfiltered `nnx.state` of the "
         "model and of its `nnx.Optimizer`, loaded back with `nnx.update`; Haiku its params and "
@@ -33,6 +33,7 @@ CONCEPTS = (
         "transplant` moves params, state and optimizer state between frameworks through "
         "canonical names.",
         FILES,
+        topic="checkpoints",
     ),
 )
 

@@ -19,7 +19,7 @@ FILES = {
 CONCEPTS = (
     Concept(
         "fast-loop",
-        "Fast training loops: each framework's own way to cut the per-call overhead",
+        "Each framework's own way to cut the per-call overhead",
         "Every framework's training step compiles to the same program; what differs is the "
         "Python work around each call. Linen's plain dicts skip the `TrainState` dataclass; "
         "Haiku's pure `apply` under `jax.jit` already is the fast path. NNX's `nnx.jit` walks "
@@ -47,6 +47,7 @@ CONCEPTS = (
             ),
             "equinox": ("variant-partition",),
         },
+        topic="fast-loops",
     ),
 )
 

@@ -16,6 +16,15 @@ FILES = {
 STATELESS = {**FILES, "keras": "impl_keras/_adapter.py"}
 """The same, with Keras's `stateless_call` adapter, which every Keras model shares."""
 
+NATIVE = {
+    "flax_linen": "impl_flax/_native.py",
+    "flax_nnx": "impl_flax/_native.py",
+    "haiku": "impl_haiku/_native.py",
+    "equinox": "impl_equinox/_native.py",
+    "keras": "impl_keras/_native.py",
+}
+"""Framework -> its native training loop, shared by every model (the optimizer's setup)."""
+
 CONCEPTS = (
     Concept(
         "declare-param",
@@ -25,6 +34,7 @@ CONCEPTS = (
         "feature size is a constructor argument. Keras creates it in `build(input_shape)` with "
         "`add_weight`, called once the input's shape is known.",
         FILES,
+        topic="parameters-and-state",
     ),
     Concept(
         "declare-state",
@@ -35,6 +45,7 @@ CONCEPTS = (
         "separate `eqx.nn.State`. Linen asks `has_variable` first, to tell `init` from training. "
         "Keras adds a weight with `trainable=False`: a `keras.Variable` object on the layer.",
         FILES,
+        topic="parameters-and-state",
     ),
     Concept(
         "write-state",
@@ -50,6 +61,7 @@ CONCEPTS = (
         "Linen's `has_variable` and Haiku's `hk.running_init()` keep `init` from updating, and "
         "NNX, Equinox and Keras read a training flag.",
         FILES,
+        topic="parameters-and-state",
     ),
     Concept(
         "init",
@@ -61,17 +73,23 @@ CONCEPTS = (
         "variables without a call (a subclassed `keras.Model` builds its layers when first "
         "called).",
         FILES,
+        topic="init",
     ),
     Concept(
         "split",
-        "Split params from state",
-        "Linen pops the `params` collection off the variables dict; NNX splits the module by "
-        "Variable type into a graphdef and two States; Haiku's `transform_with_state` makes "
-        "`init` return params and state apart; Equinox's state is apart already, so its split "
-        "is between the arrays to train (`eqx.filter(model, eqx.is_inexact_array)`) and the "
-        "rest. Keras's variables are objects: `stateless_call` takes their values as two "
-        "lists, in `trainable_variables` and `non_trainable_variables` order.",
+        "Split params from state, and merge them back",
+        "Linen pops the `params` collection off the variables dict, and `apply` takes them "
+        'back together as `{"params": params, **state}`; Haiku\'s `transform_with_state` makes '
+        "`init` return params and state apart, and `apply` takes them side by side, so neither "
+        "has anything to merge. NNX splits the module by Variable type into a graphdef and two "
+        "`State`s, and `nnx.merge` rebuilds a module from them. Equinox's state is apart "
+        "already, so its split is between the arrays to train and the rest of the module "
+        "(`eqx.partition`), put back together by `eqx.combine`. Keras's variables are "
+        "objects: `stateless_call` takes their values as two lists, in `trainable_variables` "
+        "and `non_trainable_variables` order, and `assign` writes values back into them.",
         STATELESS,
+        extra={"flax_nnx": ("merge",), "equinox": ("merge",), "keras": ("merge",)},
+        topic="parameters-and-state",
     ),
     Concept(
         "apply-update",
@@ -82,6 +100,7 @@ CONCEPTS = (
         "out of the trace. Keras's `stateless_call(trainable, non_trainable, x, "
         "training=True)` returns the new non-trainable values; `training` must be passed.",
         STATELESS,
+        topic="train-and-eval",
     ),
     Concept(
         "eval",
@@ -91,6 +110,20 @@ CONCEPTS = (
         "`eqx.nn.inference_mode` returns a copy of the model with `inference=True`; Keras "
         "takes `training=False`.",
         STATELESS,
+        topic="train-and-eval",
+    ),
+    Concept(
+        "optimizer-setup",
+        "Set up the optimizer",
+        "Linen keeps the optax state in a `TrainState`, subclassed to carry the `batch_stats` "
+        "collection next to the params; NNX's `nnx.Optimizer(model, tx, wrt=nnx.Param)` holds "
+        "it beside the model and updates only the `nnx.Param`s, never the `BatchStat`s; "
+        "Haiku and Equinox keep `tx.init(...)`'s state themselves, Equinox on the model's "
+        "arrays only (`eqx.filter(model, eqx.is_array)`); Keras's `compile` takes one of its "
+        "own optimizers, which keeps its moments in Keras variables.",
+        NATIVE,
+        extra={"flax_linen": ("optimizer-create",)},
+        topic="optimizer",
     ),
     Concept(
         "train-step",
@@ -101,16 +134,7 @@ CONCEPTS = (
         "Keras's own loop is `compile(optimizer=...)` and `train_on_batch`, with Keras's "
         "optimizer; a loss on the input itself goes in a `compute_loss` override.",
         FILES,
-    ),
-    Concept(
-        "merge",
-        "Merge back",
-        "Only NNX needs a real merge (`nnx.merge(graphdef, params, state, copy=True)`); Linen "
-        'rebuilds the variables dict `{"params": params, **state}` at every `apply`; Haiku '
-        "passes params and state side by side, so its adapter only rebuilds the nested dicts; "
-        "Equinox `eqx.combine`s the trained arrays with the static rest of the module; Keras "
-        "writes values back into its variables with `assign`, which checks shapes and casts.",
-        STATELESS,
+        topic="optimizer",
     ),
 )
 

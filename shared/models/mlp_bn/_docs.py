@@ -24,6 +24,7 @@ CONCEPTS: tuple[Concept, ...] = (
         "defaults that differ, each backed by a test, are in `docs/batchnorm.md` "
         "(`tests/mlp_bn/test_mlp_bn_defaults.py`).",
         FILES,
+        topic="batchnorm",
     ),
 )
 
@@ -31,7 +32,7 @@ CONCEPTS = (
     *CONCEPTS,
     Concept(
         "cross-device",
-        "Data parallel: the cross-device argument",
+        "The cross-device argument",
         "Under `jax.shard_map` each device normalises its own slice of the batch unless the "
         "layer is told the mapped axis: Linen's and NNX's `axis_name`, Haiku's "
         "`cross_replica_axis`, Equinox's `axis_name` (already its vmap axis, so both: "
@@ -41,6 +42,7 @@ CONCEPTS = (
         "Under plain `jax.jit` over a sharded batch no argument is needed: XLA sees the "
         "whole batch.",
         FILES,
+        topic="data-parallel",
     ),
 )
 

@@ -17,7 +17,7 @@ FILES = {
 CONCEPTS = (
     Concept(
         "dropout-model",
-        "Randomness: dropout and where its key comes from",
+        "Dropout, and where its key comes from",
         "Linen takes a key per call (`rngs={'dropout': key}`) and derives the layer's own with "
         "`make_rng`; NNX keeps an `nnx.Rngs` stream inside the model, as state (a key and a "
         "counter, `RngState`); Haiku derives keys from the `rng` given to `apply` with "
@@ -27,16 +27,18 @@ CONCEPTS = (
         "`rng=`, NNX `rngs=key`, `hk.dropout(key, ...)`, Equinox `key=`, Keras: the key's data "
         "written into the seed): that is how `--aligned` gives all five the same mask.",
         FILES,
+        topic="randomness",
     ),
     Concept(
         "dropout-train-step",
-        "Randomness: the key of each training step",
+        "The key of each training step",
         "Linen, Haiku and Equinox fold the step into one root key "
         "(`jax.random.fold_in(root, step)`), so a run resumed at step k draws what the "
         "uninterrupted run drew; NNX's stream advances its own counter on every draw, and that "
         "counter must be saved with the model (`jax.random.key_data` for its typed key); so "
         "must Keras's seed, which `stateless_call` returns among the non-trainable values.",
         FILES,
+        topic="randomness",
     ),
 )
 
