@@ -130,3 +130,43 @@ def mlp_bn_run() -> CliRun:
 def mlp_bn_defaults_run() -> CliRun:
     """`state-rosetta compare --model mlp-bn --defaults`: each framework's own defaults."""
     return cli_run("compare", "--model", "mlp-bn", "--defaults")
+
+
+# --- recording the suite's own time ----------------------------------------------------------
+# `ROSETTA_RECORD_SUITE=docs/suite.json pytest` writes the run's wall time and outcome counts
+# there, for the README's sentence about the suite (rendered from it by `state-rosetta docs`);
+# `{python}` in the path becomes the interpreter's version (`suite-{python}.json`).
+# Only the controlling process records (pytest-xdist's workers have `workerinput`).
+
+_SESSION_START: list[float] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import time
+
+    _SESSION_START.append(time.perf_counter())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import platform
+    import time
+
+    path = os.environ.get("ROSETTA_RECORD_SUITE")
+    if not path or hasattr(session.config, "workerinput") or not _SESSION_START:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    counts = {
+        outcome: len([r for r in reporter.stats.get(outcome, []) if r.when in ("call", "setup")])
+        for outcome in ("passed", "skipped", "failed", "error")
+    }
+    record = {
+        "python": platform.python_version().rsplit(".", 1)[0],
+        "command": "pytest",
+        "seconds": time.perf_counter() - _SESSION_START[0],
+        "exit_status": int(exitstatus),
+        "workers": session.config.getoption("numprocesses", None),
+        "cpus": os.cpu_count(),
+        **counts,
+    }
+    path = path.replace("{python}", record["python"])  # one file per interpreter, if asked
+    shared.core.write_atomic(Path(path), json.dumps(record, indent=1).encode())

@@ -4,6 +4,66 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class Topic(NamedTuple):
+    """One page of the guide: its file name (`docs/guide/<slug>.md`), title and lead."""
+
+    slug: str
+    title: str
+    lead: str
+
+
+TOPICS: tuple[Topic, ...] = (
+    Topic(
+        "parameters-and-state",
+        "Parameters and state",
+        "Where each framework declares a parameter and a piece of state, how the forward pass "
+        "writes the state, and how params and state are told apart.",
+    ),
+    Topic("init", "Initialise", "How each framework creates the variables without updating them."),
+    Topic(
+        "train-and-eval",
+        "Train and eval",
+        "The forward pass with its state update, as the loss sees it, and without it, for eval.",
+    ),
+    Topic(
+        "optimizer",
+        "The optimizer step",
+        "Where the optax state lives, and one jitted training step in each framework's own style.",
+    ),
+    Topic(
+        "batchnorm",
+        "BatchNorm and its defaults",
+        "Each framework's built-in BatchNorm in an MLP; the defaults that differ, and their "
+        "tests, are in [BatchNorm's defaults](../batchnorm.md).",
+    ),
+    Topic(
+        "randomness",
+        "Randomness",
+        "Dropout: where each framework keeps its keys and how each training step gets one.",
+    ),
+    Topic(
+        "data-parallel",
+        "Data parallel",
+        "The argument that makes a layer's statistics cross devices; the measurements are in "
+        "[Data parallel](../parallel.md).",
+    ),
+    Topic(
+        "checkpoints",
+        "Checkpoints",
+        "What each framework's own loop hands to orbax; resume, audit and transplant are in "
+        "[Checkpoints](../checkpoints.md).",
+    ),
+    Topic(
+        "fast-loops",
+        "Fast training loops",
+        "Each framework's own fastest way to run the same step; the timings are in "
+        "[Performance](../performance.md).",
+    ),
+)
+"""The guide's pages, in reading order; every concept names one of them."""
 
 
 @dataclass(frozen=True)
@@ -18,6 +78,7 @@ class Concept:
     - `files`: framework (registry name) -> the file that holds its region.
     - `extra`: framework -> more regions of the same file, shown after its main one (the
       region `"<prefix>-<name>"` for each name), for a framework with more than one idiom.
+    - `topic`: the guide page it belongs on, a `Topic.slug` of `TOPICS`.
     """
 
     key: str
@@ -25,6 +86,7 @@ class Concept:
     differs: str
     files: Mapping[str, str]
     extra: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    topic: str = "parameters-and-state"
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,72 @@ def roofline_table(runs: Runs) -> str:
     return _table(head, rows, right=4)
 
 
+def framework_summary_table(runs: Runs) -> str:
+    """Per framework, for the README: its fastest own idiom and its native loop at the first
+    model's tiny shape, and the cost per layer (tiny width of a depth run) of those paths and
+    of the harness fast path. Standard and depth runs may be given together."""
+    tiny: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
+    fits: dict[str, dict[tuple[str, str], Mapping[str, Any]]] = {}
+    for label, data in runs.items():
+        measured = [r for r in data["rows"] if r["size"] == "tiny" and r["impl"] != "-"]
+        if measured and measured[0].get("depth") is None:
+            first = measured[0]["model"], measured[0]["shape"]
+            tiny[label] = {}
+            for r in measured:
+                if (r["model"], r["shape"]) == first and r["path"].startswith("native"):
+                    tiny[label].setdefault(r["impl"], []).append(r)
+        for f in data.get("depth_fits", []):
+            if f["size"] == "tiny":
+                fits.setdefault(_release(label), {})[(f["impl"], f["path"])] = f
+    standard = [label for label in runs if label in tiny]
+    impls = list(dict.fromkeys(i for label in standard for i in tiny[label]))
+    head = ["framework"]
+    for label in standard:
+        head += [f"{label}: fastest own idiom", "native loop", "us/layer: idiom, native, harness"]
+    rows = []
+    for impl in impls:
+        cells = [impl]
+        for label in standard:
+            mine = tiny[label].get(impl, [])
+            if not mine:
+                cells += ["-", "-", "-"]
+                continue
+            best = min(mine, key=lambda r: r["ratio"])
+            native = next((r for r in mine if r["path"] == "native"), None)
+            per_layer = fits.get(_release(label), {})
+            layer = [per_layer.get((impl, p)) for p in (best["path"], "native", "harness")]
+            cells += [
+                f"`{best['path']}` {best['ratio']:.2f}x",
+                "-" if native is None else f"{native['ratio']:.2f}x",
+                ", ".join("-" if f is None else f"{f['per_layer_us']:.0f}" for f in layer),
+            ]
+        rows.append(cells)
+    return _table(head, rows, right=1)
+
+
+def _release(label: str) -> str:
+    """A run's release set from its label (`"Python 3.11 (file.json)"` -> `"Python 3.11"`)."""
+    return label.split(" (")[0]
+
+
+def suite_lines(runs: Runs) -> str:
+    """One line per recorded test-suite run (`ROSETTA_RECORD_SUITE`, see tests/conftest.py)."""
+    out = []
+    for label, data in runs.items():
+        seconds = data["seconds"]
+        outcomes = ", ".join(
+            f"{data[k]} {k}" for k in ("passed", "skipped", "failed", "error") if data.get(k)
+        )
+        out.append(
+            f"- **{label}**: `{data['command']}` took {seconds:.0f} s ({seconds / 60:.1f} "
+            f"minutes) on {data['cpus']} CPU cores with {data['workers']} workers: {outcomes}."
+        )
+    return "\n".join(out)
+
+
 BLOCKS: dict[str, Callable[[Runs], str]] = {
+    "framework-summary": framework_summary_table,
+    "suite": suite_lines,
     "runs": runs_header,
     "targets": targets_table,
     "rows": rows_table,

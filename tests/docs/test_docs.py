@@ -1,8 +1,9 @@
-"""`state-rosetta docs`: the idioms page is generated from the real code, and kept current."""
+"""`state-rosetta docs`: the guide is generated from the real code, built by MkDocs, and kept
+current."""
 
 from __future__ import annotations
 
-import ast
+import html
 import json
 import re
 import shutil
@@ -14,18 +15,18 @@ from helpers import measured_on_the_311_set
 from shared.cli import main
 
 # The docs tests check the generator's own parsing (its internals: allowed in tests/docs only).
-from shared.docs import _generate
+from shared.docs import _generate, _pages, _site
+from shared.docs._content import TOPICS
 
 ROOT = Path(__file__).parent.parent.parent
-IDIOMS = (ROOT / _generate.IDIOMS_MD).read_text()
-MD_FILES = sorted((ROOT / "docs").glob("*.md"))
-PY_BLOCKS = [
-    pytest.param(path, i, block, id=f"{path.name}-block{i}")
-    for path in MD_FILES
-    for i, block in enumerate(re.findall(r"```python\n(.*?)```", path.read_text(), re.DOTALL))
-]
-# A block's heading line: **Framework** (`path`, region `name`)
-HEADING = re.compile(r"^\*\*(.+?)\*\* \(`([^`]+)`, region `([^`]+)`\)$", re.MULTILINE)
+PAGES = {t.slug: ROOT / _pages.page_path(t) for t in TOPICS}
+SNIPPET = re.compile(r'^ *--8<-- "([^":]+):([\w-]+)"$', re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site built from the checkout as it is (`mkdocs build --strict`)."""
+    return _generate.build_site(ROOT, tmp_path_factory.mktemp("site") / "site")
 
 
 @pytest.fixture(scope="module")
@@ -37,144 +38,161 @@ def result():
 ON_311_SET = measured_on_the_311_set("the generated site's compare run")
 
 
+@pytest.fixture
+def same_result(monkeypatch, result):
+    """The command line's `docs` uses the module's compare run instead of making its own."""
+    monkeypatch.setattr(_generate, "default_result", lambda: result)
+
+
 @ON_311_SET
-def test_docs_check_passes_on_the_tree(capsys):
-    assert main(["docs", "--check"]) == 0, capsys.readouterr().out
-    assert "up to date" in capsys.readouterr().out
+def test_docs_check_passes_on_the_tree(result, site):
+    """Every generated file is current; the site fixture has built the tree, strictly (CI
+    also runs `state-rosetta docs --check`, which does both)."""
+    assert _generate.check(ROOT, result) == []
+    assert (site / "index.html").is_file()
 
 
-def test_every_concept_has_one_block_per_framework_in_framework_order():
-    sections = re.split(r"^## ", IDIOMS, flags=re.MULTILINE)[1:]
-    concepts = [s for s in sections if not s.startswith("Gotchas")]
-    assert [s.splitlines()[0] for s in concepts] == [
-        f"{i}. {c.title}" for i, c in enumerate(_generate.concepts(), start=1)
-    ]
-    for concept, section in zip(_generate.concepts(), concepts, strict=True):
-        headings = HEADING.findall(section)
-        assert headings == [
-            (name, _generate.source(concept, fw), f"{fw}-{concept.key}")
-            for fw, (name, _) in _generate.frameworks().items()
-        ]
-        shown_extras = sum(len(regions) for regions in concept.extra.values())
-        assert section.count("```python\n") == len(_generate.frameworks()) + shown_extras
-        assert len(_generate.frameworks()) == 5
-        assert section.count("**What differs:**") == 1
+def _sections(page: str) -> dict[str, str]:
+    """Each concept's section of a guide page, by the concept's key (its heading's anchor)."""
+    parts = re.split(r"^## .*\{ #([\w-]+) \}$", page, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def test_every_concept_is_on_its_topic_page_once_per_framework_in_framework_order():
+    frameworks = _generate.frameworks()
+    assert len(frameworks) == 5
+    for topic in TOPICS:
+        concepts = [c for c in _generate.concepts() if c.topic == topic.slug]
+        assert concepts, f"topic {topic.slug} has no concept"
+        sections = _sections(PAGES[topic.slug].read_text())
+        assert list(sections) == [c.key for c in concepts]  # the registry's order
+        for concept in concepts:
+            tabs, columns = sections[concept.key].split(f'=== "{_pages.COLUMNS_LABEL}"')
+            expected = []
+            for framework in frameworks:
+                relpath = _generate.source(concept, framework)
+                expected.append((relpath, f"{framework}-{concept.key}"))
+                expected += [(relpath, r) for r in _generate.extra_regions(concept, framework)]
+            # The same blocks in both views, each naming its file and region.
+            assert SNIPPET.findall(tabs) == expected
+            assert SNIPPET.findall(columns) == expected
+            labels = re.findall(r'^ {4}=== "(.+)"$', tabs, flags=re.MULTILINE)
+            assert labels == [name for name, _ in frameworks.values()]
+            assert columns.count("**What differs.**") == 1
+
+
+def test_the_nav_lists_every_generated_page_and_every_page_is_in_it():
+    config = (ROOT / _site.CONFIG).read_text()
+    listed = re.findall(r"^ +- (?:[^:\n]+: )?([\w/.-]+\.md)$", config, flags=re.MULTILINE)
+    on_disk = sorted(p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md"))
+    assert sorted(listed) == on_disk
+    for topic in TOPICS:
+        assert f"guide/{topic.slug}.md" in listed
 
 
 def test_gotchas_point_at_real_files_and_tests():
-    gotchas = IDIOMS.split("## Gotchas", 1)[1]
+    gotchas = (ROOT / _generate.GOTCHAS_MD).read_text()
     for ref in re.findall(r"`((?:tests|impl_\w+)/[\w/.]+\.py)(?:::(\w+))?`", gotchas):
         path, test = ref
         assert (ROOT / path).is_file(), path
         if test:
             assert f"def {test}(" in (ROOT / path).read_text(), ref
-    for doc in re.findall(r"`(docs/[\w.]+\.md)`", IDIOMS):
+    for doc in re.findall(r"`(docs/[\w.]+\.md)`", gotchas):
         assert (ROOT / doc).is_file(), doc
     for needle in ("keepdims=True", "hk.running_init()", "static=True", "copy=True", "--defaults"):
         assert needle in gotchas
 
 
-def _without_markers(text: str) -> str:
-    lines = [line for line in text.splitlines() if not _generate.MARKER.match(line)]
-    return re.sub(r"\n(?:[ \t]*\n)+", "\n\n", "\n".join(lines))  # one blank line at most
+def _text(page_html: str) -> str:
+    """A built page's text: tags dropped, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page_html))
 
 
-# "Executed", for these blocks, means: each is a fragment of a real framework file (a method,
-# a few lines of a function), so it cannot run on its own. Instead each block is checked to
-# be valid Python and a verbatim, dedented excerpt of the file its heading names, and that
-# file is imported and trained by the rest of the suite (test_model.py, test_equivalence.py).
-@pytest.mark.parametrize("path, index, block", PY_BLOCKS)
-def test_every_python_block_is_real_code(path, index, block):
-    ast.parse(block)
-    text = path.read_text()
-    block_start = text.index(block)
-    source = HEADING.findall(text[:block_start])[-1][1]
-    real = _without_markers((ROOT / source).read_text())
-    lines = block.rstrip("\n").splitlines()
-    found = False
-    for indent in range(0, 17, 4):
-        excerpt = "\n".join(" " * indent + line if line.strip() else "" for line in lines)
-        found = found or _without_markers(excerpt) in real
-    assert found, f"{path.name} block {index} is not an excerpt of {source}"
+def _code_lines(code: str) -> list[str]:
+    return [line for line in code.splitlines() if line.strip()]
+
+
+def test_the_built_site_shows_each_region_as_the_file_has_it(site):
+    """The engine cuts the regions at build time (`pymdownx.snippets`): each page of the built
+    site holds, for every concept and framework, the region's code as the region parser reads
+    it (dedented, nested markers dropped; blank lines aside)."""
+    regions = _generate.read_regions(ROOT)
+    for topic in TOPICS:
+        text = _text((site / "guide" / f"{topic.slug}.html").read_text())
+        for concept in (c for c in _generate.concepts() if c.topic == topic.slug):
+            for framework in _generate.frameworks():
+                lines = _code_lines(regions[concept.key][framework])
+                assert "\n".join(lines) in "\n".join(_code_lines(text)), (concept.key, framework)
+                assert "--8<--" not in text
+
+
+def test_the_built_site_loads_nothing_from_outside(site):
+    for page in site.rglob("*.html"):
+        text = page.read_text()
+        assert not re.search(r"<(?:script|img)[^>]* src=\"(?:https?:)?//", text), page
+        assert not re.search(r"<link[^>]* href=\"(?:https?:)?//", text), page
+    results = (site / "results.html").read_text()
+    assert 'src="assets/trajectories.png"' in results and "all trajectories agree" in results
 
 
 def _copy_tree(tmp_path: Path) -> Path:
+    """What `state-rosetta docs` reads, copied: the configuration, the pages, the recorded runs,
+    the framework files the guide cuts from, and the package the API reference documents."""
     root = tmp_path / "repo"
-    for relpath in [
-        "pyproject.toml",
-        *sorted(
-            {_generate.source(c, fw) for c in _generate.concepts() for fw in _generate.frameworks()}
-        ),
-        _generate.IDIOMS_MD,
-        _generate.SITE_HTML,
-        _generate.SITE_PNG,
-        _generate.PERFORMANCE_JSON,
-        _generate.PERFORMANCE_PNG,
-        _generate.SITE_PERFORMANCE_PNG,
-        _generate.PERFORMANCE_MD,
-        *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "docs").glob("performance*.json"))),
-    ]:
-        if not (ROOT / relpath).exists():
-            continue  # the bench run's files are optional
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "docs", root / "docs", ignore=ignore)
+    shutil.copytree(ROOT / "shared", root / "shared", ignore=ignore)
+    frameworks = _generate.frameworks()
+    sources = {_generate.source(c, fw) for c in _generate.concepts() for fw in frameworks}
+    for relpath in ["pyproject.toml", _site.CONFIG, *sorted(sources)]:
         (root / relpath).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / relpath, root / relpath)
     return root
 
 
 @ON_311_SET
-def test_editing_a_marked_region_makes_check_fail_until_regenerated(tmp_path, result):
+def test_a_stale_or_missing_or_orphaned_page_makes_check_fail_until_regenerated(
+    tmp_path, result, same_result
+):
     root = _copy_tree(tmp_path)
     assert _generate.check(root, result) == []
+    init = root / _pages.page_path(TOPICS[1])
+    init.write_text(init.read_text().replace("## Initialise", "## Initialize"))
+    (root / _generate.GOTCHAS_MD).unlink()
+    orphan = root / "docs/guide/old-topic.md"
+    orphan.write_text("# a page no concept generates any more\n")
+    stale = [_pages.page_path(TOPICS[1]), _generate.GOTCHAS_MD, "docs/guide/old-topic.md"]
+    assert _generate.check(root, result) == stale
+    assert main(["docs", "--check", "--root", str(root)]) == 1
+    _generate.write(root, result)
+    assert not orphan.exists()
+    assert _generate.check(root, result) == []
+
+
+@ON_311_SET
+def test_an_edited_region_reaches_the_site_with_nothing_to_regenerate(tmp_path, result):
+    """The pages name regions, not code: an edit inside a region leaves every generated file
+    current, and the next build shows it (a region cannot go stale)."""
+    root = _copy_tree(tmp_path)
     haiku = root / "impl_haiku/_bias_adder.py"
     text = haiku.read_text()
     old = 'bias = hk.get_parameter("bias", x.shape[1:], init=jnp.zeros)'
     assert text.count(old) == 1
     haiku.write_text(text.replace(old, old + "  # edited"))
-    assert _generate.check(root, result) == [_generate.IDIOMS_MD, _generate.SITE_HTML]
-    assert main(["docs", "--check", "--root", str(root)]) == 1
-    written = set(_generate.write(root, result))
-    assert written >= {_generate.IDIOMS_MD, _generate.SITE_HTML, _generate.SITE_PNG}
-    assert "init=jnp.zeros)  # edited" in (root / _generate.IDIOMS_MD).read_text()
     assert _generate.check(root, result) == []
+    site = _generate.build_site(root, tmp_path / "site")
+    page = _text((site / "guide/parameters-and-state.html").read_text())
+    assert "init=jnp.zeros)  # edited" in page
 
 
-@ON_311_SET
-def test_an_edit_outside_the_regions_leaves_the_docs_current(tmp_path, result):
+def test_a_site_warning_fails_the_check(tmp_path, capsys):
+    """The build is strict: a warning (here, a link to a page that does not exist) is an
+    error, named in the output."""
     root = _copy_tree(tmp_path)
-    linen = root / "impl_flax/_linen.py"
-    linen.write_text(linen.read_text() + "\n# a comment outside every region\n")
-    assert _generate.check(root, result) == []
-
-
-def test_the_recorded_bench_run_is_included_when_present(tmp_path, result):
-    root = _copy_tree(tmp_path)
-    bench = {
-        "device": "test device",
-        "rows": [
-            {
-                "shape": "B8xD4",
-                "impl": "haiku",
-                "path": "harness",
-                "step_s_median": 1e-5,
-                "step_s_p10": 9e-6,
-                "step_s_p90": 2e-5,
-                "ratio_to_jax": 0.75,
-                "bandwidth_gbs": None,
-            }
-        ],
-    }
-    (root / _generate.PERFORMANCE_JSON).write_text(json.dumps(bench))
-    (root / _generate.PERFORMANCE_PNG).unlink(missing_ok=True)
-    (root / _generate.PERFORMANCE_MD).unlink()  # its tables need a whole run; here, the site
-    assert _generate.SITE_HTML in _generate.check(root, result)
-    _generate.write(root, result)
-    page = (root / _generate.SITE_HTML).read_text()
-    assert 'id="performance-table"' in page and "<td>haiku</td><td>harness</td>" in page
-    assert "test device" in page and 'id="performance-plot"' not in page
-    (root / _generate.PERFORMANCE_JSON).unlink()
-    assert _generate.check(root, result) == [_generate.SITE_HTML]
-    _generate.write(root, result)
-    assert 'id="performance"' not in (root / _generate.SITE_HTML).read_text()
+    porting = root / "docs/porting.md"
+    porting.write_text(porting.read_text() + "\nSee [the old page](idioms.md).\n")
+    with pytest.raises(_site.SiteError, match=r"idioms\.md"):
+        _generate.build_site(root, tmp_path / "site")
 
 
 @ON_311_SET
@@ -184,7 +202,7 @@ def test_a_stale_recorded_number_makes_check_fail(tmp_path, result):
     root = _copy_tree(tmp_path)
     assert _generate.check(root, result) == []
     page = (root / _generate.PERFORMANCE_MD).read_text()
-    recorded = root / _generate.PERFORMANCE_JSON
+    recorded = root / "docs/performance.json"
     bench = json.loads(recorded.read_text())
     row = next(r for r in bench["rows"] if r["impl"] == "flax_nnx" and r["path"] == "native")
     cells = f"| {row['model']} | {row['shape']} | flax_nnx | native |"
@@ -192,8 +210,7 @@ def test_a_stale_recorded_number_makes_check_fail(tmp_path, result):
     assert old in page  # the page shows the recorded median, as recorded
     row["step_s_median"] *= 2
     recorded.write_text(json.dumps(bench))
-    # The site's table of the run goes stale with it.
-    assert _generate.check(root, result) == [_generate.SITE_HTML, _generate.PERFORMANCE_MD]
+    assert _generate.check(root, result) == [_generate.PERFORMANCE_MD]
     _generate.write(root, result)
     new = f"{cells} {row['step_s_median'] * 1e6:.1f} |"
     assert new in (root / _generate.PERFORMANCE_MD).read_text()
@@ -275,13 +292,13 @@ def test_a_missing_region_is_an_error_naming_it(tmp_path, capsys):
         _generate.read_regions(root)
 
 
-def test_the_site_is_self_contained_with_stable_hooks():
-    page = (ROOT / _generate.SITE_HTML).read_text()
-    assert not re.search(r"(?:src|href)=\"(?:https?:)?//", page), "no network resources"
-    n = len(_generate.concepts())
-    for fw in _generate.frameworks():
-        assert len(re.findall(f'class="tab[^"]*" data-framework="{fw}"', page)) == n
-        assert len(re.findall(f'class="codeblock" data-framework="{fw}"', page)) == n
-    assert 'id="trajectory-plot" src="trajectories.png"' in page
-    assert 'id="comparison-table"' in page and "all trajectories agree" in page
-    assert (ROOT / _generate.SITE_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_the_quick_bench_time_in_the_help_is_the_recorded_runs(capsys):
+    """`bench --help` states the smoke run's time; it is checked against the recorded run
+    (`state-rosetta bench --quick --json docs/performance-quick.json`), which the README's
+    table of run times is rendered from."""
+    recorded = json.loads((ROOT / "docs/performance-quick.json").read_text())
+    assert recorded["quick"] is True
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"a smoke run ({round(recorded['seconds'])} s on 2 cores in the recorded run" in text

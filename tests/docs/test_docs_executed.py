@@ -1,6 +1,6 @@
-"""Every statement shown in docs/idioms.md runs in the tests.
+"""Every statement the guide shows (docs/guide/) runs in the tests.
 
-The idioms page shows regions of the real implementation files, which are fragments (a
+The guide shows regions of the real implementation files, which are fragments (a
 method body, a few lines of a class) and cannot run on their own. So, instead of executing
 copies, this test runs the real code (init, both apply modes, canonical conversion both ways,
 the harness step, the native loop, its checkpoint through orbax and a data-parallel call)
