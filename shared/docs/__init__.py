@@ -5,6 +5,6 @@ the sections of no one model (checkpoints) follow them; this package cuts the re
 the framework files and writes the guide and the site.
 """
 
-from ._content import Concept, ModelDocs
+from ._content import TOPICS, Concept, ModelDocs, Topic
 
-__all__ = ["Concept", "ModelDocs"]
+__all__ = ["TOPICS", "Concept", "ModelDocs", "Topic"]

@@ -17,7 +17,7 @@ from typing import Any
 Runs = Mapping[str, Mapping[str, Any]]
 
 
-def _table(head: list[str], rows: list[list[str]], right: int) -> str:
+def markdown_table(head: list[str], rows: list[list[str]], right: int) -> str:
     """A Markdown table whose columns from `right` on are right-aligned."""
     align = ["---" if i < right else "---:" for i in range(len(head))]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
@@ -57,7 +57,7 @@ def targets_table(runs: Runs) -> str:
             verdict = ("met" if t["ok"] else "missed") if t["judged"] else "not judged"
             statements.setdefault(statement, {})[label] = f"{measured} ({verdict})"
     rows = [[s, *(cells.get(label, "-") for label in runs)] for s, cells in statements.items()]
-    return _table(["target", *runs], rows, right=len(runs) + 1)
+    return markdown_table(["target", *runs], rows, right=len(runs) + 1)
 
 
 def rows_table(runs: Runs) -> str:
@@ -83,7 +83,7 @@ def rows_table(runs: Runs) -> str:
                 f"{r['ratio']:.2f}",
             ]
         rows.append(cells)
-    return _table(head, rows, right=4)
+    return markdown_table(head, rows, right=4)
 
 
 def fastest_idioms_table(runs: Runs) -> str:
@@ -109,7 +109,7 @@ def fastest_idioms_table(runs: Runs) -> str:
             r = found.get(label)
             cells += ["-", "-"] if r is None else [f"`{r['path']}`", f"{r['ratio']:.2f}"]
         rows.append(cells)
-    return _table(head, rows, right=3)
+    return markdown_table(head, rows, right=3)
 
 
 def _number(value: float | None, digits: int = 1) -> str:
@@ -143,7 +143,7 @@ def depth_table(runs: Runs) -> str:
                 ends,
             ]
         rows.append(cells)
-    return _table(head, rows, right=3)
+    return markdown_table(head, rows, right=3)
 
 
 def roofline_table(runs: Runs) -> str:
@@ -176,7 +176,7 @@ def roofline_table(runs: Runs) -> str:
                     f"{p['batch_reads']}+{p['batch_writes']}",
                 ]
             )
-    return _table(head, rows, right=4)
+    return markdown_table(head, rows, right=4)
 
 
 def framework_summary_table(runs: Runs) -> str:
@@ -219,7 +219,7 @@ def framework_summary_table(runs: Runs) -> str:
                 ", ".join("-" if f is None else f"{f['per_layer_us']:.0f}" for f in layer),
             ]
         rows.append(cells)
-    return _table(head, rows, right=1)
+    return markdown_table(head, rows, right=1)
 
 
 def _release(label: str) -> str:

@@ -15,8 +15,7 @@ from helpers import measured_on_the_311_set
 from shared.cli import main
 
 # The docs tests check the generator's own parsing (its internals: allowed in tests/docs only).
-from shared.docs import _generate, _pages, _site
-from shared.docs._content import TOPICS
+from shared.docs import TOPICS, _generate, _pages, _site
 
 ROOT = Path(__file__).parent.parent.parent
 PAGES = {t.slug: ROOT / _pages.page_path(t) for t in TOPICS}
