@@ -20,11 +20,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from shared.checkpoint import DIGEST, Built, Case, CheckpointStore
 from shared.core import Trajectory
 
 KILLS = 20
+"""The slow tier's count; the fast tier kills the saver a few times (the same checks)."""
+FAST_KILLS = 3
 CASE = Case("bias-adder", "jax", "harness", 5000, optimizer="momentum")
 ARGV = ["--impl", "jax", "--optimizer", "momentum", "--steps", str(CASE.steps), "--every", "1"]
 
@@ -63,7 +66,10 @@ def _kill_one(context: multiprocessing.context.BaseContext, directory: Path, del
     assert process.exitcode == -signal.SIGKILL
 
 
-def test_twenty_kills_lose_nothing_and_corrupt_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "kills", [FAST_KILLS, pytest.param(KILLS, marks=pytest.mark.slow)], ids=lambda n: f"{n}-kills"
+)
+def test_kills_lose_nothing_and_corrupt_nothing(tmp_path: Path, kills: int) -> None:
     directory = tmp_path / "ckpt"
     rng = np.random.default_rng(0)
     complete: set[int] = set()
@@ -75,7 +81,7 @@ def test_twenty_kills_lose_nothing_and_corrupt_nothing(tmp_path: Path) -> None:
     # command line's own code, from argument parsing to orbax.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["shared.cli", "shared.checkpoint._cli"])
-    for _ in range(KILLS):
+    for _ in range(kills):
         _kill_one(context, directory, float(rng.uniform(0.0, 0.3)))
         # A kill inside a save leaves orbax's temporary folder, or a step folder that orbax
         # finished but that has no digest yet: neither may count as a checkpoint.
@@ -100,7 +106,7 @@ def test_twenty_kills_lose_nothing_and_corrupt_nothing(tmp_path: Path) -> None:
                     want = (expected.params | expected.state)[name][step]
                     assert np.array_equal(np.asarray(value), want), (step, name)
                 checked.add(step)
-    assert len(complete) >= KILLS  # every run saved at least once before its kill
+    assert len(complete) >= kills  # every run saved at least once before its kill
     # The latest checkpoint goes on exactly as the uninterrupted run did (momentum's trace).
     last = max(complete)
     trainer = built.trainer()
@@ -113,7 +119,7 @@ def test_twenty_kills_lose_nothing_and_corrupt_nothing(tmp_path: Path) -> None:
     for s in range(1, 4):
         assert np.array_equal(after.params["bias"][s], expected.params["bias"][last + s])
     report = {
-        "kills": KILLS,
+        "kills": kills,
         "killed_during_a_save": killed_mid_save,
         "complete_checkpoints": len(complete),
         "restored_bitwise": len(checked),

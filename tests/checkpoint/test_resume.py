@@ -80,11 +80,13 @@ def _mlp_case(model: str, impl: str, loop: str, optimizer: str, *mode: str) -> d
     return _cases(model, *extra)[(impl, loop, optimizer)]
 
 
+@pytest.mark.slow  # the bias adder resumes every framework's native checkpoint in the fast tier
 @pytest.mark.parametrize(("impl", "loop", "optimizer"), _mlp_params("mlp-bn"))
 def test_mlp_bn_resumes_bitwise(impl: str, loop: str, optimizer: str) -> None:
     _assert_resumed(_mlp_case("mlp-bn", impl, loop, optimizer))
 
 
+@pytest.mark.slow  # every framework; the fast tier resumes the two whose stream is model state
 @pytest.mark.parametrize(("impl", "loop", "optimizer"), _mlp_params("mlp-dropout"))
 def test_mlp_dropout_native_keys_resume_bitwise(impl: str, loop: str, optimizer: str) -> None:
     """Native keys: the dropout stream is the framework's own state (NNX's `nnx.Rngs`
@@ -98,3 +100,14 @@ def test_resume_command_exits_0_and_says_so() -> None:
     assert data["code"] == 0, data["output"][-3000:]
     assert f"{len(BIAS)} of {len(BIAS)} resumed bitwise with a clean audit" in data["output"]
     assert (data["at"], data["steps"]) == (int(AT), int(STEPS))
+
+
+def test_an_nnx_rngs_stream_resumes_bitwise() -> None:
+    """The fast tier's dropout-stream resume: NNX keeps its stream in the model as typed
+    keys (`key<fry>`), which orbax cannot save as they are (the slow tier resumes every
+    framework's stream)."""
+    cases = _cases(
+        "mlp-dropout", "--optimizer", "adam", "--loop", "native", "--native", "--impls", "flax_nnx"
+    )
+    assert set(cases) == {("flax_nnx", "native", "adam")}
+    _assert_resumed(cases[("flax_nnx", "native", "adam")])

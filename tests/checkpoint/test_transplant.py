@@ -12,6 +12,7 @@ from conftest import cli_run
 from helpers import measured_on_the_311_set
 
 import shared
+from shared.models import mlp_bn
 
 STEPS, AT = "6", "3"
 
@@ -50,6 +51,7 @@ def test_mlp_bn_transplants_within_its_bounds(source: str, target: str) -> None:
     assert pair["not_carried"] == pair["own"] == []  # BatchNorm's statistics travel
 
 
+@pytest.mark.slow  # a third model's whole matrix; bias-adder and mlp-bn are in the fast tier
 @pytest.mark.parametrize(("source", "target"), _pairs("mlp-dropout"))
 def test_mlp_dropout_aligned_keys_transplant_bitwise(source: str, target: str) -> None:
     """Aligned keys: every framework draws the harness's masks, so nothing random is state;
@@ -91,7 +93,9 @@ def test_native_dropout_streams_carry_within_a_framework(name: str) -> None:
     assert pair["bitwise"] and pair["not_carried"] == pair["own"] == []
 
 
-@pytest.mark.parametrize("model", ["bias-adder", "mlp-bn", "mlp-dropout"])
+@pytest.mark.parametrize(
+    "model", ["bias-adder", "mlp-bn", pytest.param("mlp-dropout", marks=pytest.mark.slow)]
+)
 def test_transplant_command_exits_0(model: str) -> None:
     assert next(iter(_matrix(model).values()))["code"] == 0
 
@@ -128,8 +132,9 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 )
 def test_the_documented_transplant_tables_match_a_run(document: str, model: str) -> None:
     """A cell says "bitwise" exactly where the run is bitwise; a number is the largest
-    difference measured, which a run on this kind of machine must not exceed by more than
-    half (the rounding of one significant digit, and room for another CPU's code)."""
+    difference measured on the CPUs the project was measured on (their XLA code differs: up
+    to 2.3x between two x86-64 machines), so this machine's must not exceed it, and it must
+    not be looser than the model's bound, nor far above what is measured here."""
     cells = _tables((ROOT / document).read_text(), model)
     run = _matrix(model)
     assert set(cells) == set(run)
@@ -139,4 +144,12 @@ def test_the_documented_transplant_tables_match_a_run(document: str, model: str)
             assert measured["bitwise"], (pair, measured)
         else:
             assert not measured["bitwise"], (pair, cell)
-            assert measured["max_abs"] <= 1.5 * float(cell), (pair, cell, measured["max_abs"])
+            stated = float(cell)
+            assert measured["max_abs"] <= stated <= BOUNDS[model], (pair, cell)
+            assert stated <= CPU_SPREAD * measured["max_abs"], (pair, cell, measured["max_abs"])
+
+
+BOUNDS = {"mlp-bn": mlp_bn.ADAM_PARAMS.atol}
+"""The bound each table names (the transplants train with adam)."""
+CPU_SPREAD = 3.0
+"""How far a stated cell may be above this machine's measurement (2.3x seen between CPUs)."""

@@ -113,9 +113,27 @@ SHARED = [(c, e) for c, e in SHELL_COMMANDS if not _uses_files(c)]
 WITH_FILES = [(c, e) for c, e in SHELL_COMMANDS if _uses_files(c)]
 
 
+SLOW_COMMANDS = {
+    "state-rosetta compare --model mlp-dropout --optimizer adam --lr 0.01": "adam's mlp-dropout",
+    "state-rosetta compare --model mlp-dropout --native": "20 seeds in every framework",
+    "state-rosetta checkpoint resume --model mlp-bn --steps 6 --at 3 --optimizer adam --loop "
+    "native": "the bias adder's resume is the fast tier's",
+    "state-rosetta compare --devices 8 --parallel jit --batch 16": "shard_map's is the fast tier's",
+}
+"""Documented commands that run in the slow tier (the fast tier runs the rest), and why."""
+
+
+def test_the_slow_commands_are_documented_commands():
+    assert set(SLOW_COMMANDS) <= {c for c, _ in SHARED}  # no entry outlives its command
+
+
+def _marks(command: str) -> list[pytest.MarkDecorator]:
+    marks = [MLP_BN_DEFAULT[command]] if command in MLP_BN_DEFAULT else []
+    return marks + ([pytest.mark.slow] if command in SLOW_COMMANDS else [])
+
+
 @pytest.mark.parametrize(
-    ("command", "expected"),
-    [pytest.param(c, e, id=c, marks=MLP_BN_DEFAULT.get(c, ())) for c, e in SHARED],
+    ("command", "expected"), [pytest.param(c, e, id=c, marks=_marks(c)) for c, e in SHARED]
 )
 def test_shell_command_from_the_docs_runs(command, expected):
     run = cli_run(*shlex.split(command)[1:])  # shared with the other tests, in the repo's root

@@ -166,9 +166,20 @@ def _exercise_variants(impl_name: str) -> None:
         loop.read()
 
 
+# The fast tier traces NNX's regions (the mechanism, once); the slow tier every framework's.
+FAST_FRAMEWORK = "nnx"
+
+
 @pytest.mark.parametrize(
     ("framework", "impl_name"),
-    [(framework, impl) for framework, (_, impl) in _generate.frameworks().items()],
+    [
+        pytest.param(
+            framework,
+            impl,
+            marks=() if framework == FAST_FRAMEWORK else pytest.mark.slow,
+        )
+        for framework, (_, impl) in _generate.frameworks().items()
+    ],
 )
 def test_every_statement_of_every_region_runs(framework, impl_name):
     paths = {ROOT / _generate.source(concept, framework) for concept in _generate.concepts()}

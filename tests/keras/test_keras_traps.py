@@ -79,6 +79,7 @@ def test_impl_keras_selects_jax_and_with_keras_home_writes_nothing_under_home(tm
     assert (keras_home / "keras.json").exists()
 
 
+@pytest.mark.slow  # another fresh Python with Keras; the KERAS_HOME case is fast
 def test_without_keras_home_impl_keras_writes_nothing_under_home(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
@@ -88,6 +89,7 @@ def test_without_keras_home_impl_keras_writes_nothing_under_home(tmp_path):
     assert list(home.iterdir()) == []
 
 
+@pytest.mark.slow  # another fresh Python with Keras
 def test_a_users_own_keras_json_is_read_not_replaced(tmp_path):
     home = tmp_path / "home"
     (home / ".keras").mkdir(parents=True)
@@ -97,6 +99,7 @@ def test_a_users_own_keras_json_is_read_not_replaced(tmp_path):
     assert "keras: keras.config.floatx() is 'float64'" in proc.stderr
 
 
+@pytest.mark.slow  # another fresh Python; the floatx case is the fast tier's clear error
 def test_keras_imported_first_with_another_backend_is_a_clear_error(tmp_path):
     proc = _python(
         "import keras; import impl_keras",

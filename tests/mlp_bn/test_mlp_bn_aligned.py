@@ -8,6 +8,7 @@ smaller (the harness loop only) and made here, once.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 import jax
@@ -231,33 +232,53 @@ def _worst(t: dict[str, shared.Trajectory], framework: str, kind: str) -> float:
     return worst
 
 
+# What the documents state are the largest values measured on the machines the project was
+# measured on (two x86-64 CPUs, whose XLA code differs: one run measured Haiku 6 and Equinox
+# 4 ULP, another 5 and 6). So each stated number must hold as a bound on this machine, be
+# no looser than the model's declared bound, and stay close to what is measured (a stale,
+# loose number fails too: once the README said 4.8e-7 where a run measured 5.36e-7).
+STATED = {
+    "loss ULP": re.compile(r"Haiku and Equinox within (\d+) ULP of the loss"),
+    "params": re.compile(r"params within ([0-9.]+e-\d+) and running statistics within"),
+    "statistics": re.compile(r"running statistics within ([0-9.]+e-\d+) \(bound"),
+    "eval logits": re.compile(r"eval logits within ([0-9.]+e-\d+) after state conversion"),
+}
+LOOSENESS = {
+    "loss ULP": (1.0, 2),
+    "params": (1.5, 0),
+    "statistics": (1.5, 0),
+    "eval logits": (1.5, 0),
+}
+"""(factor, plus) by which a stated number may exceed this machine's: another CPU's code."""
+
+
 @ON_311_SET
-def test_the_measured_numbers_the_readme_and_the_docs_state_are_the_runs(mlp_bn_run):
-    """The README and docs/batchnorm.md state what the 200-step run measured, rounded up to
-    the digits shown; a run that measures otherwise fails here (once the README said 4.8e-7
-    and 5 ULP where a run measured 5.36e-7 and 6 ULP)."""
+def test_the_numbers_the_readme_and_the_docs_state_hold_for_the_run(mlp_bn_run):
     run = mlp_bn_run.run
     t = run.trajectories
     pairs = {p["a"]: p for p in run.comparison["pairs"]}
-
-    def ulp(framework: str) -> int:
-        return max(pairs[f"{framework}/{loop}"]["loss_max_ulp"] for loop in shared.LOOPS)
-
-    def up(x: float) -> str:  # rounded up to two significant digits, as the text shows it
-        exponent = int(np.floor(np.log10(x)))
-        mantissa = np.ceil(x / 10.0**exponent * 10 - 1e-9) / 10
-        return f"{mantissa:.1f}e{exponent}"
-
-    params = max(_worst(t, f, "params") for f in ("haiku", "equinox"))
-    stats = max(_worst(t, f, "state") for f in ("haiku", "equinox"))
+    haiku_equinox = ("haiku", "equinox")
     evals = run.comparison["eval"]["max_abs"]
-    logits = max(v for k, v in evals.items() if k.split("/")[0] in ("haiku", "equinox"))
-    stated = (
-        f"Haiku and Equinox within {ulp('haiku')} and {ulp('equinox')} ULP of the loss",
-        f"params within {up(params)} and running statistics within {up(stats)}",
-        f"eval logits within {up(logits)} after state conversion",
-    )
+    measured = {
+        "loss ULP": max(
+            pairs[f"{f}/{loop}"]["loss_max_ulp"] for f in haiku_equinox for loop in shared.LOOPS
+        ),
+        "params": max(_worst(t, f, "params") for f in haiku_equinox),
+        "statistics": max(_worst(t, f, "state") for f in haiku_equinox),
+        "eval logits": max(v for k, v in evals.items() if k.split("/")[0] in haiku_equinox),
+    }
+    declared = {
+        "loss ULP": mlp_bn.LOSS.max_ulp,
+        "params": mlp_bn.PARAMS.atol,
+        "statistics": mlp_bn.PARAMS.atol,  # one bound for params and statistics
+        "eval logits": mlp_bn.EVAL.atol,
+    }
     for document in ("README.md", "docs/batchnorm.md"):
         text = " ".join((ROOT / document).read_text().split())
-        for phrase in stated:
-            assert phrase in text, (document, phrase)
+        for what, pattern in STATED.items():
+            match = pattern.search(text)
+            assert match, (document, what)
+            stated = float(match.group(1))
+            factor, plus = LOOSENESS[what]
+            assert measured[what] <= stated <= declared[what], (document, what, measured[what])
+            assert stated <= factor * measured[what] + plus, (document, what, measured[what])

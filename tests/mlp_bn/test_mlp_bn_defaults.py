@@ -412,6 +412,7 @@ def test_defaults_mode_drifts_and_names_the_defaults_responsible(mlp_bn_defaults
     assert {k for i, k in drift if i == "flax_linen"} == {"all", "momentum"}
 
 
+@pytest.mark.slow  # a second defaults run, with adam; the sgd one is fast
 def test_defaults_mode_with_adam_names_kerass_optimizer_default():
     # Keras's Adam keeps epsilon 1e-7 (optax: 1e-8); measured in its native loop against the
     # same loop with the optimizer aligned, it moves the results.

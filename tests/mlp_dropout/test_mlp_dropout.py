@@ -39,6 +39,7 @@ def test_aligned_keys_agree_across_frameworks_in_every_loop(aligned_run):
     assert len(set(accuracies.values())) == 1, accuracies  # equal, not merely close
 
 
+@pytest.mark.slow  # a second 200-step run, every framework and loop
 def test_aligned_keys_agree_bitwise_with_adam_too():
     run = cli_run("compare", "--model", "mlp-dropout", "--optimizer", "adam", "--lr", "0.01")
     assert run.code == 0, run.output[-3000:]
@@ -110,6 +111,7 @@ STREAM_LEAF = {"flax_nnx": "state.dropout.rngs.count", "keras": "state.dropout.s
 """The frameworks that keep their dropout stream in the model's state, and its first leaf."""
 
 
+@pytest.mark.slow  # the native run: 20 seeds in every framework
 def test_native_keys_each_framework_equals_itself_and_differs_from_the_others(native_run):
     assert native_run.code == 0, native_run.output[-3000:]
     raw = native_run.json
@@ -127,6 +129,7 @@ def test_native_keys_each_framework_equals_itself_and_differs_from_the_others(na
     assert "differ as expected" in native_run.output
 
 
+@pytest.mark.slow  # the native run; the check's power test is fast
 def test_native_statistical_check_names_the_test_and_prints_p_values(native_run):
     seeds = native_run.json["comparison"]["seeds"]
     assert seeds["test"].startswith("two-sided Mann-Whitney U")
@@ -161,6 +164,7 @@ def test_the_statistical_check_has_power_rate_half_against_rate_tenth(tmp_path):
     assert (tmp_path / "seeds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # the native run; key tracing is fast in the tests below
 def test_native_keys_are_traced_new_every_step_and_the_same_in_both_loops(native_run):
     keys = native_run.json["comparison"]["keys"]
     assert keys["problems"] == []

@@ -16,7 +16,9 @@ from shared.models import bias_adder, mlp_bn, mlp_dropout
 DEVICES = "8"
 
 
-@pytest.mark.parametrize("mode", ["shard_map", "jit"])
+# The fast tier runs shard_map (each framework's own cross-device argument); plain jit over a
+# sharded batch is the slow tier's (its numbers are the same kind: the replicas' sums).
+@pytest.mark.parametrize("mode", ["shard_map", pytest.param("jit", marks=pytest.mark.slow)])
 def test_bias_adder_on_8_devices_agrees_with_one_in_every_framework_and_loop(mode):
     run = cli_run("compare", "--devices", DEVICES, "--parallel", mode, "--batch", "16")
     assert run.code == 0, run.output[-3000:]
@@ -81,6 +83,7 @@ def test_a_batch_that_does_not_divide_is_refused_before_training():
     assert "the global batch of 8 examples does not divide across 3 devices" in run.output
 
 
+@pytest.mark.slow  # 100 mlp-bn steps on 8 devices, per mode; the bias adder's is fast
 @pytest.mark.parametrize("mode", ["shard_map", "jit"])
 def test_mlp_bn_on_8_devices_within_the_stated_bound(mode):
     # 100 steps: past step 93, where a relu flips in some frameworks (the bound's reason).
@@ -116,6 +119,7 @@ def test_mlp_bn_on_8_devices_within_the_stated_bound(mode):
     )
 
 
+@pytest.mark.slow  # two 8-device mlp-dropout runs
 def test_mlp_dropout_masks_partition_under_jit_but_not_per_replica():
     jit = cli_run(
         "compare",

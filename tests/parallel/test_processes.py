@@ -84,6 +84,7 @@ def test_two_processes_of_four_devices_equal_one_process_of_eight(tmp_path):
     assert _left_running(path) == []
 
 
+@pytest.mark.slow  # a third 2-process launch; the fast tier keeps the agreeing one
 def test_a_killed_process_stops_the_run_within_a_minute_and_is_named(tmp_path):
     proc, seconds, path = _launch(tmp_path, "crash:1:3")
     assert proc.returncode == 1
@@ -93,6 +94,7 @@ def test_a_killed_process_stops_the_run_within_a_minute_and_is_named(tmp_path):
     assert _left_running(path) == []
 
 
+@pytest.mark.slow  # a fourth 2-process launch
 def test_processes_holding_different_batches_are_refused(tmp_path):
     proc, _, path = _launch(tmp_path, "batch:1")
     # Every process sees the mismatch (the digests are all-gathered) and refuses: exit 2.
