@@ -1,9 +1,10 @@
 """Benchmarks: what each framework's state handling costs per step (`state-rosetta bench`)."""
 
 from ._depth import DepthFit, depth_table, fit_depths, plot_depths
+from ._options import BenchOptions, Workload
 from ._report import Target, plot, print_report, roofline_table, table, targets, write_json
 from ._roofline import Passes, passes
-from ._suite import BenchOptions, Row, Workload, measure, run_bench
+from ._suite import Row, measure, run_bench
 
 __all__ = [
     "BenchOptions",

@@ -1,34 +1,35 @@
-"""`state-rosetta checkpoint`: resume, transplant, save and continue, from the command line."""
+"""`state-rosetta checkpoint`: resume, transplant, save and continue, from the command line.
+
+Every checkpoint command is here: its parser, the cases it builds from the arguments, and
+its run function; the library modules (`_resume`, `_transplant`, `_store`) know no command
+line.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from .._command import EXIT_AGREE, EXIT_DIVERGE, UsageError, add_model_options, csv, model_values
 from .._registry import DEFAULT_MODEL, MODELS, implementations, is_registered, load_spec
 from ..core import LOOPS, OPTIMIZERS, ModelSpec, write_atomic
+from ..report import resume_table, transplant_matrix
 from ._case import Built, Case
-from ._resume import continue_command, resume
+from ._resume import continue_from, errors_path, resume, trajectory_bytes
 from ._store import CheckpointError, CheckpointStore
+from ._transplant import transplant
 
 SUBCOMMANDS = ("resume", "transplant", "save", "continue")
 """`checkpoint`'s subcommands; all but `continue` take the model's own options."""
 
 
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in text.split(",") if item.strip())
-
-
-def add_parser(
-    sub: Any, spec: ModelSpec | None, model_options: Callable[[Any, ModelSpec], None]
-) -> None:
+def add_parser(sub: Any, spec: ModelSpec | None) -> None:
     """Add `checkpoint` and its subcommands to the command line's subparsers."""
     c = sub.add_parser(
         "checkpoint",
@@ -49,7 +50,7 @@ def add_parser(
         if many:
             p.add_argument(
                 "--impls",
-                type=_csv,
+                type=csv,
                 default=None,
                 help="comma-separated implementations (default: all of the model's)",
             )
@@ -58,7 +59,7 @@ def add_parser(
         p.add_argument("--lr", type=float, default=None, help="(default: the model's)")
         p.add_argument("--seed", type=int, default=0, help="(default: 0)")
         if spec is not None:
-            model_options(p, spec)
+            add_model_options(p, spec)
 
     r = actions.add_parser(
         "resume",
@@ -69,10 +70,10 @@ def add_parser(
         "compare with the uninterrupted run bitwise.",
     )
     run_options(r, many=True)
-    r.add_argument("--loop", type=_csv, default=LOOPS, help="comma-separated (default: all)")
+    r.add_argument("--loop", type=csv, default=LOOPS, help="comma-separated (default: all)")
     r.add_argument(
         "--optimizer",
-        type=_csv,
+        type=csv,
         default=("sgd",),
         help=f"comma-separated, or all ({', '.join(OPTIMIZERS)}; default: sgd)",
     )
@@ -117,14 +118,25 @@ def add_parser(
     g.add_argument("--out", type=Path, required=True, metavar="FILE.npz")
 
 
-def _values(args: argparse.Namespace, spec: ModelSpec) -> dict[str, Any]:
-    return {o.key: getattr(args, f"model_{o.key}") for o in spec.options}
+def run(args: argparse.Namespace, console: Console) -> int:
+    """Run `state-rosetta checkpoint ACTION`; a bad checkpoint, `ValueError` and `TypeError`
+    are usage errors (exit 2, their first line)."""
+    command = {
+        "continue": _continue,
+        "save": _save,
+        "transplant": _transplant,
+        "resume": _resume,
+    }[args.action]
+    try:
+        return command(args, console)
+    except (CheckpointError, ValueError, TypeError) as e:
+        raise UsageError(str(e).splitlines()[0]) from None
 
 
-def _model(args: argparse.Namespace) -> tuple[ModelSpec, str, dict[str, str]]:
+def _model(args: argparse.Namespace) -> tuple[ModelSpec, dict[str, str]]:
     spec = load_spec(args.model)
     registry = implementations(spec.name) if is_registered(args.model) else {}
-    return spec, args.model, registry
+    return spec, registry
 
 
 def _cases(args: argparse.Namespace, spec: ModelSpec, registry: dict[str, str]) -> list[Case]:
@@ -151,7 +163,7 @@ def _cases(args: argparse.Namespace, spec: ModelSpec, registry: dict[str, str]) 
             seed=args.seed,
             mode=getattr(args, "mode", None),
             batch=args.batch,
-            values=_values(args, spec),
+            values=model_values(args, spec),
         )
         for impl in names
         for loop in args.loop
@@ -159,42 +171,35 @@ def _cases(args: argparse.Namespace, spec: ModelSpec, registry: dict[str, str]) 
     ]
 
 
-def run(args: argparse.Namespace, console: Console) -> int:
-    """Run `state-rosetta checkpoint ACTION`; `ValueError` and `TypeError` are usage errors."""
-    if args.action == "continue":
-        return continue_command([str(d) for d in args.dirs], args.out, args.steps)
-    if args.action == "save":
-        return _save(args, console)
-    if args.action == "transplant":
-        from ._transplant import transplant_command
-
-        return transplant_command(args, console)
-    spec, _, registry = _model(args)
-    cases = _cases(args, spec, registry)
-    steps = cases[0].steps
+def _at(args: argparse.Namespace, steps: int) -> int:
     at = steps // 2 if args.at is None else args.at
     if not 0 < at < steps:
         raise ValueError(f"--at: expected a step between 1 and {steps - 1}, got {at}")
+    return at
+
+
+def _resume(args: argparse.Namespace, console: Console) -> int:
+    """`checkpoint resume`: the resume proof of every case, in a table."""
+    spec, registry = _model(args)
+    cases = _cases(args, spec, registry)
+    steps = cases[0].steps
+    at = _at(args, steps)
     if args.dir is not None and args.dir.exists() and any(args.dir.iterdir()):
         raise ValueError(f"--dir {args.dir}: not empty; nothing was overwritten")
     with console.status("checkpoints") as status:
         results = resume(cases, at, workdir=args.dir, progress=lambda t: status.update(t))
-    table = Table(
-        title=f"{spec.name}: saved after step {at} of {steps}, resumed in a fresh process"
-    )
-    for column in ("implementation", "loop", "optimizer", "resumed = uninterrupted", "audit"):
-        table.add_column(column)
+    rows = []
     for r in results:
         if r.error is not None:
-            verdict = f"[bold red]failed[/]: {escape(r.error.splitlines()[0])}"
+            verdict = f"failed: {r.error.splitlines()[0]}"
         elif r.pair is not None and r.pair.agree:
-            verdict = "[green]bitwise[/]"
+            verdict = "bitwise"
         else:
-            where = "" if r.pair is None else f" at {r.pair.first_divergence}"
-            verdict = f"[bold red]DIFFERS[/]{escape(where)}"
+            verdict = "DIFFERS" + ("" if r.pair is None else f" at {r.pair.first_divergence}")
         audit = "clean" if not r.findings else "; ".join(str(f) for f in r.findings)
-        table.add_row(r.case.implementation, r.case.loop, r.case.optimizer, verdict, escape(audit))
-    console.print(table)
+        rows.append((r.case.implementation, r.case.loop, r.case.optimizer, verdict, audit))
+    title = f"{spec.name}: saved after step {at} of {steps}, resumed in a fresh process"
+    console.print(resume_table(title, rows))
     ok = all(r.ok for r in results)
     console.print(
         f"{sum(r.ok for r in results)} of {len(results)} resumed bitwise with a clean audit"
@@ -210,11 +215,61 @@ def run(args: argparse.Namespace, console: Console) -> int:
         }
         write_atomic(args.json, json.dumps(data, indent=1).encode())
         console.print(f"wrote {escape(str(args.json))}")
-    return 0 if ok else 1
+    return EXIT_AGREE if ok else EXIT_DIVERGE
+
+
+def _transplant(args: argparse.Namespace, console: Console) -> int:
+    """`checkpoint transplant`: every ordered pair of implementations, as a matrix."""
+    spec, registry = _model(args)
+    args.loop = ("harness",)
+    args.optimizer = (args.optimizer,)
+    cases = _cases(args, spec, registry)
+    steps = cases[0].steps
+    at = _at(args, steps)
+    with console.status("transplants") as status:
+        results = transplant(cases, at, progress=lambda t: status.update(t))
+    names = list(dict.fromkeys(r.source for r in results))
+    cells = {(r.source, r.target): (r.verdict(), r.ok) for r in results}
+    title = (
+        f"{spec.name}: saved in A after step {at}, restored into B, trained to {steps} "
+        f"({cases[0].optimizer}); B against A's own continuation"
+    )
+    console.print(transplant_matrix(title, names, cells))
+    for r in results:
+        if r.error is not None:
+            console.print(
+                f"[bold red]{escape(r.source)} -> {escape(r.target)}[/]: {escape(r.error)}"
+            )
+        elif r.carried.not_carried or r.carried.own:
+            console.print(
+                f"{escape(r.source)} -> {escape(r.target)}: state not carried "
+                f"{r.carried.not_carried or 'none'}; {escape(r.target)}'s own "
+                f"{r.carried.own or 'none'}"
+            )
+        elif r.pair is not None and not r.pair.ok:
+            console.print(
+                f"[bold red]{escape(r.source)} -> {escape(r.target)}[/] parts from "
+                f"{escape(r.source)}'s continuation at {r.pair.first_divergence} "
+                f"(bound {escape(r.pair.tolerance.describe())})"
+            )
+    ok = all(r.ok for r in results)
+    if args.json is not None:
+        data = {
+            "model": spec.name,
+            "at": at,
+            "steps": steps,
+            "optimizer": cases[0].optimizer,
+            "mode": cases[0].mode,
+            "pairs": [r.to_json() for r in results],
+        }
+        write_atomic(args.json, json.dumps(data, indent=1).encode())
+        console.print(f"wrote {escape(str(args.json))}")
+    return EXIT_AGREE if ok else EXIT_DIVERGE
 
 
 def _save(args: argparse.Namespace, console: Console) -> int:
-    spec, _, registry = _model(args)
+    """`checkpoint save DIR`: train one case, saving as it goes (on from DIR's latest)."""
+    spec, registry = _model(args)
     if args.impl not in registry and ":" not in args.impl:
         raise ValueError(
             f"--impl: unknown implementation {args.impl!r}; expected "
@@ -230,7 +285,7 @@ def _save(args: argparse.Namespace, console: Console) -> int:
         seed=args.seed,
         mode=getattr(args, "mode", None),
         batch=args.batch,
-        values=_values(args, spec),
+        values=model_values(args, spec),
     )
     until = case.steps if args.until is None else args.until
     every = until if args.every is None else args.every
@@ -258,4 +313,26 @@ def _save(args: argparse.Namespace, console: Console) -> int:
             step = stop
             store.save(step, trainer.checkpoint(), {**identity, "case": case.to_json()})
             console.print(f"saved step {step}")
-    return 0
+    return EXIT_AGREE
+
+
+def _continue(args: argparse.Namespace, console: Console) -> int:
+    """`checkpoint continue DIR... --out FILE.npz` (the resume proof's fresh process).
+
+    One folder that cannot be continued raises its error (exit 2). With several, each
+    failure is written to `FILE.npz.errors.json` by folder, the others are continued, and
+    the exit code is 1.
+    """
+    directories: Sequence[str] = [str(d) for d in args.dirs]
+    trajectories, errors = {}, {}
+    for directory in directories:
+        try:
+            _, _, trajectories[directory] = continue_from(directory, args.steps)
+        except Exception as e:
+            if len(directories) == 1:
+                raise
+            errors[directory] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    write_atomic(args.out, trajectory_bytes(trajectories))
+    if errors:
+        write_atomic(errors_path(args.out), json.dumps(errors, indent=1).encode())
+    return EXIT_DIVERGE if errors else EXIT_AGREE

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..core import BITWISE, PairResult, Trajectory, compare, write_atomic
+from ..core import BITWISE, PairResult, Trajectory, compare
 from ._audit import Finding, audit
 from ._case import Built, Case
 from ._store import CheckpointError, CheckpointStore
@@ -192,7 +192,7 @@ def resume(
                 f"the fresh process failed (exit {done.returncode}): {done.stderr[-2000:]}"
             )
     after = read_trajectories(out) if saved else {}
-    failed = json.loads(_errors_path(out).read_text()) if _errors_path(out).is_file() else {}
+    failed = json.loads(errors_path(out).read_text()) if errors_path(out).is_file() else {}
     for key, s in saved.items():
         if progress:
             progress(f"{s.case.label}: compare")
@@ -236,26 +236,6 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _errors_path(out: Path) -> Path:
+def errors_path(out: Path) -> Path:
+    """Where `checkpoint continue --out FILE.npz` writes the folders it could not continue."""
     return out.with_name(out.name + ".errors.json")
-
-
-def continue_command(directories: Sequence[str], out: Path, steps: int | None = None) -> int:
-    """`state-rosetta checkpoint continue DIR... --out FILE.npz` (the fresh process).
-
-    One folder that cannot be continued raises its error (exit 2). With several, each
-    failure is written to `FILE.npz.errors.json` by folder, the others are continued, and
-    the exit code is 1.
-    """
-    trajectories, errors = {}, {}
-    for directory in directories:
-        try:
-            _, _, trajectories[directory] = continue_from(directory, steps)
-        except Exception as e:
-            if len(directories) == 1:
-                raise
-            errors[directory] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-    write_atomic(out, trajectory_bytes(trajectories))
-    if errors:
-        write_atomic(_errors_path(out), json.dumps(errors, indent=1).encode())
-    return 1 if errors else 0

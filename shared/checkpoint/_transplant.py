@@ -8,8 +8,6 @@ in every framework because the optimizer is the same optax transformation.
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,11 +17,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from ..core import Implementation, PairResult, Trajectory, compare, write_atomic
+from ..core import Implementation, PairResult, Trajectory, compare
 from ._case import Built, Case
 from ._store import CheckpointError, CheckpointStore
 from ._trainers import HarnessTrainer
@@ -221,81 +216,3 @@ def transplant(
                     Transplanted(source, target, None, Carried(), f"{type(e).__name__}: {first}")
                 )
     return results
-
-
-def matrix_table(results: Sequence[Transplanted], title: str) -> Table:
-    """Rows: saved in A; columns: restored into B."""
-    names = list(dict.fromkeys(r.source for r in results))
-    table = Table(title=title)
-    table.add_column("saved in \\ restored into")
-    for n in names:
-        table.add_column(n)
-    by = {(r.source, r.target): r for r in results}
-    for a in names:
-        row = [a]
-        for b in names:
-            r = by.get((a, b))
-            if r is None:
-                row.append("-")
-                continue
-            style = (
-                "green"
-                if r.ok and r.verdict() != "expected"
-                else ("yellow" if r.ok else "bold red")
-            )
-            row.append(f"[{style}]{escape(r.verdict())}[/]")
-        table.add_row(*row)
-    return table
-
-
-def transplant_command(args: argparse.Namespace, console: Console) -> int:
-    """`state-rosetta checkpoint transplant`."""
-    from ._cli import _cases, _model
-
-    spec, _, registry = _model(args)
-    args.loop = ("harness",)
-    args.optimizer = (args.optimizer,)
-    cases = _cases(args, spec, registry)
-    steps = cases[0].steps
-    at = steps // 2 if args.at is None else args.at
-    if not 0 < at < steps:
-        raise ValueError(f"--at: expected a step between 1 and {steps - 1}, got {at}")
-    with console.status("transplants") as status:
-        results = transplant(cases, at, progress=lambda t: status.update(t))
-    console.print(
-        matrix_table(
-            results,
-            f"{spec.name}: saved in A after step {at}, restored into B, trained to {steps} "
-            f"({cases[0].optimizer}); B against A's own continuation",
-        )
-    )
-    for r in results:
-        if r.error is not None:
-            console.print(
-                f"[bold red]{escape(r.source)} -> {escape(r.target)}[/]: {escape(r.error)}"
-            )
-        elif r.carried.not_carried or r.carried.own:
-            console.print(
-                f"{escape(r.source)} -> {escape(r.target)}: state not carried "
-                f"{r.carried.not_carried or 'none'}; {escape(r.target)}'s own "
-                f"{r.carried.own or 'none'}"
-            )
-        elif r.pair is not None and not r.pair.ok:
-            console.print(
-                f"[bold red]{escape(r.source)} -> {escape(r.target)}[/] parts from "
-                f"{escape(r.source)}'s continuation at {r.pair.first_divergence} "
-                f"(bound {escape(r.pair.tolerance.describe())})"
-            )
-    ok = all(r.ok for r in results)
-    if args.json is not None:
-        data = {
-            "model": spec.name,
-            "at": at,
-            "steps": steps,
-            "optimizer": cases[0].optimizer,
-            "mode": cases[0].mode,
-            "pairs": [r.to_json() for r in results],
-        }
-        write_atomic(args.json, json.dumps(data, indent=1).encode())
-        console.print(f"wrote {escape(str(args.json))}")
-    return 0 if ok else 1

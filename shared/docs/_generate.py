@@ -13,19 +13,14 @@ stale, or when the site does not build without warnings.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import functools
 import itertools
 import json
 import re
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
 
 from .._api import CompareOptions, run_compare
 from .._registry import FRAMEWORKS, MODELS, load_spec
@@ -348,48 +343,3 @@ def build_site(root: Path | None = None, site_dir: Path | None = None) -> Path:
     site_dir = root / _site.SITE_DIR if site_dir is None else site_dir
     _site.build(root, site_dir)
     return site_dir
-
-
-# --- command line --------------------------------------------------------------------------
-
-
-def add_parser(subparsers: Any) -> None:
-    """Add `docs` to the `state-rosetta` subcommands."""
-    d = subparsers.add_parser(
-        "docs",
-        help="generate the guide's pages from the marked regions of the code and build the site",
-        description="Write the guide's pages (docs/guide/), docs/results.md and its plot from "
-        "the framework files' marked regions and a real compare run, re-render the recorded "
-        "numbers of docs/performance.md, then build the site with MkDocs (Material) into "
-        "site/, warnings as errors. With --check, write nothing: exit 1 and name the stale "
-        "files when they differ, or the warnings when the site does not build cleanly.",
-    )
-    d.add_argument("--check", action="store_true", help="compare with the files on disk")
-    d.add_argument("--root", type=Path, default=None, help="repository root (default: found)")
-
-
-def run(args: argparse.Namespace, console: Console) -> int:
-    """Run `state-rosetta docs`: 0 written or current, 1 stale or a failed build, 2 on a bad
-    marker or root."""
-    try:
-        if args.check:
-            stale = check(args.root)
-            for relpath in stale:
-                console.print(f"[bold red]stale[/] {relpath}")
-            if stale:
-                console.print("run `state-rosetta docs` to regenerate")
-                return 1
-            with tempfile.TemporaryDirectory() as tmp:
-                build_site(args.root, Path(tmp) / "site")
-            console.print("docs are up to date, and the site builds without warnings")
-            return 0
-        for relpath in write(args.root):
-            console.print(f"wrote {relpath}")
-        console.print(f"built {build_site(args.root)}")
-        return 0
-    except DocsError as e:
-        print(f"state-rosetta: error: {e}", file=sys.stderr)
-        return 2
-    except _site.SiteError as e:
-        print(f"state-rosetta: {e}", file=sys.stderr)
-        return 1

@@ -1,5 +1,8 @@
 """Showing runs: the terminal tables, the JSON files and the plots."""
 
+from ._checkpoint import resume_table, transplant_matrix
+from ._devices import device_bench_table
+from ._diff import diff_table, print_diff
 from ._json import write_json
 from ._plot import Style, figure, plot, trajectory_styles, ulp_map
 from ._table import (
@@ -15,15 +18,20 @@ from ._table import (
 __all__ = [
     "Style",
     "comparison_rows",
+    "device_bench_table",
+    "diff_table",
     "divergence_line",
     "eval_table",
     "figure",
     "plain_table",
     "plot",
+    "print_diff",
     "print_report",
+    "resume_table",
     "summary",
     "table",
     "trajectory_styles",
+    "transplant_matrix",
     "ulp_map",
     "write_json",
 ]

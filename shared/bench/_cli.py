@@ -1,0 +1,172 @@
+"""`state-rosetta bench`: its parser and its run function (the step bench, the depth bench
+and the device bench)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from .._command import EXIT_AGREE, EXIT_DIVERGE, UsageError, check_output, csv
+from .._registry import MODELS, versions
+from ..core import ModelSpec, write_atomic
+
+
+def add_parser(sub: Any, spec: ModelSpec | None = None) -> None:
+    """Add `bench` to the command line's subparsers (`spec` is not used)."""
+    b = sub.add_parser(
+        "bench",
+        help="time each framework's training step: native idiom, harness step, harness scan",
+        description="Per-step cost of every implementation on every path, at a tiny and a large "
+        "shape, as ratios to each model's baseline measured in the same run.",
+    )
+    b.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run (50 s on 2 cores in the recorded run, docs/performance-quick.json); "
+        "its large-shape ratios are too noisy to judge",
+    )
+    b.add_argument(
+        "--depth",
+        type=csv,
+        default=None,
+        metavar="L,L,...",
+        help="time each path against the number of layers instead (e.g. 1,4,16,64; the "
+        "bias-stack model), fit the cost per layer and plot time against depth "
+        "(under 10 minutes on 2 cores in the recorded runs)",
+    )
+    b.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when a judged target is missed (each is printed with its measured value)",
+    )
+    b.add_argument(
+        "--models",
+        type=csv,
+        default=None,
+        help=f"comma-separated built-in models ({', '.join(MODELS)}; default: all)",
+    )
+    b.add_argument(
+        "--impls",
+        type=csv,
+        default=None,
+        help="comma-separated (default: every implementation of each model; each model's "
+        "baseline must be included)",
+    )
+    b.add_argument(
+        "--devices",
+        type=csv,
+        default=None,
+        help="time the data-parallel harness step on these device counts instead "
+        "(e.g. 1,2,4,8; CPU host devices)",
+    )
+    b.add_argument(
+        "--processes",
+        type=csv,
+        default=None,
+        help="with --devices: also spread the largest count over these process counts (e.g. 1,2)",
+    )
+    b.add_argument("--json", type=Path, metavar="PATH", help="write one row per measurement")
+    b.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG of the ratios")
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    """Run `state-rosetta bench`: 0 measured, 1 a judged target missed (`--check`)."""
+    import jax
+
+    from . import BenchOptions, run_bench
+    from . import plot as bench_plot
+    from . import print_report as bench_report
+    from . import write_json as bench_json
+
+    check_output(args.json, args.plot)
+    if args.devices is not None:
+        if args.depth is not None:
+            raise UsageError("bench: --depth and --devices are separate runs; give one of them")
+        return _device_bench(args, console)
+    depths = None
+    if args.depth is not None:
+        try:
+            depths = tuple(int(d) for d in args.depth)
+        except ValueError:
+            raise UsageError(
+                f"bench --depth: expected comma-separated integers, got {','.join(args.depth)}"
+            ) from None
+        if min(depths) < 1 or len(set(depths)) < 2:
+            raise UsageError(
+                f"bench --depth: expected two or more distinct depths >= 1, got {args.depth}"
+            )
+    start = time.perf_counter()
+    try:
+        options = BenchOptions(
+            models=args.models, impls=args.impls, quick=args.quick, depths=depths
+        )
+        with console.status("benchmarking") as status:
+            rows = run_bench(options, progress=lambda text: status.update(text))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    seconds = time.perf_counter() - start
+    device = (
+        f"{jax.devices()[0].device_kind} ({jax.default_backend()}, {len(jax.devices())} device(s))"
+    )
+    console.print(f"device: {device}; versions: {versions()}")
+    targets = bench_report(rows, console, quick=args.quick)
+    console.print(f"measured in {seconds:.0f} s")
+    if args.json is not None:
+        command = " ".join(
+            ["state-rosetta bench"]
+            + (["--quick"] if args.quick else [])
+            + ([f"--depth {','.join(args.depth)}"] if args.depth else [])
+            + ([f"--models {','.join(args.models)}"] if args.models else [])
+            + ([f"--impls {','.join(args.impls)}"] if args.impls else [])
+        )
+        bench_json(
+            rows,
+            versions(),
+            device,
+            args.json,
+            quick=args.quick,
+            seconds=seconds,
+            command=command,
+        )
+        console.print(f"wrote {args.json}")
+    if args.plot is not None:
+        bench_plot(rows, args.plot)
+        console.print(f"wrote {args.plot}")
+    missed = [t for t in targets if t.judged and not t.ok]
+    if args.check and missed:
+        for t in missed:
+            console.print(f"bench --check: target missed: {t.text}")
+        return EXIT_DIVERGE
+    return EXIT_AGREE
+
+
+def _device_bench(args: argparse.Namespace, console: Console) -> int:
+    from ..report import device_bench_table
+    from ._devices import run_device_bench
+
+    try:
+        devices = [int(n) for n in args.devices]
+        processes = [int(p) for p in (args.processes or ["1"])]
+    except ValueError:
+        raise UsageError("--devices, --processes: expected comma-separated integers") from None
+    if min(devices) < 1 or min(processes) < 1:
+        raise UsageError("--devices, --processes: expected counts >= 1")
+    with console.status("benchmarking devices"):
+        rows = [asdict(r) for r in run_device_bench(devices, processes, quick=args.quick)]
+    console.print(f"versions: {versions()}")
+    console.print(device_bench_table(rows))
+    if args.json is not None:
+        data = {
+            "versions": versions(),
+            "device": "cpu (forced host devices, 2 cores)",
+            "rows": rows,
+        }
+        write_atomic(args.json, json.dumps(data, indent=1).encode())
+        console.print(f"wrote {args.json}")
+    return EXIT_AGREE

@@ -1,0 +1,226 @@
+"""`state-rosetta compare`: train a model in every framework and loop and compare."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .._api import CompareOptions, run_compare
+from .._command import (
+    EXIT_AGREE,
+    EXIT_DIVERGE,
+    UsageError,
+    add_model_options,
+    check_output,
+    csv,
+    model_values,
+)
+from .._devices import ensure_devices
+from .._registry import DEFAULT_MODEL, MODELS, implementations, is_registered
+from ..core import LOOPS, OPTIMIZERS, PARALLEL_MODES, ModelSpec
+from ..report import plot, print_report, write_json
+
+LONG_RUN_STEPS = 2_000  # total steps over all trajectories above which a progress bar shows
+
+
+def _loops(text: str) -> tuple[str, ...]:
+    loops = csv(text)
+    for loop in loops:
+        if loop not in LOOPS:
+            raise argparse.ArgumentTypeError(
+                f"unknown loop {loop!r}; expected one of {', '.join(LOOPS)}"
+            )
+    return loops
+
+
+def add_parser(sub: Any, spec: ModelSpec | None) -> None:
+    """`compare`, with the generic options and, when the model is known, the model's own."""
+    c = sub.add_parser(
+        "compare",
+        help="train a model in every framework and loop and compare the trajectories",
+        description="Train a model in every framework and loop (or your own implementations "
+        "of your own model) and compare step by step. Exit 0 when all agree within the "
+        "declared tolerances, 1 when any diverges or fails, 2 on bad arguments or data.",
+    )
+    c.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        metavar="NAME|FILE.py:ATTR",
+        help=f"a built-in model ({', '.join(MODELS)}) or your own ModelSpec as FILE.py:ATTR or "
+        f"MODULE:ATTR (default: {DEFAULT_MODEL})",
+    )
+    c.add_argument(
+        "--impls",
+        type=csv,
+        default=None,
+        help="comma-separated registered implementations of a built-in model (default: all)",
+    )
+    c.add_argument(
+        "--impl",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="add your own implementation (a factory: config -> implementation); "
+        "MODULE may be a path to a .py file; repeatable",
+    )
+    c.add_argument(
+        "--reference",
+        metavar="NAME",
+        help="the implementation (or IMPL/LOOP trajectory) every other one is compared with "
+        "(default: the model's reference, or the first --impl)",
+    )
+    c.add_argument(
+        "--tolerance",
+        metavar="T",
+        help="judge every pair by T instead of the model's tolerances: bitwise, a count of "
+        "float32 ULPs (4ulp) or an absolute bound (1e-6)",
+    )
+    c.add_argument(
+        "--loop", type=_loops, default=LOOPS, help="comma-separated harness, native, scan"
+    )
+    c.add_argument("--steps", type=int, default=None, help="training steps (default: the model's)")
+    c.add_argument("--batch", type=int, default=None, help="batch size (default: the model's)")
+    c.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="(default: sgd)")
+    c.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's)")
+    c.add_argument(
+        "--seed", type=int, default=0, help="seeds the data, the init and the keys (default: 0)"
+    )
+    c.add_argument(
+        "--data",
+        type=Path,
+        metavar="FILE.npy",
+        help="your own data, for models that take it (the model's help says which shapes)",
+    )
+    c.add_argument("--json", type=Path, metavar="PATH", help="write the run as JSON")
+    c.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG of the trajectories")
+    c.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train data-parallel over N devices and compare with one device (on CPU: forced "
+        "host devices)",
+    )
+    c.add_argument(
+        "--parallel",
+        choices=PARALLEL_MODES,
+        default="shard_map",
+        help="with --devices: each framework's cross-device argument under shard_map "
+        "(default), plain jit over a sharded batch, or shard_map without synchronisation",
+    )
+    c.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="P",
+        help="run on P local processes (127.0.0.1, gloo), --devices-per-process each",
+    )
+    c.add_argument(
+        "--devices-per-process", type=int, default=None, metavar="N", help="with --processes"
+    )
+    c.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="with --processes: the coordinator's port on 127.0.0.1 (default: a free one)",
+    )
+    c.add_argument("--process-id", type=int, default=None, help=argparse.SUPPRESS)
+    c.add_argument("--coordinator", default=None, help=argparse.SUPPRESS)
+    if spec is not None:
+        add_model_options(c, spec)
+
+
+def _options(args: argparse.Namespace, spec: ModelSpec) -> CompareOptions:
+    data = None
+    if args.data is not None:
+        try:
+            data = np.load(args.data, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--data {args.data}: cannot read a .npy array: {e}") from None
+    check_output(args.json, args.plot)
+    if args.impls is not None and not is_registered(args.model):
+        raise UsageError("--impls picks a built-in model's implementations; use --impl here")
+    return CompareOptions(
+        model=spec if not is_registered(args.model) else args.model,
+        mode=getattr(args, "mode", None),
+        impls=args.impls,
+        user_impls=tuple(args.impl),
+        loops=args.loop,
+        steps=args.steps,
+        batch=args.batch,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        seed=args.seed,
+        data=data,
+        data_source=None if args.data is None else str(args.data),
+        values=model_values(args, spec),
+        reference=args.reference,
+        tolerance=args.tolerance,
+        devices=args.devices,
+        parallel=args.parallel,
+    )
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    """Run `state-rosetta compare` (`args.spec`: the model's spec, loaded before the parse)."""
+    spec: ModelSpec = args.spec
+    if args.devices < 1:
+        raise UsageError(f"--devices: expected at least 1, got {args.devices}")
+    if args.processes > 1 or args.devices_per_process is not None:
+        if args.process_id is None:  # the launcher: start the processes, report what they did
+            from .._launch import launch
+
+            try:
+                return launch(args, console)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+        from .._launch import join_processes
+
+        join_processes(args)  # a launched process: form the global mesh first
+    elif args.devices > 1:
+        code = ensure_devices(args.devices, args.argv)
+        if code is not None:  # ran in a child process that could see the devices
+            return code
+    options = _options(args, spec)
+    registered = implementations(spec.name) if is_registered(args.model) else {}
+    count = len(options.impls if options.impls is not None else registered)
+    count += len(options.user_impls)
+    total = (options.steps or spec.steps) * count * len(options.loops)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=total < LONG_RUN_STEPS,
+    ) as bar:
+        task = bar.add_task("training", total=count * len(options.loops))
+
+        def advance(name: str) -> None:
+            bar.update(task, description=f"training {name}", advance=1)
+
+        try:
+            result = run_compare(options, progress=advance)
+        except (ValueError, TypeError) as e:
+            raise UsageError(str(e)) from None
+    if args.process_id not in (None, 0):  # a launched process: process 0 reports
+        return EXIT_AGREE if result.agree else EXIT_DIVERGE
+    print_report(result, console)
+    if args.json is not None:
+        for path in write_json(result, args.json):
+            console.print(f"wrote {escape(str(path))}")
+    if args.plot is not None:
+        plot(result, args.plot)
+        console.print(f"wrote {escape(str(args.plot))}")
+        for analysis in result.analyses:
+            if analysis.plot is not None:
+                path = args.plot.with_name(f"{args.plot.stem}.{analysis.key}{args.plot.suffix}")
+                analysis.plot(path)
+                console.print(f"wrote {escape(str(path))}")
+    return EXIT_AGREE if result.agree else EXIT_DIVERGE
