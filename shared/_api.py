@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from dataclasses import dataclass
 
 from ._registry import (
     DEFAULT_MODEL,
@@ -17,59 +15,37 @@ from ._registry import (
     versions,
 )
 from .core import (
-    LOOPS,
     CompareResult,
     ImplementationFactory,
     ModelSpec,
-    Parallel,
     Progress,
     RunOptions,
-    Tolerance,
-    parse_tolerance,
     run_model,
 )
 
 
 @dataclass(frozen=True)
-class CompareOptions:
-    """Every option of `state-rosetta compare` (the defaults reproduce the Flax page's loop).
+class CompareOptions(RunOptions):
+    """Every option of `state-rosetta compare`: the run's own ([`RunOptions`][]: loops,
+    steps, optimizer, tolerance, devices, ...) and which model and implementations to run
+    (the defaults reproduce the Flax page's loop).
 
-    **Arguments:**
+    **Arguments** (besides `RunOptions`'):
 
-    - `model`: a built-in model's name (`"bias-adder"`, `"mlp-bn"`), `FILE.py:ATTR` or
+    - `model`: a built-in model's name (`"bias-adder"`, `"mlp-bn"`, ...), `FILE.py:ATTR` or
       `MODULE:ATTR` naming a [`ModelSpec`][], or a spec.
     - `impls`: the built-in model's registered implementations to run (default: all).
     - `user_impls`: more implementations, as `MODULE:ATTR` or `FILE.py:ATTR`.
-    - `loops`: which loops: `"harness"`, `"native"`, `"scan"`.
-    - `steps`, `batch`: `None` for the model's defaults.
-    - `optimizer`, `lr`: the optax optimizer and its learning rate (`None`: the model's).
-    - `seed`: seeds the data, the init and the per-step keys.
-    - `mode`: one of the model's modes (`None`: its first).
-    - `data`, `data_source`: the user's own data (`--data`) and the file it came from.
-    - `values`: the model's own options by key (e.g. `{"momentum": 0.5}`).
-    - `reference`: the implementation or trajectory every other one is compared with.
-    - `tolerance`: a tolerance, or its text (`"4ulp"`, `"1e-6"`), for every float32 pair.
-    - `devices`, `parallel`: train data-parallel over this many devices, in this mode
-      (`"shard_map"`, `"jit"`, `"unsynced"`), against the single-device run.
     """
 
     model: str | ModelSpec = DEFAULT_MODEL
     impls: tuple[str, ...] | None = None
     user_impls: tuple[str, ...] = ()
-    loops: tuple[str, ...] = LOOPS
-    steps: int | None = None
-    batch: int | None = None
-    optimizer: str = "sgd"
-    lr: float | None = None
-    seed: int = 0
-    mode: str | None = None
-    data: np.ndarray | None = field(default=None, compare=False)
-    data_source: str | None = None
-    values: dict[str, Any] = field(default_factory=dict)
-    reference: str | None = None
-    tolerance: Tolerance | str | None = None
-    devices: int = 1
-    parallel: str = "shard_map"
+
+    def run_options(self) -> RunOptions:
+        """The options of the run itself, without the model and implementations."""
+        fields = {f.name for f in dataclasses.fields(RunOptions)}
+        return RunOptions(**{name: getattr(self, name) for name in fields})
 
 
 def run_compare(
@@ -98,27 +74,10 @@ def run_compare(
     reference_factory = (
         load_factory(registry[spec.reference]) if spec.reference in registry else None
     )
-    tolerance = options.tolerance
-    if isinstance(tolerance, str):
-        tolerance = parse_tolerance(tolerance)
     result = run_model(
         spec,
         factories,
-        RunOptions(
-            loops=options.loops,
-            steps=options.steps,
-            batch=options.batch,
-            optimizer=options.optimizer,
-            lr=options.lr,
-            seed=options.seed,
-            mode=options.mode,
-            data=options.data,
-            data_source=options.data_source,
-            values=options.values,
-            reference=options.reference,
-            tolerance=tolerance,
-            parallel=None if options.devices == 1 else Parallel(options.devices, options.parallel),
-        ),
+        options.run_options(),
         reference_factory=reference_factory,
         versions=versions(),
         progress=progress,

@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run `state-rosetta ARGV` (default: `sys.argv[1:]`); returns the exit code."""
     console = Console()
     if not console.is_terminal:  # a log or a pipe: wide enough that the table never wraps
-        console = Console(width=140)
+        console = Console(width=160)
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         args, spec = _parse(argv)

@@ -100,3 +100,14 @@ def measured_on_the_311_set(what: str) -> pytest.MarkDecorator:
         reason=f"checks {what}, measured on the Python 3.11 release set (jax 0.10.2); this is "
         "the 3.12 set (jax 0.12.0.1), whose XLA rounds differently",
     )
+
+
+def where(divergence: dict) -> dict:
+    """A JSON first divergence's step and first leaf (its `leaves` list the rest)."""
+    return {"step": divergence["step"], "leaf": divergence["leaf"]}
+
+
+def against_reference(pairs: list[dict]) -> dict[str, dict]:
+    """A run's JSON pairs by trajectory, each against the reference implementation's same
+    loop (loop for loop), leaving out the loop checks (a loop against its own harness)."""
+    return {p["a"]: p for p in pairs if p.get("kind") != "loop"}

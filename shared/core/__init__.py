@@ -6,9 +6,12 @@ jitted optax step (per call, or in one `lax.scan`) or with its own native loop, 
 every step under canonical names, and compares trajectories leaf by leaf.
 """
 
+from ._analysis import AnalysisContext
 from ._canonical import canonical_from_paths, tree_from_canonical
 from ._compare import Divergence, PairResult, compare, describe_divergence, leaf_value
 from ._crossval import assert_cross_validated, check_agreement, cross_validate
+from ._dataflow import LeafOrder, forward_order
+from ._divergence import LeafDiff, Parting
 from ._files import write_atomic
 from ._functional_loop import functional_loop
 from ._harness import (
@@ -26,7 +29,10 @@ from ._harness import (
 )
 from ._keys import step_keys
 from ._loader import load_object
+from ._lockstep import Lockstep, make_probe
 from ._optim import OPTIMIZERS, NumpyOptimizer, OptimizerConfig, optimizer_config_of
+from ._options import KEEP, Progress, RunOptions
+from ._optstate import canonical_opt_state, named_leaves, opt_state_from_canonical
 from ._parallel import (
     DATA_AXIS,
     PARALLEL_MODES,
@@ -46,18 +52,8 @@ from ._protocol import (
     State,
 )
 from ._replicas import ReplicaSplit, replica_report
-from ._run import (
-    AnalysisContext,
-    CompareResult,
-    Progress,
-    RunOptions,
-    RunSetup,
-    build,
-    package_versions,
-    run_model,
-    settings_for,
-    setup_run,
-)
+from ._result import CompareResult, package_versions
+from ._run import run_model
 from ._runfile import (
     SavedRun,
     config_differences,
@@ -66,6 +62,7 @@ from ._runfile import (
     save_run,
     summary_counts,
 )
+from ._setup import RunSetup, build, settings_for, setup_run
 from ._spec import (
     Analysis,
     AnalysisResult,
@@ -76,6 +73,7 @@ from ._spec import (
     Option,
     Settings,
 )
+from ._stream import PairStream
 from ._tolerance import (
     BITWISE,
     ORACLE_KEY,
@@ -91,6 +89,7 @@ from ._validate import check_batch_size, check_finite, check_float_array, check_
 __all__ = [
     "BITWISE",
     "DATA_AXIS",
+    "KEEP",
     "LOOPS",
     "OPTIMIZERS",
     "ORACLE_KEY",
@@ -109,6 +108,9 @@ __all__ = [
     "Implementation",
     "ImplementationFactory",
     "InputsFn",
+    "LeafDiff",
+    "LeafOrder",
+    "Lockstep",
     "LossFn",
     "ModelSpec",
     "NativeLoop",
@@ -116,9 +118,11 @@ __all__ = [
     "OptimizerConfig",
     "Option",
     "PairResult",
+    "PairStream",
     "Parallel",
     "ParallelRun",
     "Params",
+    "Parting",
     "Progress",
     "ReplicaSplit",
     "RunOptions",
@@ -133,6 +137,7 @@ __all__ = [
     "assert_cross_validated",
     "build",
     "canonical_from_paths",
+    "canonical_opt_state",
     "check_agreement",
     "check_batch_size",
     "check_batches_divide",
@@ -145,11 +150,15 @@ __all__ = [
     "data_mesh",
     "describe_divergence",
     "diff_runs",
+    "forward_order",
     "functional_loop",
     "leaf_value",
     "load_object",
     "load_run",
     "loop_of",
+    "make_probe",
+    "named_leaves",
+    "opt_state_from_canonical",
     "optimizer_config_of",
     "package_versions",
     "parse_tolerance",

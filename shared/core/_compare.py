@@ -1,74 +1,37 @@
-"""Comparing trajectories: bitwise flag, max abs and ULP differences, first divergence."""
+"""Comparing two recorded trajectories: bitwise flag, largest differences, first divergence.
+
+The comparison itself is the streaming one ([`PairStream`][]), fed the recorded steps one
+by one on the host; so a saved run (`state-rosetta diff`) and a live one are judged alike.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
 
+from ._dataflow import LeafOrder
+from ._divergence import Divergence, LeafDiff, PairResult, short
+from ._stream import PairStream
 from ._tolerance import BITWISE, Tolerance, ulp_distance
 from ._trajectory import Trajectory
 
-
-@dataclass(frozen=True)
-class Divergence:
-    """Where two trajectories first differ beyond the tolerance."""
-
-    step: int
-    leaf: str
-
-    def __str__(self) -> str:
-        return f"step {self.step}, {self.leaf}"
+__all__ = ["Divergence", "LeafDiff", "PairResult", "compare", "describe_divergence"]
 
 
-@dataclass(frozen=True)
-class PairResult:
-    """The comparison of trajectory `a` with the reference trajectory `b`."""
+def step_values(trajectory: Trajectory, step: int) -> dict[str, np.ndarray]:
+    """The leaves of one recorded step by name: `"state.NAME"`, `"params.NAME"` and, from
+    step 1, `"loss"` (step 0 holds the initial values)."""
+    out = {f"state.{k}": v[step] for k, v in trajectory.state.items() if step < len(v)}
+    out.update({f"params.{k}": v[step] for k, v in trajectory.params.items() if step < len(v)})
+    if 1 <= step <= trajectory.steps:
+        out["loss"] = trajectory.loss[step - 1]
+    return out
 
-    a: str
-    b: str
-    bitwise: bool
-    max_abs: float
-    max_ulp: int
-    first_divergence: Divergence | None
-    tolerance: Tolerance
-    loss_tolerance: Tolerance | None = None
-    loss_max_ulp: int | None = None
 
-    @property
-    def agree(self) -> bool:
-        return self.first_divergence is None
-
-    @property
-    def expected(self) -> bool:
-        """Diverges, as its tolerance says to expect (an explained difference)."""
-        return self.first_divergence is not None and self.tolerance.expected
-
-    @property
-    def ok(self) -> bool:
-        """Agrees, or differs as expected: nothing to fail the run for."""
-        return self.agree or self.tolerance.expected
-
-    def to_json(self) -> dict[str, Any]:
-        div = self.first_divergence
-        extra: dict[str, Any] = {}
-        if self.loss_tolerance is not None:
-            extra = {
-                "loss_tolerance": self.loss_tolerance.to_json(),
-                "loss_max_ulp": self.loss_max_ulp,
-            }
-        return {
-            "a": self.a,
-            "b": self.b,
-            "bitwise": self.bitwise,
-            "max_abs": self.max_abs,
-            "max_ulp": self.max_ulp,
-            "first_divergence": None if div is None else {"step": div.step, "leaf": div.leaf},
-            "expected": self.expected,
-            "tolerance": self.tolerance.to_json(),
-            **extra,
-        }
+def steps_of(trajectory: Trajectory) -> Iterator[dict[str, np.ndarray]]:
+    for step in range(trajectory.steps + 1):
+        yield step_values(trajectory, step)
 
 
 def compare(
@@ -78,54 +41,21 @@ def compare(
     *,
     names: tuple[str, str] = ("a", "b"),
     loss_tolerance: Tolerance | None = None,
+    order: LeafOrder | None = None,
+    kind: str = "across",
 ) -> PairResult:
-    """Compare trajectory `a` with reference `b`, leaf by leaf, in causal order.
+    """Compare trajectory `a` with reference `b`, step by step, leaf by leaf.
 
     A difference in shape, in the set of leaves, or in the number of steps is a divergence
-    at the first place it shows. `loss_tolerance`, when given, judges the loss (and
+    at the first step it shows. `loss_tolerance`, when given, judges the loss (and
     `tolerance` only params and state); the result then also holds the loss's max ULP.
+    `order` sorts the leaves that diverge at a step (by default: state, loss, params, each
+    by name).
     """
-    bitwise = True
-    max_abs = 0.0
-    max_ulp = 0
-    loss_ulp = 0
-    first: Divergence | None = None
-    b_leaves = {(s, leaf): v for s, leaf, v in b.leaves_in_causal_order()}
-    seen = set()
-    for step, leaf, va in a.leaves_in_causal_order():
-        seen.add((step, leaf))
-        vb = b_leaves.get((step, leaf))
-        if vb is None or np.shape(va) != np.shape(vb):
-            bitwise = False
-            first = first or Divergence(step, leaf)
-            continue
-        bitwise = bitwise and bool(np.array_equal(va, vb))
-        if np.size(va):
-            diff = np.abs(np.asarray(va, np.float64) - np.asarray(vb, np.float64))
-            max_abs = max(max_abs, float(np.max(diff)) if not np.isnan(diff).any() else np.inf)
-            max_ulp = max(max_ulp, int(np.max(ulp_distance(va, vb))))
-            if leaf == "loss":
-                loss_ulp = max(loss_ulp, int(np.max(ulp_distance(va, vb))))
-        judge = loss_tolerance if leaf == "loss" and loss_tolerance is not None else tolerance
-        if first is None and not np.all(judge.agrees(va, vb)):
-            first = Divergence(step, leaf)
-    missing = [key for key in b_leaves if key not in seen]
-    if missing:
-        bitwise = False
-        step, leaf = min(missing, key=lambda key: key[0])
-        if first is None or step < first.step:
-            first = Divergence(step, leaf)
-    return PairResult(
-        names[0],
-        names[1],
-        bitwise,
-        max_abs,
-        max_ulp,
-        first,
-        tolerance,
-        loss_tolerance,
-        None if loss_tolerance is None else loss_ulp,
-    )
+    stream = PairStream(names, tolerance, loss_tolerance, order or LeafOrder(), kind=kind)
+    for step in range(max(a.steps, b.steps) + 1):
+        stream.push(step, step_values(a, step), step_values(b, step))
+    return stream.result()
 
 
 def leaf_value(trajectory: Trajectory, step: int, leaf: str) -> np.ndarray | None:
@@ -137,11 +67,15 @@ def leaf_value(trajectory: Trajectory, step: int, leaf: str) -> np.ndarray | Non
     return None if values is None or step >= len(values) else values[step]
 
 
-def describe_divergence(a: Trajectory, b: Trajectory, divergence: Divergence) -> str:
-    """One line: where `a` first parts from `b`, both values and their ULP distance.
+def describe_divergence(a: Trajectory | None, b: Trajectory | None, divergence: Divergence) -> str:
+    """One line: where `a` first parts from `b`, both values and their distances.
 
-    For arrays, the element shown is the one furthest apart in ULPs, with its index.
+    A divergence from a comparison carries its leaves and needs no trajectories; one made by
+    hand (a step and a leaf) is looked up in `a` and `b`, at the element furthest apart in
+    ULPs.
     """
+    if divergence.leaves or a is None or b is None:
+        return divergence.describe()
     va = leaf_value(a, divergence.step, divergence.leaf)
     vb = leaf_value(b, divergence.step, divergence.leaf)
     where = f"step {divergence.step}, {divergence.leaf}"
@@ -156,10 +90,4 @@ def describe_divergence(a: Trajectory, b: Trajectory, divergence: Divergence) ->
     element = f"[{', '.join(str(int(i)) for i in index)}]" if index else ""
     ulp = int(np.asarray(ulps)[index])
     ulp_text = "NaN" if ulp == np.iinfo(np.int64).max else f"{ulp} ULP"
-    return f"{where}{element}: {_short(x)} against {_short(y)} ({ulp_text} apart)"
-
-
-def _short(value: object) -> str:
-    # The shortest text that reads back as the same float32 (numpy's float32 str).
-    array = np.asarray(value)
-    return str(array.astype(np.float32)) if array.dtype != np.float64 else repr(float(array))
+    return f"{where}{element}: {short(x)} against {short(y)} ({ulp_text} apart)"

@@ -8,8 +8,10 @@ from typing import Any
 from ._compare import describe_divergence
 from ._harness import LOOPS
 from ._loader import load_object
+from ._options import RunOptions
 from ._protocol import ImplementationFactory
-from ._run import CompareResult, RunOptions, run_model
+from ._result import CompareResult
+from ._run import run_model
 from ._spec import ModelSpec
 from ._tolerance import Tolerance, parse_tolerance
 
@@ -74,14 +76,25 @@ def cross_validate(
 def check_agreement(result: CompareResult) -> None:
     """Raise `AssertionError` unless every trajectory of `result` agrees with the reference.
 
-    The message names each failing trajectory; for a divergence, the first step and leaf
-    where it parts from the reference, both values and their ULP distance.
+    The message names each failing pair; for a divergence, the first step and leaf where it
+    parts from its reference (in lockstep, for two harness loops), both values and their
+    distances.
     """
     lines = []
     for pair in result.pairs:
-        if pair.first_divergence is not None and not pair.expected:
+        if pair.ok:
+            continue
+        ls = pair.lockstep
+        if ls is not None and ls.first_divergence is not None:
+            lines.append(
+                f"{pair.a} diverges from {pair.b} in lockstep (one step from the same values) "
+                f"at {ls.first_divergence.describe()} (tolerance: {ls.tolerance.describe()})"
+            )
+        elif pair.first_divergence is not None:
             detail = describe_divergence(
-                result.trajectories[pair.a], result.trajectories[pair.b], pair.first_divergence
+                result.trajectories.get(pair.a),
+                result.trajectories.get(pair.b),
+                pair.first_divergence,
             )
             lines.append(
                 f"{pair.a} diverges from {pair.b} at {detail} "

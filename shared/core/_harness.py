@@ -1,9 +1,9 @@
-"""The harness: one generic optax step for any implementation, run per call or in `lax.scan`."""
+"""The harness: one generic optax step for any implementation, run per call or in `lax.scan`,
+and each implementation's own loop; each recorded step by step as a trajectory."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any, Literal, cast, get_args
 
 import jax
@@ -11,65 +11,29 @@ import numpy as np
 import optax
 
 from ._protocol import Batch, Implementation, Params, State
+from ._runners import HarnessRunner, NativeRunner, ScanRunner, split
+from ._step import InputsFn, LossFn, StepFn, TrainStep, scan_body
 from ._trajectory import Trajectory
 from ._validate import check_finite
 
 Loop = Literal["harness", "native", "scan"]
 LOOPS: tuple[str, ...] = get_args(Loop)
-LossFn = Callable[[jax.Array, Batch], jax.Array]
-InputsFn = Callable[[Batch], Any]
-StepFn = Callable[..., tuple[Params, State, optax.OptState, jax.Array]]
+
+__all__ = ["LOOPS", "InputsFn", "LossFn", "StepFn", "TrainStep", "scan_body"]
 
 
-@dataclass(eq=False)  # hashable by identity, as jax.jit requires
-class TrainStep:
-    """A generic training step: `(params, state, opt_state, batch) -> (..., loss)`.
-
-    Gradients are taken with respect to params only; the state returned by the model's
-    training call is threaded through. `traces` counts how often JAX traced the step, which
-    shows retracing (a state that changes shape compiles a second program). `inputs` picks
-    what the model sees of a batch (default: the batch itself; a classifier sees the
-    features while its loss also reads the labels). A `key`, when given, is passed on to the
-    model's `apply` (random models: dropout).
-    """
-
-    impl: Implementation
-    loss_fn: LossFn
-    tx: optax.GradientTransformation
-    inputs: InputsFn | None = None
-    traces: int = field(default=0, init=False)
-
-    def __call__(
-        self,
-        params: Params,
-        state: State,
-        opt_state: optax.OptState,
-        batch: Batch,
-        key: jax.Array | None = None,
-    ) -> tuple[Params, State, optax.OptState, jax.Array]:
-        self.traces += 1  # A Python side effect: runs once per trace under jit.
-        # Deterministic models are called without `key`, so their `apply` may omit it.
-        extra = {} if key is None else {"key": key}
-
-        def loss_of(params: Params) -> tuple[jax.Array, State]:
-            x = batch if self.inputs is None else self.inputs(batch)
-            y, new_state = self.impl.apply(params, state, x, train=True, **extra)
-            return self.loss_fn(y, batch), new_state
-
-        (loss, new_state), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
-        updates, opt_state = self.tx.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        return params, new_state, opt_state, loss
-
-
-def _check_batches(impl: Implementation, batches: Any) -> None:
-    # Concrete floating data only: finiteness cannot be checked on tracers, nor on labels.
+def check_batches(where: str, batches: Any) -> None:
+    """Refuse non-finite data, naming `where`. Concrete floating data only: finiteness
+    cannot be checked on tracers, nor on labels. A batch reused at every step (a
+    broadcast, stride 0 on the steps axis) is checked once, not once per step."""
     for leaf in jax.tree.leaves(batches):
         concrete = isinstance(leaf, np.ndarray | jax.Array) and not isinstance(
             leaf, jax.core.Tracer
         )
         if concrete and np.issubdtype(leaf.dtype, np.floating):
-            check_finite(impl.name, leaf, name="batches")
+            while isinstance(leaf, np.ndarray) and leaf.ndim and leaf.strides[0] == 0:
+                leaf = leaf[0]
+            check_finite(where, leaf, name="batches")
 
 
 def unstack(batches: Any) -> list[Batch]:
@@ -92,6 +56,18 @@ def _keys_for(keys: jax.Array | None, steps: int) -> list[jax.Array | None]:
     if len(keys) != steps:
         raise ValueError(f"keys: expected one per step ({steps}), got {len(keys)}")
     return list(keys)
+
+
+def _record(runner: Any, batches: Iterable[Batch], keys: jax.Array | None) -> Trajectory:
+    """Train `runner` over `batches` (and `keys`), recording every step on the host."""
+    trajectory = Trajectory()
+    trajectory.record_initial(*split(runner.initial()))
+    per_step = unstack(batches)
+    for batch, key in zip(per_step, _keys_for(keys, len(per_step)), strict=True):
+        runner.advance(batch, key)
+        values = runner.values()
+        trajectory.record_step(values["loss"], *split(values))
+    return trajectory
 
 
 def run_harness(
@@ -121,17 +97,9 @@ def run_harness(
 
     **Returns:** the trajectory, and the step (whose `traces` counts compilations).
     """
-    _check_batches(impl, batches)
-    step = TrainStep(impl, loss_fn, tx, inputs)
-    step_fn: StepFn = jax.jit(step) if jit else step
-    opt_state = tx.init(params)
-    trajectory = Trajectory()
-    trajectory.record_initial(*impl.to_canonical(params, state))
-    per_step = unstack(batches)
-    for batch, key in zip(per_step, _keys_for(keys, len(per_step)), strict=True):
-        params, state, opt_state, loss = step_fn(params, state, opt_state, batch, key)
-        trajectory.record_step(loss, *impl.to_canonical(params, state))
-    return trajectory, step
+    check_batches(impl.name, batches)
+    runner = HarnessRunner(impl, params, state, tx, loss_fn, inputs, jit=jit)
+    return _record(runner, batches, keys), runner.step
 
 
 def run_scan(
@@ -153,39 +121,11 @@ def run_scan(
     `inputs` and `keys` are as for [`run_harness`][]; the scan slices `keys` as it slices
     the batches, so every step sees the key the per-step loops give it.
     """
-    _check_batches(impl, batches)
-    step = TrainStep(impl, loss_fn, tx, inputs)
+    check_batches(impl.name, batches)
     if keys is not None:
         _keys_for(keys, int(np.shape(jax.tree.leaves(batches)[0])[0]))
-
-    def train(params: Params, state: State, batches: Batch, keys: jax.Array | None) -> Any:
-        carry = (params, state, tx.init(params))
-        _, history = jax.lax.scan(scan_body(step), carry, (batches, keys))
-        return history
-
-    run = jax.jit(train) if jit else train
-    losses, (cparams, cstate) = run(params, state, batches, keys)
-    losses, cparams, cstate = jax.device_get((losses, cparams, cstate))
-    trajectory = Trajectory()
-    trajectory.record_initial(*impl.to_canonical(params, state))
-    for s in range(len(losses)):
-        trajectory.record_step(
-            losses[s], {k: v[s] for k, v in cparams.items()}, {k: v[s] for k, v in cstate.items()}
-        )
-    return trajectory
-
-
-def scan_body(step: TrainStep) -> Callable[[Any, Any], Any]:
-    """`lax.scan`'s body for `step`: carry `(params, state, opt_state)`, one `(batch, key)`
-    in, the loss and the canonical params and state out."""
-
-    def body(carry: Any, xs: Any) -> Any:
-        batch, key = xs
-        params, state, opt_state = carry
-        params, state, opt_state, loss = step(params, state, opt_state, batch, key)
-        return (params, state, opt_state), (loss, step.impl.to_canonical(params, state))
-
-    return body
+    runner = ScanRunner(impl, params, state, tx, loss_fn, batches, keys, inputs, jit=jit, host=True)
+    return _record(runner, batches, keys)
 
 
 def run_native(
@@ -201,17 +141,8 @@ def run_native(
 
     With `keys` (a random model), each step is `native.step(batch, key)`.
     """
-    _check_batches(impl, batches)
-    if not hasattr(impl, "native_loop"):
-        raise TypeError(f"{impl.name}: has no native_loop; only the harness loops can run it")
-    trajectory = Trajectory()
-    trajectory.record_initial(*impl.to_canonical(params, state))
-    native = impl.native_loop(params, state, tx)
-    per_step = unstack(batches)
-    for batch, key in zip(per_step, _keys_for(keys, len(per_step)), strict=True):
-        loss = native.step(batch) if key is None else native.step(batch, key)
-        trajectory.record_step(loss, *impl.to_canonical(*native.read()))
-    return trajectory
+    check_batches(impl.name, batches)
+    return _record(NativeRunner(impl, params, state, tx), batches, keys)
 
 
 def run_loop(

@@ -1,450 +1,42 @@
-"""One comparison run of any model: build the implementations, train them in every loop,
-compare every trajectory with the reference, evaluate, analyse."""
+"""One comparison run of any model: build the implementations, train every loop side by
+side, compare as it goes (loop for loop, and in lockstep), evaluate, analyse."""
 
 from __future__ import annotations
 
-import importlib.metadata
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from ._compare import PairResult, compare
-from ._harness import LOOPS, run_loop, unstack
-from ._keys import step_keys
-from ._optim import OptimizerConfig
-from ._parallel import (
-    DATA_AXIS,
-    Parallel,
-    check_batches_divide,
-    check_same_on_every_process,
-    data_mesh,
-    inject_batch_fault,
-    run_parallel,
-)
-from ._protocol import REQUIRED, Implementation, ImplementationFactory, Params, State
-from ._replicas import replica_report
-from ._spec import AnalysisResult, Batches, ModelSpec, Settings
-from ._tolerance import ORACLE_KEY, Tolerance, Tolerances
+from ._analysis import AnalysisContext
+from ._compare import steps_of
+from ._dataflow import LeafOrder, forward_order
+from ._divergence import PairResult
+from ._harness import LOOPS, unstack
+from ._lockstep import Lockstep
+from ._options import Progress, RunOptions
+from ._pairs import explain_partings, plan_pairs
+from ._parallel_run import run_data_parallel
+from ._protocol import Implementation, ImplementationFactory
+from ._result import CompareResult
+from ._runners import HarnessRunner, NativeRunner, ScanRunner
+from ._setup import RunSetup, build, describe_error, preflight, settings_for
+from ._spec import ModelSpec, Settings
+from ._stream import PairStream
+from ._stream_run import KEEP_VALUES, Track, train_side_by_side
+from ._tolerance import ORACLE_KEY, Tolerances
 from ._trajectory import Trajectory
 
-Progress = Callable[[str], None]
-"""Called with each trajectory's name before it trains."""
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """The generic options of one run (the model's own are in `values`).
-
-    **Arguments:**
-
-    - `loops`: which loops: `"harness"` (jitted generic step), `"native"` (the framework's
-      own idiom), `"scan"` (all steps in one `lax.scan`).
-    - `steps`, `batch`: `None` for the model's defaults.
-    - `optimizer`, `lr`: the optax optimizer and its learning rate (`None`: the model's).
-    - `seed`: seeds the data, the init and the per-step keys.
-    - `mode`: one of the model's modes (`None`: its first).
-    - `data`, `data_source`: the user's own data and where it came from.
-    - `values`: the model's own options by key (missing ones take their defaults).
-    - `reference`: the trajectory (`"impl/loop"`) or implementation (its harness run) to
-      compare everything with (`None`: the spec's reference).
-    - `tolerance`: judge every float32 pair by this tolerance instead of the spec's.
-    """
-
-    loops: tuple[str, ...] = LOOPS
-    steps: int | None = None
-    batch: int | None = None
-    optimizer: str = "sgd"
-    lr: float | None = None
-    seed: int = 0
-    mode: str | None = None
-    data: np.ndarray | None = field(default=None, compare=False)
-    data_source: str | None = None
-    values: Mapping[str, Any] = field(default_factory=dict)
-    reference: str | None = None
-    tolerance: Tolerance | None = None
-    parallel: Parallel | None = None
-
-
-@dataclass
-class CompareResult:
-    """Everything a comparison run produced; `to_json` gives the documented contract."""
-
-    config: dict[str, Any]
-    trajectories: dict[str, Trajectory]
-    errors: dict[str, str]
-    reference: str
-    pairs: list[PairResult]
-    versions: dict[str, str]
-    model: str = ""
-    evals: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Per trajectory, the held-out metrics after the last step (models with an eval)."""
-    eval_diffs: dict[str, float] = field(default_factory=dict)
-    """Per trajectory, max |difference| of its held-out outputs from the reference's."""
-    eval_atol: float | None = None
-    eval_atols: dict[str, float] = field(default_factory=dict)
-    """Per trajectory, a bound of its own for its held-out outputs (`Tolerances.evals`)."""
-    analyses: list[AnalysisResult] = field(default_factory=list)
-    errors_full: dict[str, str] = field(default_factory=dict)
-    """Each failure's whole message (`errors` holds its first line)."""
-
-    @property
-    def agree(self) -> bool:
-        """No failure, every pair agrees or differs as expected (held-out outputs too), and
-        every analysis is content."""
-        pairs_ok = all(p.ok and not self._eval_off(p) for p in self.pairs)
-        return not self.errors and pairs_ok and all(a.ok for a in self.analyses)
-
-    def _eval_off(self, pair: PairResult) -> bool:
-        atol = self.eval_atol_for(pair.a)
-        if atol is None or pair.tolerance.expected:
-            return False
-        return self.eval_diffs.get(pair.a, 0.0) > atol
-
-    def eval_atol_for(self, trajectory: str) -> float | None:
-        """The bound of `trajectory`'s held-out outputs (`None`: the model has no eval)."""
-        if self.eval_atol is None:
-            return None
-        return self.eval_atols.get(trajectory, self.eval_atol)
-
-    def analysis(self, key: str) -> Any:
-        """The payload of the analysis stored under `key` (e.g. `"drift"`), or `None`."""
-        return next((a.payload for a in self.analyses if a.key == key), None)
-
-    def counts(self) -> dict[str, int]:
-        """How many trajectories are the reference, agree, diverge, differ as expected and
-        failed."""
-        expected = sum(p.expected for p in self.pairs)
-        diverging = sum(not p.ok or self._eval_off(p) for p in self.pairs)
-        return {
-            "reference": 1,
-            "agree": len(self.pairs) - diverging - expected,
-            "diverge": diverging,
-            "expected": expected,
-            "failed": len(self.errors),
-        }
-
-    def to_json(self, arrays: bool = True) -> dict[str, Any]:
-        """The JSON contract. `arrays=False` leaves each trajectory's loss, params and state
-        out (`save_run` writes them from the trajectories themselves)."""
-        trajectories = {k: t.to_json() if arrays else {} for k, t in self.trajectories.items()}
-        for k, ev in self.evals.items():
-            trajectories[k]["eval"] = ev
-        comparison: dict[str, Any] = {
-            "reference": self.reference,
-            "agree": self.agree,
-            "counts": self.counts(),
-            "pairs": [p.to_json() for p in self.pairs],
-        }
-        if self.eval_atol is not None:
-            comparison["eval"] = {"atol": self.eval_atol, "max_abs": self.eval_diffs}
-            if self.eval_atols:
-                comparison["eval"]["atol_by_trajectory"] = self.eval_atols
-        for a in self.analyses:
-            comparison[a.key] = a.payload
-            if not a.ok:
-                comparison.setdefault("failed_analyses", []).append(a.key)
-        out = {
-            "model": self.model,
-            "config": self.config,
-            "versions": self.versions,
-            "trajectories": trajectories,
-            "errors": self.errors,
-            "comparison": comparison,
-        }
-        if self.errors_full:
-            out["errors_full"] = self.errors_full
-        return out
-
-
-def package_versions(distributions: Mapping[str, str]) -> dict[str, str]:
-    """Installed versions: report key -> version of the named distribution."""
-    out = {}
-    for key, dist in distributions.items():
-        try:
-            out[key] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[key] = "not installed"
-    return out
-
-
-def build(
-    label: str, factory: ImplementationFactory, config: Any, spec: ModelSpec
-) -> Implementation:
-    """Call `factory(config)` and check that the result follows the protocol for `spec`.
-
-    Raises `TypeError` or `ValueError` naming the implementation (`label`) and what is wrong.
-    """
-    if not callable(factory):
-        raise TypeError(
-            f"implementation {label}: expected a callable (config -> implementation), got "
-            f"{type(factory).__name__}"
-        )
-    try:
-        impl = factory(config)
-    except Exception as e:
-        raise ValueError(
-            f"implementation {label}: building it from the config raised {_describe(e)[0]}; "
-            "expected a factory that takes the model's config"
-        ) from e
-    missing = [m for m in REQUIRED if not hasattr(impl, m)]
-    if missing:
-        raise TypeError(
-            f"implementation {label} does not follow the protocol: missing {', '.join(missing)}"
-        )
-    if impl.model != spec.name:
-        raise ValueError(
-            f"implementation {label} ({impl.name}) declares model {impl.model!r}, but this run "
-            f"trains {spec.name!r}; expected model = {spec.name!r}"
-        )
-    return impl
-
-
-def settings_for(spec: ModelSpec, options: RunOptions) -> Settings:
-    """The model's settings for these options: its mode checked, its option defaults filled."""
-    modes = tuple(spec.modes)
-    mode = options.mode if options.mode is not None else (modes[0] if modes else "")
-    if mode != "" and mode not in modes:
-        expected = ", ".join(modes) if modes else "none (this model has no modes)"
-        raise ValueError(f"{spec.name}: unknown mode {mode!r}; expected one of {expected}")
-    known = {o.key: o.default for o in spec.options}
-    unknown = sorted(set(options.values) - set(known))
-    if unknown:
-        raise ValueError(
-            f"{spec.name}: unknown option {unknown[0]!r}; the model's options are "
-            f"{', '.join(known) or 'none'}"
-        )
-    if options.data is not None and spec.user_data is None:
-        raise ValueError(f"--data: model {spec.name} takes no user data (it brings its own)")
-    return Settings(
-        mode=mode,
-        steps=options.steps,
-        batch=options.batch,
-        seed=options.seed,
-        optimizer=options.optimizer,
-        data=options.data,
-        values={**known, **options.values},
-    )
-
-
-class RunSetup:
-    """One run's shared pieces: the spec, settings, config, optimizer, data and keys.
-
-    Build one with [`setup_run`][]; `initial(impl, config)` gives an implementation's
-    initial native values, `train(impl, loop)` trains it.
-    """
-
-    def __init__(
-        self, spec: ModelSpec, options: RunOptions, settings: Settings, config: Any
-    ) -> None:
-        self.spec = spec
-        self.options = options
-        self.settings = settings
-        self.config = config
-        lr = spec.learning_rate if options.lr is None else options.lr
-        self.optimizer = OptimizerConfig(options.optimizer, learning_rate=lr)
-        if options.data is not None:
-            assert spec.user_data is not None
-            self.batches = spec.user_data(config, np.asarray(options.data), settings)
-        else:
-            self.batches = spec.data(config, settings)
-        self.batches = inject_batch_fault(self.batches)
-        self.steps = len(unstack(self.batches))
-        self.keys = step_keys(options.seed, self.steps) if spec.random else None
-        self.held_out = None if spec.evaluation is None else spec.evaluation.data(config, settings)
-
-    def initial(self, impl: Implementation, config: Any) -> tuple[Params, State]:
-        if self.spec.init is not None:
-            return self.spec.init(impl, config, self.batches, self.options.seed)
-        first = self.spec.model_inputs(unstack(self.batches)[0])
-        return impl.init(jax.random.key(self.options.seed), first)
-
-    def train(
-        self,
-        impl: Implementation,
-        loop: str,
-        config: Any | None = None,
-        seed: int | None = None,
-        batches: Batches | None = None,
-    ) -> Trajectory:
-        params, state = self.initial(impl, self.config if config is None else config)
-        batches = self.batches if batches is None else batches
-        keys = self.keys
-        if keys is not None and (seed is not None or batches is not self.batches):
-            seed = self.options.seed if seed is None else seed
-            keys = step_keys(seed, len(unstack(batches)))
-        return run_loop(
-            loop,
-            impl,
-            params,
-            state,
-            self.optimizer.make(),
-            batches,
-            self.spec.loss,
-            self.spec.inputs,
-            keys,
-        )
-
-    def train_parallel(
-        self, impl: Implementation, loop: str, config: Any, parallel: Parallel, mesh: Any
-    ) -> Any:
-        params, state = self.initial(impl, config)
-        return run_parallel(
-            loop,
-            impl,
-            params,
-            state,
-            self.optimizer.make(),
-            self.batches,
-            self.spec.loss,
-            parallel=parallel,
-            mesh=mesh,
-            inputs=self.spec.inputs,
-            keys=self.keys,
-            reduction=self.spec.loss_reduction,
-        )
-
-    def evaluate(
-        self, impl: Implementation, trajectory: Trajectory
-    ) -> tuple[np.ndarray, dict[str, float]]:
-        """Held-out outputs and metrics after the last step (the final canonical values
-        loaded with `from_canonical`, the model called with `train=False`)."""
-        evaluation = self.spec.evaluation
-        assert evaluation is not None
-        final = trajectory.final()
-        params = {k[7:]: jnp.asarray(v) for k, v in final.items() if k.startswith("params.")}
-        state = {k[6:]: jnp.asarray(v) for k, v in final.items() if k.startswith("state.")}
-        native_params, native_state = impl.from_canonical(params, state)
-        x = self.spec.model_inputs(self.held_out)
-        outputs = np.asarray(
-            jax.jit(lambda p, s, x: impl.apply(p, s, x, train=False)[0])(
-                native_params, native_state, x
-            )
-        )
-        return outputs, evaluation.metrics(outputs, self.held_out)
-
-
-@dataclass
-class AnalysisContext:
-    """What an extra analysis sees of a finished run, and how it can train more.
-
-    **Fields:** `spec`, `settings`, `config`, `optimizer`, `batches`, `impls` (the run's
-    implementations), `trajectories`, `outputs` (held-out outputs by trajectory), `evals`,
-    `reference` (its key), `progress`, and `factories` (label -> factory, to rebuild an
-    implementation with another config).
-    """
-
-    spec: ModelSpec
-    settings: Settings
-    config: Any
-    optimizer: OptimizerConfig
-    batches: Batches
-    impls: list[Implementation]
-    trajectories: dict[str, Trajectory]
-    outputs: dict[str, np.ndarray]
-    evals: dict[str, dict[str, float]]
-    reference: str
-    factories: dict[str, ImplementationFactory]
-    progress: Progress | None
-    _run: RunSetup
-
-    def train(
-        self,
-        impl: Implementation,
-        config: Any,
-        loop: str = "harness",
-        seed: int | None = None,
-        batches: Batches | None = None,
-    ) -> Trajectory:
-        """Train `impl` (built with `config`) in one loop, from the model's initial values;
-        `seed` picks other per-step keys (random models), `batches` other data."""
-        return self._run.train(impl, loop, config, seed, batches)
-
-    @property
-    def held_out(self) -> Any:
-        """The held-out batch of the model's evaluation (`None` without one)."""
-        return self._run.held_out
-
-    def evaluate(
-        self, impl: Implementation, trajectory: Trajectory
-    ) -> tuple[np.ndarray, dict[str, float]]:
-        """Held-out outputs and metrics of a trajectory of `impl`."""
-        return self._run.evaluate(impl, trajectory)
-
-    def rebuild(self, name: str, config: Any) -> Implementation | None:
-        """The implementation called `name`, built anew with `config` (`None`: unknown)."""
-        factory = self.factories.get(name)
-        return None if factory is None else build(name, factory, config, self.spec)
-
-
-def _describe(e: BaseException) -> tuple[str, str]:
-    """(first line, whole message) of an exception, each led by its type."""
-    text = str(e)
-    first_line = next(iter(text.splitlines()), "")
-    short = f"{type(e).__name__}: {first_line}" if first_line else type(e).__name__
-    return short, f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
-def _preflight(spec: ModelSpec, run: RunSetup, impls: Sequence[tuple[str, Implementation]]) -> None:
-    """Check every implementation's init and canonical names and shapes, before training.
-
-    A bad implementation is a bad argument (exit 2), not a divergence: it raises
-    `ValueError` naming the implementation, the leaf and what was expected.
-    """
-    declared = spec.canonical_names(run.config)
-    shapes: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {}
-    for label, impl in impls:
-        try:
-            params, state = run.initial(impl, run.config)
-            cparams, cstate = impl.to_canonical(params, state)
-        except Exception as e:
-            raise ValueError(
-                f"implementation {label} ({impl.name}): init or to_canonical raised "
-                f"{_describe(e)[0]}"
-            ) from e
-        for group, values, names in (
-            ("params", cparams, declared[0]),
-            ("state", cstate, declared[1]),
-        ):
-            if not isinstance(values, Mapping):
-                raise TypeError(
-                    f"implementation {label} ({impl.name}): to_canonical must return two "
-                    f"dicts (params, state), got {type(values).__name__} for {group}"
-                )
-            if names is not None and sorted(values) != names:
-                missing = sorted(set(names) - set(values))
-                extra = sorted(set(values) - set(names))
-                what = f"missing {missing}" if missing else f"unexpected {extra}"
-                raise ValueError(
-                    f"implementation {label} ({impl.name}): canonical {group} {what}; model "
-                    f"{spec.name} expects {names}"
-                )
-            got = {k: tuple(np.shape(v)) for k, v in values.items()}
-            if group in shapes:
-                other, expected = shapes[group]
-                for k, shape in got.items():
-                    if k in expected and expected[k] != shape:
-                        raise ValueError(
-                            f"implementation {label} ({impl.name}): canonical {group}.{k} has "
-                            f"shape {shape}; {other} gives {expected[k]}"
-                        )
-            else:
-                shapes[group] = (f"{impl.name}", got)
-
-
-def setup_run(spec: ModelSpec, options: RunOptions = RunOptions()) -> RunSetup:
-    """The settings, config, optimizer, data and keys of a run of `spec` with `options`."""
-    settings = settings_for(spec, options)
-    return RunSetup(spec, options, settings, spec.configure(settings))
+SCAN_CHUNK_VALUES = 5_000_000
+"""A large run's scan holds at most this many values of outputs per call (20 MB)."""
 
 
 def run_model(
     spec: ModelSpec,
     factories: Sequence[tuple[str, ImplementationFactory]],
-    options: RunOptions = RunOptions(),
+    options: RunOptions | None = None,
     *,
     reference_factory: ImplementationFactory | None = None,
     versions: Mapping[str, str] | None = None,
@@ -469,9 +61,11 @@ def run_model(
     """
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"--model: expected a ModelSpec, got {type(spec).__name__}")
+    options = RunOptions() if options is None else options
     bad_loops = [loop for loop in options.loops if loop not in LOOPS]
-    if bad_loops:
-        raise ValueError(f"unknown loop {bad_loops[0]!r}; expected one of {', '.join(LOOPS)}")
+    if bad_loops or not options.loops:
+        bad = bad_loops[0] if bad_loops else ""
+        raise ValueError(f"unknown loop {bad!r}; expected one of {', '.join(LOOPS)}")
     if not factories:
         raise ValueError("no implementation selected; expected at least one")
     settings = settings_for(spec, options)
@@ -482,107 +76,108 @@ def run_model(
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate is not None:
         raise ValueError(f"two implementations are named {duplicate!r}; names must be unique")
-    _preflight(spec, run, impls)
+    shapes = preflight(spec, run, impls)
+    tolerances = spec.tolerances_for(config, run.optimizer)
+    if options.judged_by is not None:
+        tolerances = tolerances.overridden(options.judged_by)
+    if options.data_parallel is not None:
+        result = run_data_parallel(spec, run, factories, impls, tolerances, progress)
+    else:
+        result = _run_side_by_side(
+            spec, run, impls, factories, tolerances, shapes, progress, reference_factory
+        )
+    result.config = _resolved(spec, options, settings, config, run)
+    result.versions = dict(versions or {})
+    return result
 
-    trajectories: dict[str, Trajectory] = {}
-    errors: dict[str, str] = {}
-    errors_full: dict[str, str] = {}
-    outputs: dict[str, np.ndarray] = {}
-    evals: dict[str, dict[str, float]] = {}
 
-    def train(key: str, impl: Implementation, loop: str, config: Any) -> None:
+def _run_side_by_side(
+    spec: ModelSpec,
+    run: RunSetup,
+    impls: Sequence[tuple[str, Implementation]],
+    factories: Sequence[tuple[str, ImplementationFactory]],
+    tolerances: Tolerances,
+    shapes: Mapping[str, tuple[int, ...]],
+    progress: Progress | None,
+    reference_factory: ImplementationFactory | None,
+) -> CompareResult:
+    options, settings, config = run.options, run.settings, run.config
+    names = [impl.name for _, impl in impls]
+    reference = _reference_key(spec, options, names)
+    aside = _reference_aside(spec, options, settings, names)
+    ref_factory = None if aside is None else dict(factories).get(aside[0], reference_factory)
+    per_step = unstack(run.batches)
+    keys = list(run.keys) if run.keys is not None else [None] * len(per_step)
+    values = sum(int(np.prod(s)) for s in shapes.values())
+    tracks: list[Track] = []
+    errors: dict[str, BaseException] = {}
+    planned = [(impl, loop, config) for _, impl in impls for loop in options.loops]
+    planned = [(i, lp, c) for i, lp, c in planned if lp != "native" or hasattr(i, "native_loop")]
+    if aside is not None and ref_factory is not None:
+        ref_name, ref_mode = aside
+        ref_config = spec.configure(replace(settings, mode=ref_mode))
+        reference = f"{ref_name}/{ref_mode}"
+        planned.insert(0, (build(ref_name, ref_factory, ref_config, spec), ref_mode, ref_config))
+    record = options.keep == "trajectories" or (
+        options.keep == "auto" and values * (len(per_step) + 1) * len(planned) <= KEEP_VALUES
+    )
+    chunk = None if record else max(1, SCAN_CHUNK_VALUES // max(values, 1))
+    for impl, loop, cfg in planned:
+        key = f"{impl.name}/{loop}"
         if progress:
             progress(key)
         try:
-            trajectories[key] = run.train(impl, loop, config)
-            if spec.evaluation is not None:
-                outputs[key], evals[key] = run.evaluate(impl, trajectories[key])
+            tracks.append(Track(key, impl, _runner(run, impl, loop, cfg, record, chunk)))
         except Exception as e:  # reported, not raised: a failing framework is a finding
-            errors[key], errors_full[key] = _describe(e)
-
-    replicas: dict[str, list[dict[str, np.ndarray]]] = {}
-    parallel = options.parallel
-    if parallel is not None:
-        mesh = data_mesh(parallel.devices)
-        check_batches_divide(run.batches, parallel.devices)  # before anything trains
-        check_same_on_every_process(run.batches)
-        # shard_map: each framework's own cross-device argument; jit and unsynced: none.
-        pconfig = config
-        if parallel.synced and spec.cross_device is not None:
-            pconfig = spec.cross_device(config, DATA_AXIS)
-        by_name = {impl.name: impl for _, impl in impls}
-        ref_name = _single_device_reference(spec, options, names)
-        reference = f"{ref_name}/{SINGLE_DEVICE}"
-        train(reference, by_name[ref_name], "harness", config)
-        for (label, factory), (_, impl) in zip(factories, impls, strict=True):
-            loops = [
-                loop
-                for loop in options.loops
-                if loop != "native" or (not parallel.mapped and hasattr(impl, "native_loop"))
-            ]
-            try:
-                mapped_impl = build(label, factory, pconfig, spec)
-            except Exception as e:  # e.g. a framework without a cross-device argument
-                for loop in loops:
-                    errors[f"{impl.name}/{loop}"], errors_full[f"{impl.name}/{loop}"] = _describe(e)
-                continue
-            for loop in loops:
-                key = f"{impl.name}/{loop}"
-                if progress:
-                    progress(f"{key} on {parallel.devices} devices ({parallel.mode})")
-                try:
-                    result = run.train_parallel(mapped_impl, loop, pconfig, parallel, mesh)
-                    trajectories[key] = result.trajectory
-                    if result.replicas is not None:
-                        replicas[key] = result.replicas
-                    if spec.evaluation is not None:
-                        outputs[key], evals[key] = run.evaluate(impl, trajectories[key])
-                except Exception as e:  # reported, not raised, as on one device
-                    errors[key], errors_full[key] = _describe(e)
-    else:
-        reference = _reference_key(spec, options, names)
-        aside = _reference_aside(spec, options, settings, names)
-        ref_factory = None if aside is None else dict(factories).get(aside[0], reference_factory)
-        if aside is not None and ref_factory is not None:
-            ref_name, ref_mode = aside
-            factory = ref_factory
-            ref_config = spec.configure(replace(settings, mode=ref_mode))
-            reference = f"{ref_name}/{ref_mode}"
-            train(reference, build(ref_name, factory, ref_config, spec), "harness", ref_config)
-        for _, impl in impls:
-            for loop in options.loops:
-                if loop == "native" and not hasattr(impl, "native_loop"):
-                    continue  # a user's implementation may have no native loop
-                train(f"{impl.name}/{loop}", impl, loop, config)
-    if spec.oracle is not None:
-        trajectories[ORACLE_KEY] = spec.oracle(run.batches, config, run.optimizer)
-    if reference not in trajectories:  # the reference failed: compare with the first run
-        reference = next(iter(trajectories), reference)
-    tolerances = spec.tolerances_for(config, run.optimizer)
-    if options.tolerance is not None:
-        tolerances = tolerances.overridden(options.tolerance)
-    pairs = []
-    for k, t in trajectories.items():
-        if k == reference:
-            continue
-        tolerance, loss_tolerance = tolerances.for_pair(k, reference)
-        if parallel is not None and parallel.mode in tolerances.devices:
-            if not tolerance.expected and k != ORACLE_KEY:
-                tolerance, loss_tolerance = tolerances.devices[parallel.mode], None
-        pairs.append(
-            compare(
-                t,
-                trajectories[reference],
-                tolerance,
-                names=(k, reference),
-                loss_tolerance=loss_tolerance,
-            )
+            errors[key] = e
+    order = _order(spec, run, tracks, reference)
+    keys_run = [t.key for t in tracks] + ([ORACLE_KEY] if spec.oracle is not None else [])
+    if reference not in keys_run and tracks:  # the reference failed: compare with the first
+        reference = tracks[0].key
+    plans = plan_pairs(keys_run, reference, tolerances, aside=aside is not None)
+    streams = {
+        (p.a, p.b): PairStream(
+            (p.a, p.b), p.tolerance, p.loss_tolerance, order, kind=p.kind, judged=p.judged
         )
+        for p in plans
+    }
+    lockstep = _lockstep(run, tracks, reference, tolerances, order, aside is not None)
+    oracle = None
+    if spec.oracle is not None:
+        oracle = (ORACLE_KEY, _oracle_steps(spec, run))
+    done = train_side_by_side(
+        tracks, per_step, keys, streams, lockstep=lockstep, oracle=oracle, record=record
+    )
+    errors.update({t.key: t.error for t in tracks if t.error is not None})
+    alive = {t.key: t for t in tracks if t.alive}
+    pairs = [
+        s.result()
+        for (a, b), s in streams.items()
+        if (a in alive or a == ORACLE_KEY) and (b in alive or b == ORACLE_KEY)
+    ]
+    lockstep_results = {} if lockstep is None else lockstep.results()
+    pairs = explain_partings(pairs, lockstep_results, reference)
+    trajectories: dict[str, Trajectory] = {
+        k: t.recorded
+        if t.recorded is not None
+        else Trajectory(loss=[np.asarray(v) for v in t.losses])
+        for k, t in alive.items()
+    }
+    if done.oracle is not None:
+        trajectories[ORACLE_KEY] = done.oracle
+    outputs, evals = {}, {}
+    if spec.evaluation is not None:
+        for key, track in alive.items():
+            try:
+                outputs[key], evals[key] = run.evaluate_values(track.impl, *track.final())
+            except Exception as e:
+                errors[key] = e
     eval_diffs = {
         k: float(np.max(np.abs(np.float64(v) - outputs[reference])))
         for k, v in outputs.items()
         if k != reference and reference in outputs
     }
+    described = {k: describe_error(e) for k, e in errors.items()}
     context = AnalysisContext(
         spec,
         settings,
@@ -590,7 +185,7 @@ def run_model(
         run.optimizer,
         run.batches,
         [impl for _, impl in impls],
-        trajectories,
+        trajectories if record else {},
         outputs,
         evals,
         reference,
@@ -599,56 +194,84 @@ def run_model(
         run,
     )
     analyses = [a for a in (analysis(context) for analysis in spec.analyses) if a is not None]
-    if replicas:
-        analyses.append(replica_report(replicas, trajectories[reference], reference))
     return CompareResult(
-        config=_resolved(spec, options, settings, config, run),
-        trajectories=trajectories,
-        errors=errors,
+        config={},
+        trajectories={k: v for k, v in trajectories.items() if k not in errors},
+        errors={k: v[0] for k, v in described.items()},
         reference=reference,
-        pairs=pairs,
-        versions=dict(versions or {}),
+        pairs=[p for p in pairs if p.a not in errors and p.b not in errors],
+        versions={},
         model=spec.name,
         evals=evals,
         eval_diffs=eval_diffs,
         eval_atol=None if spec.evaluation is None else spec.evaluation.tolerance.atol,
-        eval_atols=_eval_atols(tolerances, trajectories, reference, parallel),
+        eval_atols={k: t.atol for k, t in tolerances.evals.items() if k in trajectories},
         analyses=analyses,
-        errors_full={k: v for k, v in errors_full.items() if v != errors[k]},
+        errors_full={k: v[1] for k, v in described.items() if v[1] != v[0]},
+        kept="trajectories" if record else "summaries",
+        windows=done.windows,
+        order=order.source,
+        lockstep_errors={
+            k: describe_error(e)[0]
+            for k, e in ({} if lockstep is None else lockstep.errors).items()
+        },
     )
 
 
-def _eval_atols(
-    tolerances: Tolerances,
-    trajectories: Mapping[str, Trajectory],
+def _runner(
+    run: RunSetup, impl: Implementation, loop: str, config: Any, record: bool, chunk: int | None
+) -> Any:
+    params, state = run.initial(impl, config)
+    tx = run.optimizer.make()
+    if loop == "native":
+        return NativeRunner(impl, params, state, tx)
+    if loop == "scan":
+        return ScanRunner(
+            impl, params, state, tx, run.spec.loss, run.batches, run.keys, run.spec.inputs,
+            chunk=chunk, host=record,
+        )  # fmt: skip
+    return HarnessRunner(impl, params, state, tx, run.spec.loss, run.spec.inputs)
+
+
+def _order(spec: ModelSpec, run: RunSetup, tracks: Sequence[Track], reference: str) -> LeafOrder:
+    """The data-flow order of the reference implementation's forward pass."""
+    track = next((t for t in tracks if t.key == reference), tracks[0] if tracks else None)
+    if track is None:
+        return LeafOrder()
+    params, state = run.initial(track.impl, run.config)
+    x = spec.model_inputs(unstack(run.batches)[0])
+    key = None if run.keys is None else run.keys[0]
+    return forward_order(track.impl, params, state, x, key)
+
+
+def _lockstep(
+    run: RunSetup,
+    tracks: Sequence[Track],
     reference: str,
-    parallel: Parallel | None,
-) -> dict[str, float]:
-    """Per trajectory, a bound of its own for its held-out outputs, where it has one."""
-    out = {k: t.atol for k, t in tolerances.evals.items() if k in trajectories}
-    if parallel is not None and parallel.mode in tolerances.devices_eval:
-        bound = tolerances.devices_eval[parallel.mode].atol
-        out.update({k: max(bound, out.get(k, 0.0)) for k in trajectories if k != reference})
-    return out
+    tolerances: Tolerances,
+    order: LeafOrder,
+    aside: bool,
+) -> Lockstep | None:
+    """The lockstep of every other implementation's harness loop with the reference's."""
+    if not run.options.lockstep or aside:
+        return None
+    ref_impl, _, _ = reference.rpartition("/")
+    harness = {t.key: t for t in tracks if t.key.endswith("/harness")}
+    ref = harness.get(f"{ref_impl}/harness")
+    others = [(k, t.runner) for k, t in harness.items() if t is not ref]
+    if ref is None or not others:
+        return None
+    bounds = {k: tolerances.for_pair(k, ref.key) for k, _ in others}
+    return Lockstep(
+        ref.runner, others, ref.key, run.optimizer.make(), run.spec.loss, run.spec.inputs,
+        bounds, order,
+    )  # fmt: skip
 
 
-SINGLE_DEVICE = "1-device"
-"""The loop name of a data-parallel run's reference: the harness step on one device."""
-
-
-def _single_device_reference(spec: ModelSpec, options: RunOptions, names: Sequence[str]) -> str:
-    """The implementation whose single-device harness run a data-parallel run is compared
-    with: `--reference NAME`, else the spec's reference, else the first one."""
-    if options.reference is not None:
-        name = options.reference.partition("/")[0]
-        if name not in names:
-            raise ValueError(
-                f"--reference: no implementation {name!r} in this run; with --devices the "
-                f"reference is an implementation's single-device harness run: one of "
-                f"{', '.join(names)}"
-            )
-        return name
-    return spec.reference if spec.reference is not None and spec.reference in names else names[0]
+def _oracle_steps(spec: ModelSpec, run: RunSetup) -> Iterator[dict[str, Any]]:
+    assert spec.oracle is not None
+    out = spec.oracle(run.batches, run.config, run.optimizer)
+    return steps_of(out) if isinstance(out, Trajectory) else iter(out)
 
 
 def _reference_key(spec: ModelSpec, options: RunOptions, names: Sequence[str]) -> str:
@@ -689,6 +312,8 @@ def _resolved(
     """The run's config for the JSON: every option as resolved, then the model's own keys."""
     first = unstack(run.batches)[0]
     leaf = jax.tree.leaves(first)[0]
+    from dataclasses import asdict
+
     out: dict[str, Any] = {
         "model": spec.name,
         "mode": settings.mode,
@@ -701,10 +326,11 @@ def _resolved(
         "data": options.data_source,
         "data_dtype": None if options.data is None else str(np.asarray(options.data).dtype),
         "reference": options.reference,
-        "tolerance": None if options.tolerance is None else options.tolerance.to_json(),
-        "devices": 1 if options.parallel is None else options.parallel.devices,
-        "parallel": None if options.parallel is None else options.parallel.mode,
+        "tolerance": None if options.judged_by is None else options.judged_by.to_json(),
+        "devices": options.devices,
+        "parallel": None if options.devices == 1 else options.parallel,
         "processes": jax.process_count(),
+        "lockstep": options.lockstep,
         **settings.values,
         "options": dict(settings.values),  # the model's own options, also spread above
         "optimizer_hyperparameters": asdict(run.optimizer),
@@ -712,3 +338,6 @@ def _resolved(
     if spec.describe is not None:
         out.update(spec.describe(config, settings, run.batches))
     return out
+
+
+__all__ = ["PairResult", "run_model"]

@@ -11,18 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from ._harness import InputsFn, LossFn
 from ._optim import OptimizerConfig
 from ._protocol import Batch, Implementation, Params, State
-from ._tolerance import Tolerance, Tolerances
+from ._tolerance import UNDECLARED, Tolerance, Tolerances
 from ._trajectory import Trajectory
-
-if TYPE_CHECKING:
-    from ._run import AnalysisContext
 
 Batches: TypeAlias = Any
 """One batch per step, stacked on a leading axis: an array or any pytree of arrays."""
@@ -124,8 +121,11 @@ class AnalysisResult:
     plot: Callable[[Path], None] | None = None
 
 
-Analysis: TypeAlias = Callable[["AnalysisContext"], "AnalysisResult | None"]
-"""An extra analysis of a finished run; `None` when it has nothing to say for this run."""
+Analysis: TypeAlias = Callable[[Any], "AnalysisResult | None"]
+"""An extra analysis of a finished run: it takes the run's [`AnalysisContext`][] and
+returns its result, or `None` when it has nothing to say for this run. (Typed `Any` here:
+the context refers to the spec, so naming its type would make the two modules import each
+other.)"""
 
 
 @dataclass(frozen=True)
@@ -148,10 +148,6 @@ class BenchShape:
     batches: Batches
     samples: int
     baseline: tuple[str, str]
-
-
-UNDECLARED = Tolerance(reason="bitwise: the default, as the model's spec declares no tolerance")
-"""The tolerance of a spec that declares none: bitwise."""
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,9 @@ class Tolerance:
 
 BITWISE = Tolerance()
 
+UNDECLARED = Tolerance(reason="bitwise: the default, as the model's spec declares no tolerance")
+"""The tolerance of a spec that declares none: bitwise."""
+
 
 def ulp_distance(a: npt.ArrayLike, b: npt.ArrayLike) -> np.ndarray:
     """Elementwise distance in float32 ULPs: how many float32 values lie from a to b.

@@ -9,30 +9,35 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from shared.core import CompareResult, PairResult, describe_divergence
+from shared.core import CompareResult, LeafDiff, PairResult, describe_divergence
 
 
 def comparison_rows(result: CompareResult) -> tuple[list[str], list[tuple[str, ...]]]:
-    """The comparison as plain text: column names, and one row per trajectory.
+    """The comparison as plain text: column names, and one row per pair.
 
-    The last cell is the verdict: `reference`, `agrees`, `differs (expected)`, `DIVERGES` or
-    `FAILED <error>`.
-    Shared by the terminal table and the docs site.
+    Each trajectory is compared loop for loop with the reference implementation's same loop
+    (`against`), and each loop other than the reference's with its own implementation's
+    reference loop (a loop check). The `lockstep` cell is the harness loops' step-by-step
+    verdict. The last cell is the verdict: `reference`, `agrees`, `agrees locally`,
+    `differs (expected)`, `reported`, `DIVERGES` or `FAILED <error>`. Shared by the
+    terminal table and the docs site.
     """
     per_leaf = any(p.loss_max_ulp is not None for p in result.pairs)
     head = [
         "trajectory",
+        "against",
         "final loss",
         "max |diff|",
         "max ULP (loss)" if per_leaf else "max ULP",
-        "bitwise",
+        "ULP@scale",
+        "lockstep",
         "tolerance",
         "first divergence",
         "verdict",
     ]
     ref = result.trajectories[result.reference]
     rows: list[tuple[str, ...]] = [
-        (result.reference, _loss(ref.loss), "-", "-", "-", "-", "-", "reference")
+        (result.reference, "-", _loss(ref.loss), *(["-"] * 6), "reference")
     ]
     for p in result.pairs:
         tolerance = p.tolerance.describe()
@@ -41,23 +46,48 @@ def comparison_rows(result: CompareResult) -> tuple[list[str], list[tuple[str, .
         rows.append(
             (
                 p.a,
+                _against(p),
                 _loss(result.trajectories[p.a].loss),
                 f"{p.max_abs:.3g}",
                 _ulp(p.max_ulp if p.loss_max_ulp is None else p.loss_max_ulp),
-                "yes" if p.bitwise else "no",
+                f"{p.max_ulp_at_scale:.3g}",
+                _lockstep(p),
                 tolerance,
                 "-" if p.first_divergence is None else str(p.first_divergence),
-                "agrees" if p.agree else "differs (expected)" if p.expected else "DIVERGES",
+                p.verdict,
             )
         )
     for name, error in result.errors.items():
-        rows.append((name, "-", "-", "-", "-", "-", "-", f"FAILED {error}"))
+        rows.append((name, *(["-"] * 8), f"FAILED {error}"))
     return head, rows
 
 
-_RIGHT = {"final loss", "max |diff|", "max ULP", "max ULP (loss)"}
+def _against(pair: PairResult) -> str:
+    """The pair's reference, short: the other implementation (its same loop), `own LOOP`
+    (a loop check), or the trajectory."""
+    impl, _, loop = pair.b.rpartition("/")
+    if pair.kind == "loop":
+        return f"own {loop}"
+    if pair.kind == "across" and pair.a.rpartition("/")[2] == loop:
+        return impl
+    return pair.b
+
+
+def _lockstep(pair: PairResult) -> str:
+    """The lockstep's verdict: `bitwise`, its largest |diff| (within the bound), or where
+    it diverges."""
+    ls = pair.lockstep
+    if ls is None:
+        return "-"
+    if ls.first_divergence is not None:
+        return f"DIVERGES at step {ls.first_divergence.step}"
+    return "bitwise" if ls.bitwise else f"<= {ls.max_abs:.2g}"
+
+
+_RIGHT = {"final loss", "max |diff|", "max ULP", "max ULP (loss)", "ULP@scale"}
 _VERDICT_STYLE = {
     "agrees": "green",
+    "reported": "yellow",
     "differs": "yellow",
     "DIVERGES": "bold red",
     "FAILED": "bold red",
@@ -71,7 +101,7 @@ def table(result: CompareResult) -> Table:
     )
     head, rows = comparison_rows(result)
     for column in head:
-        justify = "right" if column in _RIGHT else "center" if column == "bitwise" else "left"
+        justify = "right" if column in _RIGHT else "left"
         t.add_column(column, justify=justify)  # type: ignore[arg-type]
     for *cells, verdict in rows:
         style = _VERDICT_STYLE.get(verdict.split()[0])
@@ -133,6 +163,8 @@ def summary(result: CompareResult) -> str:
     expected = f", {c['expected']} differ as expected" if c["expected"] else ""
     failed = [a.key for a in result.analyses if not a.ok]
     analyses = f"; analysis {', '.join(failed)} failed" if failed else ""
+    if result.kept == "summaries":
+        analyses += "; a large run: per-step summaries kept, not every value"
     return (
         f"{verdict}: {c['agree']} agree with {result.reference}, {c['diverge']} diverge"
         f"{expected}, {c['failed']} failed ({ran} trajectories, {result.config['steps']} steps; "
@@ -140,14 +172,51 @@ def summary(result: CompareResult) -> str:
     )
 
 
+LEAVES_SHOWN = 4
+"""How many of the leaves that diverge at a pair's first diverging step the terminal shows
+(the JSON keeps them all, in data-flow order)."""
+
+
 def divergence_line(result: CompareResult, pair: PairResult) -> str:
-    """Where a pair parts: the step, the leaf, both values and their ULP distance."""
-    assert pair.first_divergence is not None
+    """Where a pair parts: the step, the first leaf (data-flow order), both values and their
+    distances; then the next few leaves that diverge at that step."""
+    div = pair.first_divergence
+    assert div is not None
     detail = describe_divergence(
-        result.trajectories[pair.a], result.trajectories[pair.b], pair.first_divergence
+        result.trajectories.get(pair.a), result.trajectories.get(pair.b), div
     )
     tolerance = pair.tolerance.describe()
-    return f"{pair.a} diverges from {pair.b} first at {detail} (tolerance: {tolerance})"
+    line = f"{pair.a} diverges from {pair.b} first at {detail} (tolerance: {tolerance})"
+    return line + _more_leaves(div.leaves)
+
+
+def _more_leaves(leaves: Sequence[LeafDiff]) -> str:
+    if len(leaves) <= 1:
+        return ""
+    shown = "; ".join(leaf.describe() for leaf in leaves[1:LEAVES_SHOWN])
+    rest = len(leaves) - LEAVES_SHOWN
+    more = f"; and {rest} more (the JSON lists them all)" if rest > 0 else ""
+    return f"; then, in data-flow order: {shown}{more}"
+
+
+def lockstep_line(pair: PairResult) -> str:
+    """Where a pair's lockstep parts: the step, and the leaves in data-flow order."""
+    ls = pair.lockstep
+    assert ls is not None and ls.first_divergence is not None
+    div = ls.first_divergence
+    return (
+        f"{pair.a} diverges from {pair.b} in lockstep (one step from the same values) first "
+        f"at {div.describe()} (tolerance: {ls.tolerance.describe()}){_more_leaves(div.leaves)}"
+    )
+
+
+def parting_line(pair: PairResult) -> str:
+    """A pair that parts running free but agrees: where, and why that is not a bug."""
+    assert pair.parting is not None and pair.first_divergence is not None
+    return (
+        f"{pair.a} parts from {pair.b} running free from step {pair.parting.step} "
+        f"({pair.first_divergence.describe()}); {pair.parting.reason}"
+    )
 
 
 def print_report(result: CompareResult, console: Console) -> None:
@@ -169,6 +238,19 @@ def print_report(result: CompareResult, console: Console) -> None:
         if p.expected:
             line = divergence_line(result, p)[len(p.a) + 1 :].replace("diverges", "differs", 1)
             console.print(f"[yellow]{escape(p.a)}[/] {escape(line)}, as expected")
+        elif p.lockstep is not None and not p.lockstep.agree:
+            if not p.agree:  # where it parts running free, then where its own step is wrong
+                line = divergence_line(result, p)[len(p.a) + 1 :]
+                console.print(f"[bold red]{escape(p.a)}[/] {escape(line)}")
+            console.print(f"[bold red]{escape(p.a)}[/] {escape(lockstep_line(p)[len(p.a) + 1 :])}")
+        elif p.parting is not None:
+            console.print(f"[yellow]{escape(p.a)}[/] {escape(parting_line(p)[len(p.a) + 1 :])}")
+        elif not p.agree and not p.judged:
+            line = divergence_line(result, p)[len(p.a) + 1 :].replace("diverges", "differs", 1)
+            console.print(
+                f"[yellow]{escape(p.a)}[/] {escape(line)}; reported, not judged: the model "
+                "declares no bound between these loops (--suggest-tolerances measures one)"
+            )
         elif not p.agree:
             console.print(
                 f"[bold red]{escape(p.a)}[/] {escape(divergence_line(result, p)[len(p.a) + 1 :])}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from helpers import batches
+from helpers import against_reference, batches, where
 
 import shared
 from shared.cli import main
@@ -56,11 +56,12 @@ def test_cli_reports_the_wrong_implementation_and_exits_1(tmp_path, capsys):
     assert "wrong_momentum/harness diverges from jax/harness first at step 5, state.mean" in printed
     run = json.loads(out.read_text())
     assert run["comparison"]["agree"] is False
-    pairs = {p["a"]: p for p in run["comparison"]["pairs"]}
+    pairs = against_reference(run["comparison"]["pairs"])
     for loop in ("harness", "scan"):
-        assert pairs[f"wrong_momentum/{loop}"]["first_divergence"] == {
+        assert where(pairs[f"wrong_momentum/{loop}"]["first_divergence"]) == {
             "step": 5,
             "leaf": "state.mean",
         }
     assert "wrong_momentum/native" not in run["trajectories"]  # it has no native loop
     assert all(p["first_divergence"] is None for a, p in pairs.items() if not a.startswith("wrong"))
+

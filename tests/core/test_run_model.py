@@ -88,10 +88,10 @@ def test_the_assert_helper_names_step_leaf_both_values_and_their_ulp_distance():
     message = str(info.value)
     # Step 1: the reference counts 1, the other 2. From 1.0 to 2.0 lie 2**23 float32 values.
     assert (
-        "by-two/harness diverges from counter/harness at step 1, state.n: 2.0 against 1.0"
-        in message
+        "by-two/harness diverges from counter/harness in lockstep (one step from the same "
+        "values) at step 1, state.n: 2.0 against 1.0" in message
     )
-    assert f"({2**23} ULP apart)" in message
+    assert f"({2**23} ULP apart" in message
     with pytest.raises(AssertionError, match=r"step 1, state\.n"):
         shared.assert_cross_validated(_spec(), [Counter, CounterByTwo], loops=["harness"])
 

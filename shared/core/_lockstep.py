@@ -1,0 +1,152 @@
+"""Lockstep: every implementation takes each step from the reference's own values.
+
+Running free, two correct implementations compiled to different programs may part: a
+rounding difference of one step feeds the next, and a chaotic model (a relu near its
+threshold, BatchNorm over a few examples) amplifies it until the trajectories have nothing
+in common. A bug looks the same from afar. In lockstep, at every step t each implementation
+is handed the reference's params, state, optimizer state and key after step t - 1 (through
+canonical names; native leaves that no canonical name covers, an implementation's own
+bookkeeping, keep its own values), takes one step, and its loss, gradients, new params,
+new state and new optimizer state are compared with the reference's step from the same
+values. That local
+error cannot compound: a bug shows at its first step, far above the bound; rounding stays
+within it, however far the free-running trajectories have parted.
+
+The harness loop runs in lockstep: its generic step can start from any values. Native
+loops keep their values inside framework objects, and a scan runs many steps in one call,
+so those loops are checked against their own implementation's harness loop instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import optax
+
+from ._dataflow import LeafOrder, covered
+from ._divergence import PairResult
+from ._optstate import canonical_opt_state, opt_state_from_canonical
+from ._protocol import Batch, Implementation, Params, State
+from ._runners import HarnessRunner, flat
+from ._step import InputsFn, LossFn, TrainStep
+from ._stream import PairStream
+from ._tolerance import Tolerance
+
+Probe = Callable[..., dict[str, Any]]
+
+
+def make_probe(
+    impl: Implementation, tx: optax.GradientTransformation, loss_fn: LossFn, inputs: InputsFn | None
+) -> Probe:
+    """`impl`'s harness step, jitted, with every output under canonical names: `"loss"`,
+    `"grads.NAME"`, `"params.NAME"`, `"state.NAME"`, `"opt_state.PATH"`."""
+    step = TrainStep(impl, loss_fn, tx, inputs)
+
+    def probe(
+        params: Params, state: State, opt_state: Any, batch: Batch, key: jax.Array | None
+    ) -> dict[str, Any]:
+        new_params, new_state, new_opt, loss, grads = step.with_grads(
+            params, state, opt_state, batch, key
+        )
+        out = flat(*impl.to_canonical(new_params, new_state), loss)
+        out.update({f"grads.{k}": v for k, v in impl.to_canonical(grads, new_state)[0].items()})
+        opt = canonical_opt_state(impl, new_params, new_state, new_opt)
+        out.update({f"opt_state.{k}": v for k, v in opt.items()})
+        return out
+
+    return jax.jit(probe)
+
+
+class Lockstep:
+    """The lockstep of several implementations' harness loops against the reference's.
+
+    **Arguments:**
+
+    - `reference`: the reference's harness runner; its values before each step are what
+      every implementation starts that step from.
+    - `others`: `(trajectory key, runner)` of the other implementations' harness loops.
+    - `reference_key`: the reference trajectory's key.
+    - `tx`, `loss_fn`, `inputs`: the run's optimizer, loss and input selection.
+    - `tolerances`: by trajectory key, `(tolerance, loss tolerance)`: each pair's own bound.
+    - `order`: the data-flow order of the leaves, for the report.
+
+    Call `step(batch, key)` before the free-running runners take the same step, then
+    `results()`.
+    """
+
+    def __init__(
+        self,
+        reference: HarnessRunner,
+        others: list[tuple[str, HarnessRunner]],
+        reference_key: str,
+        tx: optax.GradientTransformation,
+        loss_fn: LossFn,
+        inputs: InputsFn | None,
+        tolerances: dict[str, tuple[Tolerance, Tolerance | None]],
+        order: LeafOrder,
+    ):
+        self.reference = reference
+        self.tx = tx
+        self._probe = make_probe(reference.impl, tx, loss_fn, inputs)
+        self._others = {key: runner.impl for key, runner in others}
+        self._runners = dict(others)
+        self._covered = {key: covered(r.impl, r.params, r.state) for key, r in others}
+        self._probes = {
+            key: make_probe(impl, tx, loss_fn, inputs) for key, impl in self._others.items()
+        }
+        self.streams: dict[str, PairStream] = {}
+        for key in self._others:
+            tolerance, loss_tolerance = tolerances[key]
+            # Gradients and optimizer moments near zero are rounding noise: judged by the
+            # pair's own ULP count at their leaf's scale too (see `Judge`).
+            relax = {"grads": tolerance.max_ulp, "opt_state": tolerance.max_ulp}
+            self.streams[key] = PairStream(
+                (key, reference_key), tolerance, loss_tolerance, order, relax, kind="lockstep"
+            )
+        self.errors: dict[str, BaseException] = {}
+        self.steps = 0
+
+    def step(self, batch: Batch, key: jax.Array | None) -> None:
+        """Step t for every implementation, from the reference's values after step t - 1."""
+        self.steps += 1
+        impl = self.reference.impl
+        params, state, opt_state = self.reference.native()
+        cparams, cstate = impl.to_canonical(params, state)
+        copt = canonical_opt_state(impl, params, state, opt_state)
+        expected = self._probe(params, state, opt_state, batch, key)
+        for name, other in self._others.items():
+            if name in self.errors:
+                continue
+            try:
+                p, s = other.from_canonical(cparams, cstate)
+                own_params, own_state, _ = self._runners[name].native()
+                keep_params, keep_state = self._covered[name]
+                p, s = _merge(p, own_params, keep_params), _merge(s, own_state, keep_state)
+                o = opt_state_from_canonical(other, p, s, self.tx, copt, cstate)
+                got = self._probes[name](p, s, o, batch, key)
+                self.streams[name].push(self.steps, got, expected)
+            except Exception as e:  # reported with the pair: the free-running verdict stands
+                self.errors[name] = e
+
+    def drop(self, key: str) -> None:
+        """Stop the lockstep of a trajectory whose free-running training failed."""
+        self._others.pop(key, None)
+        self.streams.pop(key, None)
+
+    def results(self) -> dict[str, PairResult]:
+        """The lockstep verdict of each implementation that ran every step."""
+        return {
+            key: stream.result() for key, stream in self.streams.items() if key not in self.errors
+        }
+
+
+def _merge(given: Any, own: Any, covered: list[bool]) -> Any:
+    """`given`'s leaves where a canonical name covers them, `own`'s elsewhere."""
+    leaves, treedef = jax.tree.flatten(given)
+    mine = jax.tree.leaves(own)
+    if len(mine) != len(leaves) or all(covered):
+        return given
+    merged = [g if c else m for g, m, c in zip(leaves, mine, covered, strict=True)]
+    return jax.tree.unflatten(treedef, merged)
