@@ -74,8 +74,10 @@ def trained(
 @functools.cache
 def oracle(optimizer: str, momentum: float, batch: int, features: int) -> shared.Trajectory:
     config = bias_adder.BiasAdderConfig(features, momentum)
-    return bias_adder.bias_adder_oracle(
-        batches(batch, features), config, shared.OptimizerConfig(optimizer)
+    return shared.Trajectory.from_steps(
+        bias_adder.bias_adder_oracle(
+            batches(batch, features), config, shared.OptimizerConfig(optimizer)
+        )
     )
 
 

@@ -7,8 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ._divergence import PairResult
 from ._spec import AnalysisResult
+from ._stream import SERIES_COLUMNS
 from ._stream_run import Window
 from ._trajectory import Trajectory
 
@@ -93,6 +96,46 @@ class CompareResult:
                 out[self.status(key)] += 1
         return out
 
+    def summary_arrays(self) -> dict[str, np.ndarray]:
+        """A large run's per-step summaries and windows, by the sidecar keys its JSON names
+        (`series_P_L`: pair P's leaf L, one row per step: `SERIES_COLUMNS`; `window_P_a_L`,
+        `window_P_b_L`: the values at the window's steps). Empty for a run that kept its
+        trajectories, whose JSON holds every value already."""
+        if self.kept != "summaries":
+            return {}
+        out: dict[str, np.ndarray] = {}
+        for i, p in enumerate(self.pairs):
+            for j, rows in enumerate(p.series.values()):
+                out[f"series_{i}_{j}"] = rows
+            window = self.windows.get((p.a, p.b))
+            if window is not None:
+                for side, values in (("a", window.a), ("b", window.b)):
+                    for j, leaf in enumerate(sorted(values[0]) if values else []):
+                        out[f"window_{i}_{side}_{j}"] = np.stack([v[leaf] for v in values])
+        return out
+
+    def _pair_json(self, i: int, pair: PairResult) -> dict[str, Any]:
+        out = pair.to_json()
+        if self.kept != "summaries":
+            return out
+        out["series"] = {
+            leaf: {"sidecar": f"series_{i}_{j}", "columns": list(SERIES_COLUMNS)}
+            for j, leaf in enumerate(pair.series)
+        }
+        window = self.windows.get((pair.a, pair.b))
+        if window is not None and window.a:
+            leaves = sorted(window.a[0])
+            out["window"] = {
+                "steps": window.steps,
+                **{
+                    side: {
+                        leaf: {"sidecar": f"window_{i}_{side}_{j}"} for j, leaf in enumerate(leaves)
+                    }
+                    for side in ("a", "b")
+                },
+            }
+        return out
+
     def to_json(self, arrays: bool = True) -> dict[str, Any]:
         """The JSON contract. `arrays=False` leaves each trajectory's loss, params and state
         out (`save_run` writes them from the trajectories themselves)."""
@@ -105,7 +148,7 @@ class CompareResult:
             "counts": self.counts(),
             "kept": self.kept,
             "order": self.order,
-            "pairs": [p.to_json() for p in self.pairs],
+            "pairs": [self._pair_json(i, p) for i, p in enumerate(self.pairs)],
         }
         if self.lockstep_errors:
             comparison["lockstep_errors"] = self.lockstep_errors

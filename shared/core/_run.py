@@ -163,8 +163,9 @@ def _run_side_by_side(
         else Trajectory(loss=[np.asarray(v) for v in t.losses])
         for k, t in alive.items()
     }
-    if done.oracle is not None:
-        trajectories[ORACLE_KEY] = done.oracle
+    if oracle is not None:
+        losses = [np.asarray(v) for v in done.oracle_losses]
+        trajectories[ORACLE_KEY] = done.oracle or Trajectory(loss=losses)
     outputs, evals = {}, {}
     if spec.evaluation is not None:
         for key, track in alive.items():
@@ -268,7 +269,7 @@ def _lockstep(
     )  # fmt: skip
 
 
-def _oracle_steps(spec: ModelSpec, run: RunSetup) -> Iterator[dict[str, Any]]:
+def _oracle_steps(spec: ModelSpec, run: RunSetup) -> Iterator[Mapping[str, Any]]:
     assert spec.oracle is not None
     out = spec.oracle(run.batches, run.config, run.optimizer)
     return steps_of(out) if isinstance(out, Trajectory) else iter(out)

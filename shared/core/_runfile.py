@@ -45,6 +45,7 @@ def save_run(
     trajectories: Mapping[str, Trajectory],
     *,
     inline_limit: int = INLINE_LIMIT,
+    extra: Mapping[str, np.ndarray] | None = None,
 ) -> list[Path]:
     """Write a run's JSON (and its sidecar, when large) atomically; return the paths written.
 
@@ -56,6 +57,8 @@ def save_run(
     - `path`: the JSON file.
     - `trajectories`: the run's trajectories, the source of the arrays.
     - `inline_limit`: above this many params and state values, arrays go to the sidecar.
+    - `extra`: more arrays for the sidecar, by the keys the JSON names them with (a large
+      run's per-step summaries and windows); any make the run write a sidecar.
     """
     path = Path(path)
     out = dict(run)
@@ -66,8 +69,8 @@ def save_run(
         for vs in group.values()
         for v in vs
     )
-    sidecar = total > inline_limit
-    arrays: dict[str, np.ndarray] = {}
+    sidecar = total > inline_limit or bool(extra)
+    arrays: dict[str, np.ndarray] = dict(extra or {})
     written = []
     entries = {}
     for key, entry in run["trajectories"].items():

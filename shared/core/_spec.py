@@ -8,7 +8,7 @@ differ (and why), and which canonical names the params and state carry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -171,7 +171,9 @@ class ModelSpec:
       with (default: the first one run).
     - `reference_mode`: when set, a run in another mode, or one without the reference
       implementation, also trains the reference in this mode, as `"<reference>/<mode>"`.
-    - `oracle`: `(batches, config, optimizer) -> Trajectory`, an independent float64 run.
+    - `oracle`: `(batches, config, optimizer) -> Trajectory`, an independent float64 run,
+      or an iterator of its steps (`Trajectory.from_steps`'s form), so that a large run
+      holds one step of it at a time.
     - `tolerances`: a [`Tolerances`][], or `(config, optimizer) -> Tolerances`.
     - `params`, `state`: the canonical names (`config -> names` or a fixed sequence);
       every implementation must produce exactly these (`None`: not checked).
@@ -206,7 +208,9 @@ class ModelSpec:
     user_data: Callable[[Any, np.ndarray, Settings], Batches] | None = None
     reference: str | None = None
     reference_mode: str | None = None
-    oracle: Callable[[Batches, Any, OptimizerConfig], Trajectory] | None = None
+    oracle: (
+        Callable[[Batches, Any, OptimizerConfig], Trajectory | Iterable[Mapping[str, Any]]] | None
+    ) = None
     tolerances: Tolerances | Callable[[Any, OptimizerConfig], Tolerances] = field(
         default_factory=lambda: Tolerances(same=UNDECLARED)
     )

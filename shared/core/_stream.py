@@ -21,8 +21,8 @@ from ._divergence import NAN_ULP_REPORTED, Divergence, LeafDiff, PairResult
 from ._summary import FLOATS, INTS, NAN_ULP, Judge, spacing, step_stats
 from ._tolerance import BITWISE, Tolerance
 
-SERIES = ("max_abs", "max_ulp", "ulp_at_scale", "norm_a", "norm_b")
-"""The per-step statistics a pair keeps for each leaf (its `series`)."""
+SERIES_COLUMNS = ("step", "max_abs", "max_ulp", "ulp_at_scale", "norm_a", "norm_b")
+"""The columns of a pair's per-step statistics of one leaf (its `series`: one row a step)."""
 
 
 def judge_of(tolerance: Tolerance, scale_ulp: int = 0) -> Judge:

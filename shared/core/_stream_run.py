@@ -69,6 +69,7 @@ class SideBySide:
 
     windows: dict[tuple[str, str], Window] = field(default_factory=dict)
     oracle: Trajectory | None = None
+    oracle_losses: list[Any] = field(default_factory=list)
 
 
 def train_side_by_side(
@@ -78,7 +79,7 @@ def train_side_by_side(
     streams: Mapping[tuple[str, str], PairStream],
     *,
     lockstep: Lockstep | None = None,
-    oracle: tuple[str, Iterator[dict[str, Any]]] | None = None,
+    oracle: tuple[str, Iterator[Mapping[str, Any]]] | None = None,
     record: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> SideBySide:
@@ -106,7 +107,7 @@ def train_side_by_side(
             track.recorded = Trajectory()
             track.recorded.record_initial(*split(track.last))
         track.recent.append((0, track.last))
-    values = {t.key: t.last for t in tracks}
+    values: dict[str, Any] = {t.key: t.last for t in tracks}
     if oracle_key is not None:
         values[oracle_key] = next(oracle_steps)
         if out.oracle is not None:
@@ -125,6 +126,7 @@ def train_side_by_side(
         values = {t.key: t.last for t in tracks if t.alive}
         if oracle_key is not None:
             values[oracle_key] = next(oracle_steps)
+            out.oracle_losses.append(values[oracle_key]["loss"])
             if out.oracle is not None:
                 out.oracle.record_step(values[oracle_key]["loss"], *split(values[oracle_key]))
         _push(streams, step, values)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,20 @@ class Trajectory:
             "params": {k: [v.tolist() for v in vs] for k, vs in self.params.items()},
             "state": {k: [v.tolist() for v in vs] for k, vs in self.state.items()},
         }
+
+    @classmethod
+    def from_steps(cls, steps: Iterable[Mapping[str, Any]]) -> Trajectory:
+        """Record a run given one step at a time, from step 0 (the initial values): each
+        step maps `"params.NAME"`, `"state.NAME"` and, from step 1, `"loss"` to arrays."""
+        trajectory = cls()
+        for i, values in enumerate(steps):
+            params = {k[7:]: v for k, v in values.items() if k.startswith("params.")}
+            state = {k[6:]: v for k, v in values.items() if k.startswith("state.")}
+            if i == 0:
+                trajectory.record_initial(params, state)
+            else:
+                trajectory.record_step(values["loss"], params, state)
+        return trajectory
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], dtype: Any = np.float32) -> Trajectory:

@@ -13,4 +13,6 @@ def write_json(result: CompareResult, path: str | Path) -> list[Path]:
     Every float is exact (the shortest text that reads back as the same float32); a crash
     never leaves a half-written file.
     """
-    return save_run(result.to_json(arrays=False), path, result.trajectories)
+    return save_run(
+        result.to_json(arrays=False), path, result.trajectories, extra=result.summary_arrays()
+    )

@@ -64,4 +64,3 @@ def test_cli_reports_the_wrong_implementation_and_exits_1(tmp_path, capsys):
         }
     assert "wrong_momentum/native" not in run["trajectories"]  # it has no native loop
     assert all(p["first_divergence"] is None for a, p in pairs.items() if not a.startswith("wrong"))
-

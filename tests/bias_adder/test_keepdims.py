@@ -45,7 +45,7 @@ def test_keepdims_runs_with_one_retrace_and_a_1xD_state(impl):
     assert all(m.shape == (1, FEATURES) for m in traj.state["mean"][1:])
     assert all(b.shape == (FEATURES,) for b in traj.params["bias"])
     # The numbers are the stable model's (broadcasting), and the oracle's.
-    oracle = bias_adder_oracle(xs, config, shared.OptimizerConfig())
+    oracle = shared.Trajectory.from_steps(bias_adder_oracle(xs, config, shared.OptimizerConfig()))
     assert shared.compare(traj, oracle, ORACLE).first_divergence is None
     native = shared.run_native(model, params, state, tx, xs)
     assert shared.compare(native, traj).bitwise

@@ -42,10 +42,12 @@ def test_oracle_matches_closed_form_for_sgd_on_a_fixed_batch(batch, features, mo
     lr, steps = 0.02, 30
     x = fixed_batch(batch, features, 3).astype(np.float64)
     config = BiasAdderConfig(features, momentum)
-    traj = bias_adder_oracle(
-        np.broadcast_to(x, (steps, batch, features)),
-        config,
-        shared.OptimizerConfig("sgd", learning_rate=lr),
+    traj = shared.Trajectory.from_steps(
+        bias_adder_oracle(
+            np.broadcast_to(x, (steps, batch, features)),
+            config,
+            shared.OptimizerConfig("sgd", learning_rate=lr),
+        )
     )
     xbar = x.mean(axis=0)
     spread = np.sum((x - xbar) ** 2)

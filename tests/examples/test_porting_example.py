@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import cli_run
-
 from helpers import where
 
 import shared
@@ -302,4 +301,3 @@ def test_a_large_run_fits_and_reads_back_exactly(tmp_path, mlp_bn_run):
         32,
     )
     assert traj.params["dense1.kernel"][0].dtype == np.float32
-

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from conftest import cli_run
 from flax import nnx
-
 from helpers import where
 
 import shared
@@ -242,4 +241,3 @@ def test_an_implementation_that_ignores_its_key_is_reported():
             inputs=mlp_dropout.SPEC.inputs, keys=shared.step_keys(0, 3),
         )  # fmt: skip
     assert log.reused() == [(0, 1), (0, 2)]  # the same key at every step
-

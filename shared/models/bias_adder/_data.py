@@ -37,7 +37,8 @@ def as_batches(
       for rank 2.
 
     Floating data of another precision is converted to float32, the models' dtype; integer,
-    boolean and complex data, and non-finite values, are refused.
+    boolean and complex data, and non-finite values, are refused. Rank-2 data comes back as
+    a read-only broadcast view (stride 0 on the steps axis).
     """
     array = np.asarray(data)
     if not np.issubdtype(array.dtype, np.floating):
@@ -53,10 +54,11 @@ def as_batches(
         if steps is None:
             raise ValueError(f"{where}: steps is required when data has rank 2")
         steps = check_steps(where, steps)
-        array = np.broadcast_to(array, (steps, *array.shape))
-    else:
-        steps = check_steps(where, array.shape[0] if steps is None else steps)
-        if steps > array.shape[0]:
-            raise ValueError(f"{where}: steps={steps} but data holds only {array.shape[0]} batches")
-        array = array[:steps]
-    return np.ascontiguousarray(array, dtype=np.float32)
+        # A read-only view of the one batch, not `steps` copies of it: a run over a million
+        # features keeps one batch in memory, whatever its number of steps.
+        batch = np.ascontiguousarray(array, dtype=np.float32)
+        return np.broadcast_to(batch, (steps, *batch.shape))
+    steps = check_steps(where, array.shape[0] if steps is None else steps)
+    if steps > array.shape[0]:
+        raise ValueError(f"{where}: steps={steps} but data holds only {array.shape[0]} batches")
+    return np.ascontiguousarray(array[:steps], dtype=np.float32)
