@@ -17,10 +17,14 @@ from ._registry import (
 from .core import (
     CompareResult,
     ImplementationFactory,
+    Measured,
     ModelSpec,
     Progress,
     RunOptions,
+    build,
+    measure_tolerances,
     run_model,
+    setup_run,
 )
 
 
@@ -48,19 +52,27 @@ class CompareOptions(RunOptions):
         return RunOptions(**{name: getattr(self, name) for name in fields})
 
 
-def run_compare(
-    options: CompareOptions,
-    extra: Sequence[ImplementationFactory] = (),
-    progress: Progress | None = None,
-) -> CompareResult:
-    """Train every selected implementation of the model in every selected loop and compare.
+@dataclass(frozen=True)
+class Resolved:
+    """What options name, resolved once: the spec, the implementations by label, the
+    registered names run, and the spec's reference implementation (to train aside)."""
 
-    `extra` adds implementations by factory (`config -> implementation`), as `--impl` does.
-    Bad options, specs and implementations raise `ValueError` or `TypeError` before
-    anything is trained; a trajectory whose training raises is recorded in `errors`.
-    """
+    spec: ModelSpec
+    factories: list[tuple[str, ImplementationFactory]]
+    names: tuple[str, ...]
+    reference_factory: ImplementationFactory | None
+
+
+def resolve(options: CompareOptions, extra: Sequence[ImplementationFactory] = ()) -> Resolved:
+    """Load the model's spec (once) and its implementations; raises `ValueError` naming an
+    unknown implementation."""
     spec = load_spec(options.model)
-    registry = implementations(spec.name) if is_registered(options.model) else {}
+    registered = is_registered(options.model) or (
+        isinstance(options.model, ModelSpec)
+        and is_registered(spec.name)
+        and load_spec(spec.name) is spec
+    )
+    registry = implementations(spec.name) if registered else {}
     names = tuple(registry) if options.impls is None else options.impls
     unknown = [name for name in names if name not in registry]
     if unknown:
@@ -74,13 +86,51 @@ def run_compare(
     reference_factory = (
         load_factory(registry[spec.reference]) if spec.reference in registry else None
     )
+    return Resolved(spec, factories, names, reference_factory)
+
+
+def run_compare(
+    options: CompareOptions,
+    extra: Sequence[ImplementationFactory] = (),
+    progress: Progress | None = None,
+) -> CompareResult:
+    """Train every selected implementation of the model in every selected loop and compare.
+
+    `extra` adds implementations by factory (`config -> implementation`), as `--impl` does.
+    Bad options, specs and implementations raise `ValueError` or `TypeError` before
+    anything is trained; a trajectory whose training raises is recorded in `errors`.
+    """
+    r = resolve(options, extra)
     result = run_model(
-        spec,
-        factories,
+        r.spec,
+        r.factories,
         options.run_options(),
-        reference_factory=reference_factory,
+        reference_factory=r.reference_factory,
         versions=versions(),
         progress=progress,
     )
-    result.config.update(impls=list(names), user_impls=list(options.user_impls))
+    result.config.update(impls=list(r.names), user_impls=list(options.user_impls))
     return result
+
+
+def suggest_tolerances(
+    options: CompareOptions, extra: Sequence[ImplementationFactory] = ()
+) -> list[Measured]:
+    """Measure the model's rounding floor from its reference implementation alone (see
+    `measure_tolerances`): its scan, its step op by op, and its oracle, each against its
+    jitted harness loop. The reference is `--reference`'s implementation, the spec's, or
+    the first one."""
+    r = resolve(options, extra)
+    if not r.factories:
+        raise ValueError("no implementation selected; expected at least one")
+    run = setup_run(r.spec, options.run_options())
+    by_label = dict(r.factories)
+    built = {build(label, f, run.config, r.spec).name: (label, f) for label, f in r.factories}
+    wanted = options.reference.partition("/")[0] if options.reference else r.spec.reference
+    if wanted in built:
+        reference = built[wanted]
+    elif wanted is not None and wanted in by_label:
+        reference = (wanted, by_label[wanted])
+    else:
+        reference = r.factories[0]
+    return measure_tolerances(r.spec, run, reference)

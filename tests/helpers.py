@@ -6,7 +6,10 @@ Imported as `from helpers import ...` (pytest puts `tests/` on the path: see pyp
 from __future__ import annotations
 
 import functools
+import importlib.util
 import sys
+from pathlib import Path
+from types import ModuleType
 
 import jax
 import numpy as np
@@ -113,3 +116,20 @@ def against_reference(pairs: list[dict]) -> dict[str, dict]:
     """A run's JSON pairs by trajectory, each against the reference implementation's same
     loop (loop for loop), leaving out the loop checks (a loop against its own harness)."""
     return {p["a"]: p for p in pairs if p.get("kind") != "loop"}
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+@functools.cache
+def plugin(relative: str) -> ModuleType:
+    """A test plug-in module by its path under `tests/` (`"core/plugins/bn4.py"`), imported
+    once under a name of its own (the folders' `plugins` names would collide)."""
+    path = TESTS / relative
+    name = "test_plugin_" + "_".join(path.relative_to(TESTS).with_suffix("").parts)
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .._api import CompareOptions, run_compare
+from .._api import CompareOptions, run_compare, suggest_tolerances
 from .._command import (
     EXIT_AGREE,
     EXIT_DIVERGE,
@@ -23,8 +23,8 @@ from .._command import (
 )
 from .._devices import ensure_devices
 from .._registry import DEFAULT_MODEL, MODELS, implementations, is_registered
-from ..core import LOOPS, OPTIMIZERS, PARALLEL_MODES, ModelSpec
-from ..report import plot, print_report, write_json
+from ..core import KEEP, LOOPS, OPTIMIZERS, PARALLEL_MODES, ModelSpec
+from ..report import plot, print_report, print_suggestions, write_json
 
 LONG_RUN_STEPS = 2_000  # total steps over all trajectories above which a progress bar shows
 
@@ -130,6 +130,25 @@ def add_parser(sub: Any, spec: ModelSpec | None) -> None:
         default=None,
         help="with --processes: the coordinator's port on 127.0.0.1 (default: a free one)",
     )
+    c.add_argument(
+        "--no-lockstep",
+        dest="lockstep",
+        action="store_false",
+        help="run no lockstep: each pair's verdict is its free-running comparison alone",
+    )
+    c.add_argument(
+        "--keep",
+        choices=KEEP,
+        default="auto",
+        help="keep every value of every step (trajectories), or only per-step summaries; "
+        "auto: every value while the run is small (default)",
+    )
+    c.add_argument(
+        "--suggest-tolerances",
+        action="store_true",
+        help="train nothing else: measure the model's rounding floor from its reference "
+        "(its scan, its step op by op, its float64 oracle) and print a Tolerances block",
+    )
     c.add_argument("--process-id", type=int, default=None, help=argparse.SUPPRESS)
     c.add_argument("--coordinator", default=None, help=argparse.SUPPRESS)
     if spec is not None:
@@ -147,7 +166,7 @@ def _options(args: argparse.Namespace, spec: ModelSpec) -> CompareOptions:
     if args.impls is not None and not is_registered(args.model):
         raise UsageError("--impls picks a built-in model's implementations; use --impl here")
     return CompareOptions(
-        model=spec if not is_registered(args.model) else args.model,
+        model=spec,  # loaded once, before the parse
         mode=getattr(args, "mode", None),
         impls=args.impls,
         user_impls=tuple(args.impl),
@@ -164,6 +183,8 @@ def _options(args: argparse.Namespace, spec: ModelSpec) -> CompareOptions:
         tolerance=args.tolerance,
         devices=args.devices,
         parallel=args.parallel,
+        lockstep=args.lockstep,
+        keep=args.keep,
     )
 
 
@@ -188,6 +209,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if code is not None:  # ran in a child process that could see the devices
             return code
     options = _options(args, spec)
+    if args.suggest_tolerances:
+        try:
+            measured = suggest_tolerances(options)
+        except (ValueError, TypeError) as e:
+            raise UsageError(str(e)) from None
+        print_suggestions(spec.name, measured, console)
+        return EXIT_AGREE
     registered = implementations(spec.name) if is_registered(args.model) else {}
     count = len(options.impls if options.impls is not None else registered)
     count += len(options.user_impls)

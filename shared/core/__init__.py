@@ -74,9 +74,11 @@ from ._spec import (
     Settings,
 )
 from ._stream import PairStream
+from ._suggest import Measured, measure_tolerances, tolerances_block
 from ._tolerance import (
     BITWISE,
     ORACLE_KEY,
+    UNDECLARED,
     Tolerance,
     Tolerances,
     loop_of,
@@ -94,6 +96,7 @@ __all__ = [
     "OPTIMIZERS",
     "ORACLE_KEY",
     "PARALLEL_MODES",
+    "UNDECLARED",
     "Analysis",
     "AnalysisContext",
     "AnalysisResult",
@@ -112,6 +115,7 @@ __all__ = [
     "LeafOrder",
     "Lockstep",
     "LossFn",
+    "Measured",
     "ModelSpec",
     "NativeLoop",
     "NumpyOptimizer",
@@ -157,6 +161,7 @@ __all__ = [
     "load_run",
     "loop_of",
     "make_probe",
+    "measure_tolerances",
     "named_leaves",
     "opt_state_from_canonical",
     "optimizer_config_of",
@@ -175,6 +180,7 @@ __all__ = [
     "setup_run",
     "step_keys",
     "summary_counts",
+    "tolerances_block",
     "tree_from_canonical",
     "ulp_distance",
     "unstack",

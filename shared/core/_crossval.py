@@ -30,6 +30,8 @@ def cross_validate(
     reference: str | None = None,
     tolerance: Tolerance | str | None = None,
     options: Mapping[str, Any] | None = None,
+    lockstep: bool = True,
+    keep: str = "auto",
 ) -> CompareResult:
     """Train two or more implementations of `spec` and compare them step by step.
 
@@ -46,6 +48,8 @@ def cross_validate(
     - `tolerance`: a [`Tolerance`][] or its text (`"bitwise"`, `"4ulp"`, `"1e-6"`) that
       judges every pair instead of the spec's tolerances.
     - `options`: the model's own options, by key.
+    - `lockstep`: also run the harness loops in lockstep (their verdict is the pair's).
+    - `keep`: what to keep of the steps (`"auto"`, `"trajectories"`, `"summaries"`).
 
     **Returns:** the [`CompareResult`][]; `result.agree` says whether all agree. See
     [`assert_cross_validated`][] for the assert-style form.
@@ -69,6 +73,8 @@ def cross_validate(
         values=dict(options or {}),
         reference=reference,
         tolerance=tolerance,
+        lockstep=lockstep,
+        keep=keep,
     )
     return run_model(spec, factories, run_options)
 

@@ -89,6 +89,7 @@ class Lockstep:
         order: LeafOrder,
     ):
         self.reference = reference
+        self.reference_key = reference_key
         self.tx = tx
         self._probe = make_probe(reference.impl, tx, loss_fn, inputs)
         self._others = {key: runner.impl for key, runner in others}
@@ -108,6 +109,7 @@ class Lockstep:
             )
         self.errors: dict[str, BaseException] = {}
         self.probed: dict[str, int] = {}
+        self._delegated: list[str] = []
         self.steps = 0
 
     def step(self, batch: Batch, key: jax.Array | None) -> None:
@@ -115,8 +117,8 @@ class Lockstep:
 
         An implementation whose own values after step t - 1 are bitwise the reference's
         (params, state and optimizer state) takes its free-running step t from the same
-        values: that step is its lockstep step, which the free-running comparison judges,
-        and no second step is run (`probed` counts the steps that ran).
+        values: that step is its lockstep step, and no second step is run (`probed` counts
+        the steps that ran); `delegated()` names them, and `judge_free` takes their values.
         """
         self.steps += 1
         impl = self.reference.impl
@@ -125,6 +127,7 @@ class Lockstep:
         copt = canonical_opt_state(impl, params, state, opt_state)
         reference = {**flat(cparams, cstate), **{f"opt_state.{k}": v for k, v in copt.items()}}
         expected = None
+        self._delegated = []
         for name, other in self._others.items():
             if name in self.errors:
                 continue
@@ -132,6 +135,7 @@ class Lockstep:
                 runner = self._runners[name]
                 own_params, own_state, own_opt = runner.native()
                 if _same(_canonical_values(other, own_params, own_state, own_opt), reference):
+                    self._delegated.append(name)
                     continue
                 self.probed[name] = self.probed.get(name, 0) + 1
                 if expected is None:
@@ -144,6 +148,16 @@ class Lockstep:
                 self.streams[name].push(self.steps, got, expected)
             except Exception as e:  # reported with the pair: the free-running verdict stands
                 self.errors[name] = e
+
+    def delegated(self) -> list[str]:
+        """The implementations whose step this step started from the reference's values."""
+        return list(self._delegated)
+
+    def judge_free(self, key: str, got: dict[str, Any], expected: dict[str, Any]) -> None:
+        """Judge a delegated step by its free-running values (the same step, from the same
+        values): the loss and the new params and state."""
+        if key in self.streams and key not in self.errors:
+            self.streams[key].push(self.steps, got, expected)
 
     def drop(self, key: str) -> None:
         """Stop the lockstep of a trajectory whose free-running training failed."""

@@ -76,9 +76,20 @@ def plan_pairs(
         base = f"{impl}/{ref_loop}"
         if loop != ref_loop and base in present:
             tolerance, loss = tolerances.for_pair(key, base)
-            judged = tolerance != UNDECLARED
+            judged = _declares_loop_bound(tolerances, key, base)
             plans.append(Plan(key, base, tolerance, loss, "loop", judged=judged))
     return plans
+
+
+def _declares_loop_bound(tolerances: Tolerances, a: str, b: str) -> bool:
+    """Does the spec bound these two loops of one implementation? A scan against another
+    loop by its `scan` bound, a trajectory by its own bound, any other two loops by `same`
+    when the spec declares it (not the undeclared bitwise default)."""
+    if a in tolerances.trajectories or b in tolerances.trajectories:
+        return True
+    if "scan" in (_split(a)[1], _split(b)[1]) and _split(a)[1] != _split(b)[1]:
+        return tolerances.scan is not None
+    return tolerances.same != UNDECLARED
 
 
 def explain_partings(
@@ -107,6 +118,8 @@ def explain_partings(
             own = by_key.get((p.a, harness))
             theirs = by_key.get((p.b, f"{ref_impl}/{ref_loop}"))
             if own is not None and own.agree and theirs is not None and theirs.agree:
+                # Both follow their harness loops within the loops' bound (bitwise where the
+                # spec declares none), so this pair parts as the harness pair does.
                 reason = (
                     f"each follows its own {ref_loop} loop within its bound, and the {ref_loop} "
                     f"loops agree step by step ({_local(ls)})"

@@ -100,8 +100,9 @@ def run_data_parallel(
                 errors[key] = describe_error(e)
     if spec.oracle is not None:
         oracle = spec.oracle(run.batches, config, run.optimizer)
-        if isinstance(oracle, Trajectory):
-            trajectories[ORACLE_KEY] = oracle
+        trajectories[ORACLE_KEY] = (
+            oracle if isinstance(oracle, Trajectory) else Trajectory.from_steps(oracle)
+        )
     if reference not in trajectories:  # the reference failed: compare with the first run
         reference = next(iter(trajectories), reference)
     devices = tolerances.devices.get(parallel.mode)

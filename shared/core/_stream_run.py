@@ -124,6 +124,11 @@ def train_side_by_side(
                 if not track.alive and lockstep is not None:
                     lockstep.drop(track.key)
         values = {t.key: t.last for t in tracks if t.alive}
+        if lockstep is not None:
+            reference = lockstep.reference_key
+            for name in lockstep.delegated():
+                if name in values and reference in values:
+                    lockstep.judge_free(name, values[name], values[reference])
         if oracle_key is not None:
             values[oracle_key] = next(oracle_steps)
             out.oracle_losses.append(values[oracle_key]["loss"])

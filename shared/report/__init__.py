@@ -5,6 +5,7 @@ from ._devices import device_bench_table
 from ._diff import diff_table, print_diff
 from ._json import write_json
 from ._plot import Style, figure, plot, trajectory_styles, ulp_map
+from ._suggest import print_suggestions, suggestions_table
 from ._table import (
     comparison_rows,
     divergence_line,
@@ -27,7 +28,9 @@ __all__ = [
     "plot",
     "print_diff",
     "print_report",
+    "print_suggestions",
     "resume_table",
+    "suggestions_table",
     "summary",
     "table",
     "trajectory_styles",
