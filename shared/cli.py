@@ -3,24 +3,35 @@
 `compare` trains a model in every framework and loop and compares; `diff` compares two saved
 runs; `docs` generates the idioms guide; `checkpoint` saves, resumes and transplants; `bench`
 times the training steps. Exit codes: 0 all agree (or done), 1 something diverged, failed or
-is stale, 2 bad arguments or data.
+is stale, 2 bad arguments or data, 3 an internal error (STATE_ROSETTA_TRACEBACK=1 prints its
+traceback), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from rich.console import Console
 
-from ._command import EXIT_USAGE, Parser, UsageError
+from ._command import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Parser,
+    SafeConsole,
+    UsageError,
+    one_line,
+)
 from ._registry import DEFAULT_MODEL, load_spec
 from .bench import _cli as bench
 from .checkpoint import _cli as checkpoint
 from .comparison import _cli as compare
-from .core import ModelSpec
+from .core import ModelSpec, PluginError
 from .diff import _cli as diff
 from .docs import _cli as docs
 
@@ -88,19 +99,50 @@ def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, ModelSpec | None]:
     return args, spec
 
 
+TRACEBACK_ENV = "STATE_ROSETTA_TRACEBACK"
+"""Set (to anything but empty or 0) to print an internal error's traceback too."""
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"state-rosetta: {one_line(message)}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run `state-rosetta ARGV` (default: `sys.argv[1:]`); returns the exit code."""
-    console = Console()
+    """Run `state-rosetta ARGV` (default: `sys.argv[1:]`); returns the exit code.
+
+    Whatever happens, the exit code keeps its meaning: 0 agree, 1 diverged or a trajectory
+    failed, 2 bad input (arguments, data, plug-ins, checkpoints, a run too large), 3 an
+    internal error, 130 interrupted; every error is one line on stderr, no traceback.
+    """
+    console = SafeConsole()
     if not console.is_terminal:  # a log or a pipe: wide enough that the table never wraps
-        console = Console(width=140)
+        console = SafeConsole(width=140)
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
-        args, spec = _parse(argv)
+        args, spec = _parse(argv)  # --help ends here, with SystemExit(0), as argparse does
+    except UsageError as e:
+        return _fail(EXIT_USAGE, f"error: {e}")
+    try:
         args.argv, args.spec = argv, spec
         return COMMANDS[args.command].run(args, console)
-    except UsageError as e:
-        print(f"state-rosetta: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    except (UsageError, PluginError) as e:
+        return _fail(EXIT_USAGE, f"error: {e}")
+    except MemoryError:
+        return _fail(EXIT_USAGE, "error: out of memory: the run's sizes do not fit this machine")
+    except KeyboardInterrupt as e:
+        code = getattr(e, "exit_code", EXIT_INTERRUPTED)  # 143 for the launcher's SIGTERM
+        return _fail(code, f"{e}" if str(e) else "interrupted")
+    except SystemExit as e:  # not a plug-in's (those are contained): a --model's, or a bug
+        return _fail(EXIT_INTERNAL, f"internal error: the run called sys.exit({e.code!r})")
+    except Exception as e:
+        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+            traceback.print_exc()
+        return _fail(
+            EXIT_INTERNAL,
+            f"internal error: {type(e).__name__}: {next(iter(str(e).splitlines()), '')} "
+            f"(set {TRACEBACK_ENV}=1 for the traceback)",
+        )
 
 
 if __name__ == "__main__":

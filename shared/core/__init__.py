@@ -9,7 +9,15 @@ every step under canonical names, and compares trajectories leaf by leaf.
 from ._canonical import canonical_from_paths, tree_from_canonical
 from ._compare import Divergence, PairResult, compare, describe_divergence, leaf_value
 from ._crossval import assert_cross_validated, check_agreement, cross_validate
-from ._files import write_atomic
+from ._files import (
+    NON_FINITE,
+    check_writable,
+    finite_or_named,
+    json_bytes,
+    private_folder,
+    write_atomic,
+)
+from ._footprint import Footprint, estimate_footprint, machine_memory
 from ._functional_loop import functional_loop
 from ._harness import (
     LOOPS,
@@ -36,6 +44,7 @@ from ._parallel import (
     data_mesh,
     run_parallel,
 )
+from ._plugin import PluginError, PluginInterrupt, contained
 from ._protocol import (
     Batch,
     Canonical,
@@ -59,6 +68,7 @@ from ._run import (
     setup_run,
 )
 from ._runfile import (
+    SIDECAR_SUFFIX,
     SavedRun,
     config_differences,
     diff_runs,
@@ -92,9 +102,11 @@ __all__ = [
     "BITWISE",
     "DATA_AXIS",
     "LOOPS",
+    "NON_FINITE",
     "OPTIMIZERS",
     "ORACLE_KEY",
     "PARALLEL_MODES",
+    "SIDECAR_SUFFIX",
     "Analysis",
     "AnalysisContext",
     "AnalysisResult",
@@ -106,6 +118,7 @@ __all__ = [
     "Divergence",
     "Evaluation",
     "FlatStep",
+    "Footprint",
     "Implementation",
     "ImplementationFactory",
     "InputsFn",
@@ -119,6 +132,8 @@ __all__ = [
     "Parallel",
     "ParallelRun",
     "Params",
+    "PluginError",
+    "PluginInterrupt",
     "Progress",
     "ReplicaSplit",
     "RunOptions",
@@ -139,20 +154,27 @@ __all__ = [
     "check_finite",
     "check_float_array",
     "check_steps",
+    "check_writable",
     "compare",
     "config_differences",
+    "contained",
     "cross_validate",
     "data_mesh",
     "describe_divergence",
     "diff_runs",
+    "estimate_footprint",
+    "finite_or_named",
     "functional_loop",
+    "json_bytes",
     "leaf_value",
     "load_object",
     "load_run",
     "loop_of",
+    "machine_memory",
     "optimizer_config_of",
     "package_versions",
     "parse_tolerance",
+    "private_folder",
     "replica_report",
     "run_harness",
     "run_loop",

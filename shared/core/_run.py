@@ -25,6 +25,7 @@ from ._parallel import (
     inject_batch_fault,
     run_parallel,
 )
+from ._plugin import contained  # the user's code may call sys.exit()
 from ._protocol import REQUIRED, Implementation, ImplementationFactory, Params, State
 from ._replicas import replica_report
 from ._spec import AnalysisResult, Batches, ModelSpec, Settings
@@ -184,7 +185,8 @@ def build(
             f"{type(factory).__name__}"
         )
     try:
-        impl = factory(config)
+        with contained(f"implementation {label}: its factory"):
+            impl = factory(config)
     except Exception as e:
         raise ValueError(
             f"implementation {label}: building it from the config raised {_describe(e)[0]}; "
@@ -398,8 +400,9 @@ def _preflight(spec: ModelSpec, run: RunSetup, impls: Sequence[tuple[str, Implem
     shapes: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {}
     for label, impl in impls:
         try:
-            params, state = run.initial(impl, run.config)
-            cparams, cstate = impl.to_canonical(params, state)
+            with contained(f"implementation {label}: its init"):
+                params, state = run.initial(impl, run.config)
+                cparams, cstate = impl.to_canonical(params, state)
         except Exception as e:
             raise ValueError(
                 f"implementation {label} ({impl.name}): init or to_canonical raised "
@@ -494,9 +497,10 @@ def run_model(
         if progress:
             progress(key)
         try:
-            trajectories[key] = run.train(impl, loop, config)
-            if spec.evaluation is not None:
-                outputs[key], evals[key] = run.evaluate(impl, trajectories[key])
+            with contained(f"training {key}"):
+                trajectories[key] = run.train(impl, loop, config)
+                if spec.evaluation is not None:
+                    outputs[key], evals[key] = run.evaluate(impl, trajectories[key])
         except Exception as e:  # reported, not raised: a failing framework is a finding
             errors[key], errors_full[key] = _describe(e)
 
@@ -531,12 +535,13 @@ def run_model(
                 if progress:
                     progress(f"{key} on {parallel.devices} devices ({parallel.mode})")
                 try:
-                    result = run.train_parallel(mapped_impl, loop, pconfig, parallel, mesh)
-                    trajectories[key] = result.trajectory
-                    if result.replicas is not None:
-                        replicas[key] = result.replicas
-                    if spec.evaluation is not None:
-                        outputs[key], evals[key] = run.evaluate(impl, trajectories[key])
+                    with contained(f"training {key}"):
+                        result = run.train_parallel(mapped_impl, loop, pconfig, parallel, mesh)
+                        trajectories[key] = result.trajectory
+                        if result.replicas is not None:
+                            replicas[key] = result.replicas
+                        if spec.evaluation is not None:
+                            outputs[key], evals[key] = run.evaluate(impl, trajectories[key])
                 except Exception as e:  # reported, not raised, as on one device
                     errors[key], errors_full[key] = _describe(e)
     else:
