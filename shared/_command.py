@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
 
+from ._registry import DEFAULT_MODEL
 from .core import ModelSpec, check_writable
 
 EXIT_AGREE, EXIT_DIVERGE, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -119,3 +121,17 @@ def add_model_options(parser: Any, spec: ModelSpec) -> None:
 def model_values(args: argparse.Namespace, spec: ModelSpec) -> dict[str, Any]:
     """The model's own options as parsed, by key."""
     return {o.key: getattr(args, f"model_{o.key}") for o in spec.options}
+
+
+def model_of(argv: Sequence[str]) -> str:
+    """The `--model` value of a command line, before the full parse."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", default=DEFAULT_MODEL)
+    known, _ = pre.parse_known_args(list(argv))
+    return str(known.model)
+
+
+def model_flags(spec: ModelSpec) -> str:
+    """The model's own flags, for a message about arguments it does not know."""
+    flags = [o.flag for o in spec.options] + [f"--{m}" for m in spec.modes]
+    return f" (its own options: {', '.join(flags) if flags else 'none'})"

@@ -25,9 +25,11 @@ from ._command import (
     Parser,
     SafeConsole,
     UsageError,
+    model_flags,
+    model_of,
     one_line,
 )
-from ._registry import DEFAULT_MODEL, load_spec
+from ._registry import is_registered, load_spec
 from .bench import _cli as bench
 from .checkpoint import _cli as checkpoint
 from .comparison import _cli as compare
@@ -69,32 +71,19 @@ def build_parser(spec: ModelSpec | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _model_of(argv: Sequence[str]) -> str:
-    """The `--model` value of a command line, before the full parse."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--model", default=DEFAULT_MODEL)
-    known, _ = pre.parse_known_args(list(argv))
-    return str(known.model)
-
-
-def _model_flags(spec: ModelSpec) -> str:
-    flags = [o.flag for o in spec.options] + [f"--{m}" for m in spec.modes]
-    return f" (its own options: {', '.join(flags) if flags else 'none'})"
-
-
 def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, ModelSpec | None]:
     argv = list(argv)
     spec = None
     command = COMMANDS.get(argv[0]) if argv else None
     if command is not None and command.takes_model(argv[1:]):
         try:
-            spec = load_spec(_model_of(argv[1:]))
+            spec = load_spec(model_of(argv[1:]))
         except (ValueError, TypeError) as e:
             raise UsageError(str(e)) from None
     args, unknown = build_parser(spec).parse_known_args(argv)
     if unknown:
         where = f" of model {spec.name}" if spec is not None else ""
-        known = "" if spec is None else _model_flags(spec)
+        known = "" if spec is None else model_flags(spec)
         raise UsageError(f"unrecognized arguments{where}: {' '.join(unknown)}{known}")
     return args, spec
 
@@ -133,8 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         code = getattr(e, "exit_code", EXIT_INTERRUPTED)  # 143 for the launcher's SIGTERM
         return _fail(code, f"{e}" if str(e) else "interrupted")
-    except SystemExit as e:  # not a plug-in's (those are contained): a --model's, or a bug
-        return _fail(EXIT_INTERNAL, f"internal error: the run called sys.exit({e.code!r})")
+    except SystemExit as e:  # a --model's code (an --impl's is contained), or a bug of ours
+        own = args.spec is None or is_registered(getattr(args, "model", ""))
+        return _fail(
+            EXIT_INTERNAL if own else EXIT_USAGE,
+            f"{'internal ' if own else ''}error: the run called sys.exit({e.code!r})",
+        )
     except Exception as e:
         if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
             traceback.print_exc()

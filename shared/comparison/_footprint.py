@@ -8,6 +8,7 @@ implementation's init on it for the canonical shapes.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -135,16 +136,36 @@ def footprint(
     )
 
 
+MEMORY_ENV = "STATE_ROSETTA_MEMORY_GIB"
+"""Set to the GiB a run may take, where it is less than the machine's (a shared machine)."""
+
+
+def memory_limit() -> int:
+    """The bytes a run may take: the machine's memory, or `STATE_ROSETTA_MEMORY_GIB`."""
+    text = os.environ.get(MEMORY_ENV)
+    if text is None:
+        return machine_memory()
+    try:
+        limit = float(text)
+    except ValueError:
+        raise UsageError(f"{MEMORY_ENV}={text!r}: expected a number of GiB") from None
+    if not limit > 0:
+        raise UsageError(f"{MEMORY_ENV}={text!r}: expected a number of GiB > 0")
+    return int(limit * GIB)
+
+
 def check_fits(estimate: Footprint | None, processes: int = 1) -> None:
-    """Refuse (exit 2) a run whose estimate, over all its processes, exceeds the machine."""
+    """Refuse (exit 2) a run whose estimate, over all its processes, exceeds the memory it
+    may take (`memory_limit`)."""
     if estimate is None:
         return
-    need, have = estimate.total * processes, machine_memory()
+    need, have = estimate.total * processes, memory_limit()
     if need <= have:
         return
     per = f" per process, {processes} processes" if processes > 1 else ""
+    where = MEMORY_ENV if MEMORY_ENV in os.environ else "this machine's"
     raise UsageError(
-        f"this run would need {estimate.describe()}{per}, more than this machine's "
-        f"{have / GIB:.3g} GiB of memory; lower --steps or the model's sizes, or pass --force "
-        "to run it anyway"
+        f"this run would need {estimate.describe()}{per}, more than the "
+        f"{have / GIB:.3g} GiB of memory it may take ({where}); lower --steps or the "
+        "model's sizes, or pass --force to run it anyway"
     )
