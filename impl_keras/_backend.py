@@ -8,9 +8,13 @@ environment says, or fails with a message that says what to change.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
+
+from shared.core import private_folder
 
 BACKEND = "jax"
 FLOATX = "float32"
@@ -22,14 +26,21 @@ def _keras_home() -> None:
     Keras reads its settings from `KERAS_HOME` (default `~/.keras`) and, when the file is
     missing, writes one there on import. A user who has a `keras.json` keeps it: it is read
     (and checked below). Otherwise Keras gets a folder of its own under the system's
-    temporary directory, and nothing is written under `$HOME`.
+    temporary directory (made with mode 0700, and used only while it is this user's alone),
+    and nothing is written under `$HOME`.
     """
     if "KERAS_HOME" in os.environ:
         return
     if os.path.exists(os.path.join(os.path.expanduser("~"), ".keras", "keras.json")):
         return
-    home = os.path.join(tempfile.gettempdir(), f"state-rosetta-keras-{os.getuid()}")
-    os.environ["KERAS_HOME"] = home
+    shared_home = os.path.join(tempfile.gettempdir(), f"state-rosetta-keras-{os.getuid()}")
+    # Only a folder this user alone owns: one someone else made there first could hold a
+    # keras.json of theirs. Otherwise a fresh private one for this process, removed at exit.
+    home = private_folder(shared_home)
+    if home is None:
+        home = tempfile.mkdtemp(prefix="state-rosetta-keras-")
+        atexit.register(shutil.rmtree, home, ignore_errors=True)
+    os.environ["KERAS_HOME"] = str(home)
 
 
 def _select_backend() -> None:

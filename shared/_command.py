@@ -1,17 +1,46 @@
 """What every `state-rosetta` subcommand shares: the exit codes, the usage error, the parser
-class that turns argparse's complaints into it, and the model's own options."""
+class that turns argparse's complaints into it, the console, checks of common arguments, and
+the model's own options."""
 
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .core import ModelSpec
+from rich.console import Console
 
-EXIT_AGREE, EXIT_DIVERGE, EXIT_USAGE = 0, 1, 2
-"""0: all agree (or done); 1: something diverged, failed or is stale; 2: bad arguments or
-data."""
+from ._registry import DEFAULT_MODEL
+from .core import ModelSpec, check_writable
+
+EXIT_AGREE, EXIT_DIVERGE, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+"""0: all agree (or done); 1: something diverged, a trajectory failed, or docs are stale;
+2: bad arguments or data (a bad plug-in too); 3: an internal error (a bug of this tool)."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (SIGINT) or SIGTERM: the shell's 128 + SIGINT."""
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character (an escape sequence's ESC too, but not a newline or
+    a tab) shown as `\\xNN`: names from files and plug-ins never reach the terminal raw."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def one_line(text: str) -> str:
+    """`text` on one printable line (its lines joined)."""
+    return printable(" ".join(line.strip() for line in str(text).splitlines() if line.strip()))
+
+
+class SafeConsole(Console):
+    """A rich console that shows control characters in printed text as `\\xNN` (rich drops
+    some, but passes ESC through, so a name could move the cursor or retitle the terminal)."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        return super().render_str(printable(text), **kwargs)
 
 
 class UsageError(Exception):
@@ -32,10 +61,31 @@ def csv(text: str) -> tuple[str, ...]:
 
 
 def check_output(*paths: Path | None) -> None:
-    """Refuse (`UsageError`) an output path whose folder does not exist, before the run."""
+    """Refuse (`UsageError`) before the run an output path that cannot be written, or that is
+    something other than a regular file (see `check_writable`)."""
     for path in paths:
-        if path is not None and not path.parent.is_dir():
-            raise UsageError(f"cannot write {path}: no such directory {path.parent}")
+        if path is not None:
+            try:
+                check_writable(path)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+
+
+def check_count(option: str, value: int | None, *, least: int = 1) -> None:
+    """Refuse a count below `least` (`--steps 0`, `--processes 0`)."""
+    if value is not None and value < least:
+        raise UsageError(f"{option}: expected an integer >= {least}, got {value}")
+
+
+SEED_LIMIT = 2**63
+"""Seeds are 0 .. 2**63 - 1: NumPy's generators take no negative seed, and `jax.random.key`
+no seed beyond a signed 64-bit integer."""
+
+
+def check_seed(seed: int) -> None:
+    """Refuse a seed NumPy's and JAX's generators cannot both take."""
+    if not 0 <= seed < SEED_LIMIT:
+        raise UsageError(f"--seed: expected 0 <= SEED < 2**63, got {seed}")
 
 
 def add_model_options(parser: Any, spec: ModelSpec) -> None:
@@ -71,3 +121,17 @@ def add_model_options(parser: Any, spec: ModelSpec) -> None:
 def model_values(args: argparse.Namespace, spec: ModelSpec) -> dict[str, Any]:
     """The model's own options as parsed, by key."""
     return {o.key: getattr(args, f"model_{o.key}") for o in spec.options}
+
+
+def model_of(argv: Sequence[str]) -> str:
+    """The `--model` value of a command line, before the full parse."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", default=DEFAULT_MODEL)
+    known, _ = pre.parse_known_args(list(argv))
+    return str(known.model)
+
+
+def model_flags(spec: ModelSpec) -> str:
+    """The model's own flags, for a message about arguments it does not know."""
+    flags = [o.flag for o in spec.options] + [f"--{m}" for m in spec.modes]
+    return f" (its own options: {', '.join(flags) if flags else 'none'})"

@@ -1,8 +1,9 @@
 """`--processes P`: the same run on P local processes, one global mesh, one report.
 
-The launcher picks a free port on 127.0.0.1, starts P copies of the command (each with
-`--devices-per-process` forced host devices and gloo CPU collectives), watches them, and
-relays process 0's report. A process that dies makes the launcher stop the others at once
+The launcher picks a free port on 127.0.0.1 (the coordinator binds only there), starts P
+copies of the command (each with `--devices-per-process` forced host devices and gloo CPU
+collectives), watches them, and relays process 0's report; Ctrl-C or SIGTERM stop them all,
+and no log folder is left. A process that dies makes the launcher stop the others at once
 and name it: the survivors would otherwise block in a collective until JAX's heartbeat
 timeout, then abort without a Python error.
 """
@@ -10,6 +11,7 @@ timeout, then abort without a Python error.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import socket
@@ -17,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
+from typing import IO
 
 from rich.console import Console
 
@@ -37,6 +39,12 @@ things and should refuse too, but on a busy machine the last one may need longer
 and the launcher reported a failure instead of relaying the usage error)."""
 HEARTBEAT_S = 10
 """JAX's heartbeat timeout for the launched processes (its default is 100 s)."""
+STOP_GRACE_S = 2.0
+"""How long a process gets to end after SIGTERM before SIGKILL, when the launcher stops."""
+LAUNCHER_ENV = "STATE_ROSETTA_LAUNCHER_PID"
+"""The launcher's process id, for its processes to die with it."""
+PR_SET_PDEATHSIG = 1
+"""Linux's prctl option: a signal for this process when its parent dies."""
 TIMEOUT_S = 1800.0
 """The longest a multi-process run may take before every process is killed."""
 
@@ -96,7 +104,8 @@ def launch(args: argparse.Namespace, console: Console) -> int:
     """Start `args.processes` processes, wait for all, relay process 0's output.
 
     Returns process 0's exit code when every process ends normally; 1 with an error naming
-    the first process that failed otherwise (the others are stopped).
+    the first process that failed otherwise (the others are stopped). Ctrl-C or SIGTERM stop
+    every process before the launcher ends ([`Stopped`][] for SIGTERM).
     """
     processes = args.processes
     per = args.devices_per_process or 1
@@ -127,36 +136,101 @@ def launch(args: argparse.Namespace, console: Console) -> int:
     ]
     env = with_device_count(os.environ, per)
     env["JAX_PLATFORMS"] = "cpu"
-    with tempfile.TemporaryDirectory(prefix="state-rosetta-processes-") as folder:
-        logs = [(Path(folder) / f"{i}.out", Path(folder) / f"{i}.err") for i in range(processes)]
-        children = []
+    env[LAUNCHER_ENV] = str(os.getpid())
+    # The logs are files without a name (unlinked at once): whatever ends the launcher, even
+    # SIGKILL, leaves no folder behind.
+    logs = [(tempfile.TemporaryFile(), tempfile.TemporaryFile()) for _ in range(processes)]
+    children: list[subprocess.Popen[bytes]] = []
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
         for i, (out, err) in enumerate(logs):
-            with out.open("w") as o, err.open("w") as e:
-                children.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "shared", *base, "--process-id", str(i)],
-                        env=env,
-                        stdout=o,
-                        stderr=e,
-                        start_new_session=True,  # killed as a group, never left behind
-                    )
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "shared", *base, "--process-id", str(i)],
+                    env=env,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,  # killed as a group, never left behind
                 )
+            )
         failed = _wait(children)
-        sys.stdout.write(logs[0][0].read_text())
-        if failed is None:
-            sys.stderr.write(logs[0][1].read_text())
-            return int(children[0].returncode)
-        codes = {c.returncode for c in children}
-        if codes == {2}:  # every process refused the command line: a usage error, relayed
-            sys.stderr.write(logs[0][1].read_text())
-            return 2
-        index, how = failed
-        tail = _last_lines(logs[index][1].read_text())
-        console.print(
-            f"[bold red]process {index} of {processes} {how}[/]; the others were stopped"
-            + (f"\n{tail}" if tail else "")
-        )
-        return EXIT_FAILED
+    finally:  # Ctrl-C, SIGTERM or an error here: no process outlives the launcher
+        signal.signal(signal.SIGTERM, previous)
+        _stop_all(children)
+    text = [(_read(out), _read(err)) for out, err in logs]
+    for out, err in logs:
+        out.close()
+        err.close()
+    sys.stdout.write(text[0][0])
+    if failed is None:
+        sys.stderr.write(text[0][1])
+        return int(children[0].returncode)
+    codes = {c.returncode for c in children}
+    if codes == {2}:  # every process refused the command line: a usage error, relayed
+        sys.stderr.write(text[0][1])
+        return 2
+    index, how = failed
+    tail = _last_lines(text[index][1])
+    console.print(
+        f"[bold red]process {index} of {processes} {how}[/]; the others were stopped"
+        + (f"\n{tail}" if tail else "")
+    )
+    return EXIT_FAILED
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM to the launcher: it stops every process, as for Ctrl-C."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(f"stopped by {signal.Signals(signum).name}; every process was stopped")
+
+
+def die_with_launcher() -> None:
+    """In a launched process, first thing: ask Linux to SIGKILL it when the launcher dies
+    (`PR_SET_PDEATHSIG`), so that even a SIGKILL of the launcher leaves no process behind.
+
+    Here rather than in a `preexec_fn`, which would run Python between fork and exec in a
+    launcher whose JAX threads may hold locks.
+    """
+    parent = os.environ.get(LAUNCHER_ENV)
+    if parent is None:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the launcher's `finally` still stops it
+        return
+    if os.getppid() != int(parent):  # the launcher died before the request was made
+        os._exit(EXIT_FAILED)
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every running child's process group, SIGKILL what is left after a grace."""
+    running = [c for c in children if c.poll() is None]
+    for c in running:
+        _signal_group(c, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for c in running:
+        try:
+            c.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(c, signal.SIGKILL)
+            c.wait()
+
+
+def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _read(file: IO[bytes]) -> str:
+    file.seek(0)
+    return file.read().decode(errors="replace")
 
 
 def _last_lines(text: str, n: int = 8) -> str:
@@ -185,7 +259,7 @@ def _wait(children: list[subprocess.Popen[bytes]]) -> tuple[int, str] | None:
         if time.monotonic() > deadline:
             for c in children:
                 if c.poll() is None:
-                    os.killpg(c.pid, signal.SIGKILL)
+                    _signal_group(c, signal.SIGKILL)
             for c in children:
                 c.wait()
             if failed is None:
@@ -196,6 +270,7 @@ def _wait(children: list[subprocess.Popen[bytes]]) -> tuple[int, str] | None:
 
 def join_processes(args: argparse.Namespace) -> None:
     """In a launched process: join the others at the coordinator."""
+    die_with_launcher()
     if args.process_id is None or args.coordinator is None:
         raise ValueError(
             "--devices-per-process: use it with --processes P (the launcher starts the "
@@ -211,6 +286,8 @@ def join(coordinator: str, processes: int, process_id: int) -> None:
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # type: ignore[no-untyped-call]
     jax.distributed.initialize(
         coordinator_address=coordinator,
+        # Without it the coordination service listens on every interface ([::]:PORT).
+        coordinator_bind_address=coordinator,
         num_processes=processes,
         process_id=process_id,
         heartbeat_timeout_seconds=HEARTBEAT_S,

@@ -3,24 +3,37 @@
 `compare` trains a model in every framework and loop and compares; `diff` compares two saved
 runs; `docs` generates the idioms guide; `checkpoint` saves, resumes and transplants; `bench`
 times the training steps. Exit codes: 0 all agree (or done), 1 something diverged, failed or
-is stale, 2 bad arguments or data.
+is stale, 2 bad arguments or data, 3 an internal error (STATE_ROSETTA_TRACEBACK=1 prints its
+traceback), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from rich.console import Console
 
-from ._command import EXIT_USAGE, Parser, UsageError
-from ._registry import DEFAULT_MODEL, load_spec
+from ._command import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Parser,
+    SafeConsole,
+    UsageError,
+    model_flags,
+    model_of,
+    one_line,
+)
+from ._registry import is_registered, load_spec
 from .bench import _cli as bench
 from .checkpoint import _cli as checkpoint
 from .comparison import _cli as compare
-from .core import ModelSpec
+from .core import ModelSpec, PluginError
 from .diff import _cli as diff
 from .docs import _cli as docs
 
@@ -58,49 +71,71 @@ def build_parser(spec: ModelSpec | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _model_of(argv: Sequence[str]) -> str:
-    """The `--model` value of a command line, before the full parse."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--model", default=DEFAULT_MODEL)
-    known, _ = pre.parse_known_args(list(argv))
-    return str(known.model)
-
-
-def _model_flags(spec: ModelSpec) -> str:
-    flags = [o.flag for o in spec.options] + [f"--{m}" for m in spec.modes]
-    return f" (its own options: {', '.join(flags) if flags else 'none'})"
-
-
 def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, ModelSpec | None]:
     argv = list(argv)
     spec = None
     command = COMMANDS.get(argv[0]) if argv else None
     if command is not None and command.takes_model(argv[1:]):
         try:
-            spec = load_spec(_model_of(argv[1:]))
+            spec = load_spec(model_of(argv[1:]))
         except (ValueError, TypeError) as e:
             raise UsageError(str(e)) from None
     args, unknown = build_parser(spec).parse_known_args(argv)
     if unknown:
         where = f" of model {spec.name}" if spec is not None else ""
-        known = "" if spec is None else _model_flags(spec)
+        known = "" if spec is None else model_flags(spec)
         raise UsageError(f"unrecognized arguments{where}: {' '.join(unknown)}{known}")
     return args, spec
 
 
+TRACEBACK_ENV = "STATE_ROSETTA_TRACEBACK"
+"""Set (to anything but empty or 0) to print an internal error's traceback too."""
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"state-rosetta: {one_line(message)}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run `state-rosetta ARGV` (default: `sys.argv[1:]`); returns the exit code."""
-    console = Console()
+    """Run `state-rosetta ARGV` (default: `sys.argv[1:]`); returns the exit code.
+
+    Whatever happens, the exit code keeps its meaning: 0 agree, 1 diverged or a trajectory
+    failed, 2 bad input (arguments, data, plug-ins, checkpoints, a run too large), 3 an
+    internal error, 130 interrupted; every error is one line on stderr, no traceback.
+    """
+    console = SafeConsole()
     if not console.is_terminal:  # a log or a pipe: wide enough that the table never wraps
-        console = Console(width=160)
+        console = SafeConsole(width=160)
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
-        args, spec = _parse(argv)
+        args, spec = _parse(argv)  # --help ends here, with SystemExit(0), as argparse does
+    except UsageError as e:
+        return _fail(EXIT_USAGE, f"error: {e}")
+    try:
         args.argv, args.spec = argv, spec
         return COMMANDS[args.command].run(args, console)
-    except UsageError as e:
-        print(f"state-rosetta: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    except (UsageError, PluginError) as e:
+        return _fail(EXIT_USAGE, f"error: {e}")
+    except MemoryError:
+        return _fail(EXIT_USAGE, "error: out of memory: the run's sizes do not fit this machine")
+    except KeyboardInterrupt as e:
+        code = getattr(e, "exit_code", EXIT_INTERRUPTED)  # 143 for the launcher's SIGTERM
+        return _fail(code, f"{e}" if str(e) else "interrupted")
+    except SystemExit as e:  # a --model's code (an --impl's is contained), or a bug of ours
+        own = args.spec is None or is_registered(getattr(args, "model", ""))
+        return _fail(
+            EXIT_INTERNAL if own else EXIT_USAGE,
+            f"{'internal ' if own else ''}error: the run called sys.exit({e.code!r})",
+        )
+    except Exception as e:
+        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+            traceback.print_exc()
+        return _fail(
+            EXIT_INTERNAL,
+            f"internal error: {type(e).__name__}: {next(iter(str(e).splitlines()), '')} "
+            f"(set {TRACEBACK_ENV}=1 for the traceback)",
+        )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ and the device bench)."""
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -14,7 +13,7 @@ from rich.console import Console
 
 from .._command import EXIT_AGREE, EXIT_DIVERGE, UsageError, check_output, csv
 from .._registry import MODELS, versions
-from ..core import ModelSpec, write_atomic
+from ..core import ModelSpec, json_bytes, write_atomic
 
 
 def add_parser(sub: Any, spec: ModelSpec | None = None) -> None:
@@ -97,7 +96,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             raise UsageError(
                 f"bench --depth: expected comma-separated integers, got {','.join(args.depth)}"
             ) from None
-        if min(depths) < 1 or len(set(depths)) < 2:
+        if len(set(depths)) < 2 or min(depths) < 1:
             raise UsageError(
                 f"bench --depth: expected two or more distinct depths >= 1, got {args.depth}"
             )
@@ -152,10 +151,10 @@ def _device_bench(args: argparse.Namespace, console: Console) -> int:
 
     try:
         devices = [int(n) for n in args.devices]
-        processes = [int(p) for p in (args.processes or ["1"])]
+        processes = [int(p) for p in (["1"] if args.processes is None else args.processes)]
     except ValueError:
         raise UsageError("--devices, --processes: expected comma-separated integers") from None
-    if min(devices) < 1 or min(processes) < 1:
+    if not devices or not processes or min(devices) < 1 or min(processes) < 1:
         raise UsageError("--devices, --processes: expected counts >= 1")
     with console.status("benchmarking devices"):
         rows = [asdict(r) for r in run_device_bench(devices, processes, quick=args.quick)]
@@ -167,6 +166,6 @@ def _device_bench(args: argparse.Namespace, console: Console) -> int:
             "device": "cpu (forced host devices, 2 cores)",
             "rows": rows,
         }
-        write_atomic(args.json, json.dumps(data, indent=1).encode())
+        write_atomic(args.json, json_bytes(data))
         console.print(f"wrote {args.json}")
     return EXIT_AGREE

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import platform
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ..core import write_atomic
+from ..core import json_bytes, write_atomic
 from ._depth import depth_table, fit_depths, plot_depths
 from ._suite import Row
 
@@ -248,7 +247,7 @@ def write_json(
         "depth_fits": [f.to_json() for f in fit_depths(rows)],
         "targets": [t._asdict() for t in targets(rows, quick=quick)],
     }
-    write_atomic(path, json.dumps(data, indent=1).encode())
+    write_atomic(path, json_bytes(data))
 
 
 def plot(rows: Sequence[Row], path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from ._audit import KINDS, Finding, audit
 from ._case import Built, Case
+from ._errors import CheckpointError
 from ._resume import (
     Resumed,
     Saved,
@@ -11,7 +12,7 @@ from ._resume import (
     resume,
     save_case,
 )
-from ._store import DIGEST, FORMAT, CheckpointError, CheckpointStore
+from ._store import DIGEST, FORMAT, CheckpointStore
 from ._trainers import HarnessTrainer, NativeTrainer, ScanTrainer, Trainer, make_trainer
 from ._trees import abstract, named_leaves, restored_into, savable
 

@@ -9,14 +9,18 @@ import jax
 
 from .._registry import implementations, is_registered, load_factory, load_spec
 from ..core import (
+    LOOPS,
+    OPTIMIZERS,
     Implementation,
     ModelSpec,
     RunOptions,
     RunSetup,
     Trajectory,
     build,
+    contained,
     setup_run,
 )
+from ._errors import CheckpointError
 from ._trainers import Trainer, make_trainer
 
 
@@ -45,12 +49,44 @@ class Case:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Case:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+    def from_json(cls, data: Any) -> Case:
+        """A case from a checkpoint's metadata, every field's type checked (a
+        [`CheckpointError`][] names the first that is wrong): the metadata is data from
+        whoever sent the checkpoint."""
+        if not isinstance(data, dict):
+            raise CheckpointError(f"its run is {type(data).__name__}, expected an object")
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        for key in ("model", "implementation", "loop", "steps"):
+            if key not in fields:
+                raise CheckpointError(f"its run names no {key}")
+        for key, kinds in _FIELD_TYPES.items():
+            if key in fields and (
+                not isinstance(fields[key], kinds) or isinstance(fields[key], bool)
+            ):
+                raise CheckpointError(f"its run's {key} is {fields[key]!r}, of the wrong type")
+        if fields["loop"] not in LOOPS or fields.get("optimizer", "sgd") not in OPTIMIZERS:
+            raise CheckpointError(f"its run names an unknown loop or optimizer: {fields}")
+        if fields["steps"] < 1:
+            raise CheckpointError(f"its run's steps is {fields['steps']}, expected >= 1")
+        return cls(**fields)
 
     @property
     def label(self) -> str:
         return f"{self.implementation}/{self.loop}/{self.optimizer}"
+
+
+_FIELD_TYPES: dict[str, Any] = {
+    "model": str,
+    "implementation": str,
+    "loop": str,
+    "steps": int,
+    "optimizer": str,
+    "lr": (int, float, type(None)),
+    "seed": int,
+    "mode": (str, type(None)),
+    "batch": (int, type(None)),
+    "values": dict,
+}
 
 
 class Built:
@@ -79,7 +115,8 @@ class Built:
 
     def trainer(self) -> Trainer:
         """A trainer at the model's initial values (freshly built objects)."""
-        params, state = self.setup.initial(self.impl, self.setup.config)
+        with contained(f"implementation {self.case.implementation}: its init"):
+            params, state = self.setup.initial(self.impl, self.setup.config)
         return make_trainer(
             self.case.loop, self.impl, params, state, self.tx, self.spec.loss, self.spec.inputs
         )
@@ -99,8 +136,9 @@ class Built:
     def train(self, trainer: Trainer, start: int, stop: int) -> Trajectory:
         """Steps `start + 1 .. stop` of `trainer`, recorded from its current values."""
         out = Trajectory()
-        out.record_initial(*trainer.canonical())
-        trainer.run(*self.segment(start, stop), out)
+        with contained(f"training {self.case.label}"):
+            out.record_initial(*trainer.canonical())
+            trainer.run(*self.segment(start, stop), out)
         return out
 
     def uninterrupted(self) -> Trajectory:

@@ -8,7 +8,6 @@ line.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,24 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from .._command import EXIT_AGREE, EXIT_DIVERGE, UsageError, add_model_options, csv, model_values
+from .._command import (
+    EXIT_AGREE,
+    EXIT_DIVERGE,
+    UsageError,
+    add_model_options,
+    check_count,
+    check_output,
+    check_seed,
+    csv,
+    model_values,
+)
 from .._registry import DEFAULT_MODEL, MODELS, implementations, is_registered, load_spec
-from ..core import LOOPS, OPTIMIZERS, ModelSpec, write_atomic
+from ..core import LOOPS, OPTIMIZERS, ModelSpec, json_bytes, write_atomic
 from ..report import resume_table, transplant_matrix
 from ._case import Built, Case
+from ._errors import CheckpointError
 from ._resume import continue_from, errors_path, resume, trajectory_bytes
-from ._store import CheckpointError, CheckpointStore
+from ._store import CheckpointStore
 from ._transplant import transplant
 
 SUBCOMMANDS = ("resume", "transplant", "save", "continue")
@@ -112,8 +122,25 @@ def add_parser(sub: Any, spec: ModelSpec | None) -> None:
     g = actions.add_parser(
         "continue",
         help="restore the latest checkpoint of each DIR and train on (resume's fresh process)",
+        description="Restore the latest checkpoint of each DIR into freshly built objects and "
+        "train on. A checkpoint is data, never code: a model or implementation it names that "
+        "is not built in is imported only when you name it here with --model or --impl.",
     )
     g.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
+    g.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="FILE.py:ATTR",
+        help="a model of your own that the checkpoints may name (repeatable)",
+    )
+    g.add_argument(
+        "--impl",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="an implementation of your own that the checkpoints may name (repeatable)",
+    )
     g.add_argument("--steps", type=int, default=None, help="train on to this step")
     g.add_argument("--out", type=Path, required=True, metavar="FILE.npz")
 
@@ -127,6 +154,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
         "transplant": _transplant,
         "resume": _resume,
     }[args.action]
+    for option in ("at", "until", "every"):  # --steps, --batch: the model checks them
+        check_count(f"--{option}", getattr(args, option, None))
+    if hasattr(args, "seed"):
+        check_seed(args.seed)
+    outputs = [getattr(args, "json", None), getattr(args, "out", None)]
+    if args.action == "continue":
+        outputs.append(errors_path(args.out))
+    check_output(*outputs)
     try:
         return command(args, console)
     except (CheckpointError, ValueError, TypeError) as e:
@@ -184,8 +219,11 @@ def _resume(args: argparse.Namespace, console: Console) -> int:
     cases = _cases(args, spec, registry)
     steps = cases[0].steps
     at = _at(args, steps)
-    if args.dir is not None and args.dir.exists() and any(args.dir.iterdir()):
-        raise ValueError(f"--dir {args.dir}: not empty; nothing was overwritten")
+    if args.dir is not None and args.dir.exists():
+        if not args.dir.is_dir():
+            raise ValueError(f"--dir {args.dir}: not a folder")
+        if any(args.dir.iterdir()):
+            raise ValueError(f"--dir {args.dir}: not empty; nothing was overwritten")
     with console.status("checkpoints") as status:
         results = resume(cases, at, workdir=args.dir, progress=lambda t: status.update(t))
     rows = []
@@ -213,7 +251,7 @@ def _resume(args: argparse.Namespace, console: Console) -> int:
             "steps": steps,
             "cases": [r.to_json() for r in results],
         }
-        write_atomic(args.json, json.dumps(data, indent=1).encode())
+        write_atomic(args.json, json_bytes(data))
         console.print(f"wrote {escape(str(args.json))}")
     return EXIT_AGREE if ok else EXIT_DIVERGE
 
@@ -262,7 +300,7 @@ def _transplant(args: argparse.Namespace, console: Console) -> int:
             "mode": cases[0].mode,
             "pairs": [r.to_json() for r in results],
         }
-        write_atomic(args.json, json.dumps(data, indent=1).encode())
+        write_atomic(args.json, json_bytes(data))
         console.print(f"wrote {escape(str(args.json))}")
     return EXIT_AGREE if ok else EXIT_DIVERGE
 
@@ -327,12 +365,13 @@ def _continue(args: argparse.Namespace, console: Console) -> int:
     trajectories, errors = {}, {}
     for directory in directories:
         try:
-            _, _, trajectories[directory] = continue_from(directory, args.steps)
+            plugins = (*args.model, *args.impl)
+            _, _, trajectories[directory] = continue_from(directory, args.steps, plugins)
         except Exception as e:
             if len(directories) == 1:
                 raise
             errors[directory] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     write_atomic(args.out, trajectory_bytes(trajectories))
     if errors:
-        write_atomic(errors_path(args.out), json.dumps(errors, indent=1).encode())
+        write_atomic(errors_path(args.out), json_bytes(errors))
     return EXIT_DIVERGE if errors else EXIT_AGREE

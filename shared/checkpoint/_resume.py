@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +16,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..core import BITWISE, PairResult, Trajectory, compare
+from .._registry import implementations, is_registered
+from ..core import BITWISE, PairResult, Trajectory, compare, contained, private_folder
 from ._audit import Finding, audit
 from ._case import Built, Case
-from ._store import CheckpointError, CheckpointStore
+from ._errors import CheckpointError
+from ._store import CheckpointStore
 from ._trees import savable
 
 
@@ -60,22 +62,32 @@ def save_case(case: Case, at: int, directory: str | Path) -> Saved:
         params={k: list(v) for k, v in before.params.items()},
         state={k: list(v) for k, v in before.state.items()},
     )
-    trainer.run(*built.segment(at, case.steps), uninterrupted)
+    with contained(f"training {case.label}"):
+        trainer.run(*built.segment(at, case.steps), uninterrupted)
     return Saved(case, Path(directory), at, before, findings, uninterrupted)
 
 
-def continue_from(directory: str | Path, steps: int | None = None) -> tuple[Case, int, Trajectory]:
+def continue_from(
+    directory: str | Path, steps: int | None = None, plugins: Collection[str] = ()
+) -> tuple[Case, int, Trajectory]:
     """Restore the latest checkpoint in `directory` into freshly built objects and train on
     to `steps` (default: the case's). Returns the case, the step it started from, and the
-    trajectory from there (its initial values are the restored ones)."""
+    trajectory from there (its initial values are the restored ones).
+
+    A checkpoint is data, never code: the model and implementation it names are built only
+    when they are built in (the registry's names), or when `plugins` (the `--model` and
+    `--impl` the user typed) names them exactly; anything else is a [`CheckpointError`][]
+    before any import.
+    """
     with CheckpointStore(directory) as store:
         meta = store.meta()
         try:
-            case = Case.from_json(meta["case"])
-        except (KeyError, TypeError) as e:
+            case = Case.from_json(meta.get("case"))
+        except CheckpointError as e:
             raise CheckpointError(
-                f"checkpoint {store.directory}: its metadata names no run ({e})"
+                f"checkpoint {store.directory}: its metadata names no usable run ({e})"
             ) from None
+        trusted(case, plugins, store.directory)
         at = int(meta["step"])
         built = Built(case)
         trainer = built.trainer()
@@ -84,6 +96,25 @@ def continue_from(directory: str | Path, steps: int | None = None) -> tuple[Case
     if not at < stop <= case.steps:
         raise ValueError(f"--steps: expected {at + 1}..{case.steps} (saved at {at}), got {stop}")
     return case, at, built.train(trainer, at, stop)
+
+
+def trusted(case: Case, plugins: Collection[str], directory: Path) -> None:
+    """Refuse a case whose model or implementation is code the user did not name."""
+    registered = is_registered(case.model)
+    for option, name, built_in in (
+        ("--model", case.model, registered),
+        (
+            "--impl",
+            case.implementation,
+            registered and case.implementation in implementations(case.model),
+        ),
+    ):
+        if not built_in and name not in plugins:
+            raise CheckpointError(
+                f"checkpoint {directory}: its run names {option} {name!r}, which is not built "
+                f"in; a checkpoint's code is never imported: pass {option} {name} yourself "
+                "if you trust that file"
+            )
 
 
 def trajectory_bytes(trajectories: dict[str, Trajectory]) -> bytes:
@@ -185,6 +216,11 @@ def resume(
         if progress:
             progress(f"restore {len(saved)} checkpoints in a fresh process")
         command = [sys.executable, "-m", "shared", "checkpoint", "continue", "--out", str(out)]
+        for s in saved.values():  # this process built them: the fresh one may import them
+            if not is_registered(s.case.model):
+                command += ["--model", s.case.model]
+            if s.case.implementation not in implementations(s.case.model):
+                command += ["--impl", s.case.implementation]
         command += [str(s.directory) for s in saved.values()]
         done = subprocess.run(command, capture_output=True, text=True, env=env)
         if done.returncode not in (0, 1) or not out.is_file():
@@ -218,12 +254,19 @@ def _child_env() -> dict[str, str]:
     compiled instead of compiling them again: the same executables, so the numbers cannot
     change, and nothing else (no array, no Python object) is shared. Without one configured,
     both use `state-rosetta-xla-cache-<uid>` in the temporary directory (kept: later runs
-    reuse it).
+    reuse it), made with mode 0700 and used only while it is this user's alone
+    (`private_folder`): a folder someone else made there could hand back programs they
+    replaced.
     """
     env = os.environ.copy()
     cache = jax.config.values.get("jax_compilation_cache_dir")
     if not cache:
-        cache = str(Path(tempfile.gettempdir()) / f"state-rosetta-xla-cache-{os.getuid()}")
+        folder = private_folder(
+            Path(tempfile.gettempdir()) / f"state-rosetta-xla-cache-{os.getuid()}"
+        )
+        if folder is None:  # someone else's, or open to others: compile twice instead
+            return env
+        cache = str(folder)
         for name, value in (
             ("jax_compilation_cache_dir", cache),
             ("jax_persistent_cache_min_compile_time_secs", 0),

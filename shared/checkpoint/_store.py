@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from ..core import write_atomic
+from ._errors import CheckpointError
+from ._lock import FolderLock, writable_folder
 from ._trees import abstract, describe_leaves, named_leaves, restored_into, savable
 
 FORMAT = "state-rosetta-checkpoint/1"
@@ -32,13 +35,6 @@ FORMAT = "state-rosetta-checkpoint/1"
 
 DIGEST = "state-rosetta.sha256.json"
 """The file, in each step's folder, that lists the SHA-256 and size of every other file."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: missing, incomplete, corrupted, or not this run's.
-
-    The command line exits 2 with its message, which names the folder and what is wrong.
-    """
 
 
 def _first_line(e: BaseException) -> str:
@@ -49,14 +45,29 @@ def _first_line(e: BaseException) -> str:
 
 
 def _files(folder: Path) -> dict[str, dict[str, Any]]:
-    return {
-        str(p.relative_to(folder)): {
-            "bytes": p.stat().st_size,
-            "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
-        }
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != DIGEST
-    }
+    """Every file under `folder` but the digest, with its size and SHA-256.
+
+    A link anywhere in it is refused (a [`CheckpointError`][]): it could point out of the
+    folder, and the digest would vouch for a file the checkpoint does not hold.
+    """
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        for name in sorted([*dirs, *files]):
+            p = Path(root) / name
+            if p.is_symlink():
+                raise CheckpointError(
+                    f"checkpoint {folder.parent}: {p.relative_to(folder.parent)} is a link; a "
+                    "checkpoint holds its files itself"
+                )
+        for name in files:
+            p = Path(root) / name
+            if p.name == DIGEST and Path(root) == folder:
+                continue
+            out[str(p.relative_to(folder))] = {
+                "bytes": p.stat().st_size,
+                "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+            }
+    return dict(sorted(out.items()))
 
 
 class CheckpointStore:
@@ -65,8 +76,9 @@ class CheckpointStore:
     **Arguments:**
 
     - `directory`: the folder (made absolute: orbax needs an absolute path).
-    - `create`: make the folder if it does not exist (for saving); otherwise a missing
-      folder is a [`CheckpointError`][].
+    - `create`: make the folder if it does not exist, and lock it for writing (for saving):
+      a folder that cannot be written, or that another process is writing, is a
+      [`CheckpointError`][] at once. Otherwise a missing folder is one.
     """
 
     def __init__(self, directory: str | Path, *, create: bool = False) -> None:
@@ -77,6 +89,10 @@ class CheckpointStore:
             raise CheckpointError(f"checkpoint {self.directory}: no such folder")
         self._manager: ocp.CheckpointManager | None = None
         self._writable = create
+        self._lock: FolderLock | None = None
+        if create:  # before orbax sees the folder: it would hang on one it cannot write
+            writable_folder(self.directory)
+            self._lock = FolderLock(self.directory)
 
     @property
     def manager(self) -> ocp.CheckpointManager:
@@ -94,9 +110,14 @@ class CheckpointStore:
         return self._manager
 
     def close(self) -> None:
-        if self._manager is not None:
-            self._manager.close()
-            self._manager = None
+        try:
+            if self._manager is not None:
+                self._manager.close()
+                self._manager = None
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def __enter__(self) -> CheckpointStore:
         return self
@@ -134,18 +155,26 @@ class CheckpointStore:
             expected = json.loads(self._digest(step).read_text())["files"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise CheckpointError(f"{where}: its {DIGEST} cannot be read ({e})") from None
+        if not isinstance(expected, dict) or not expected:
+            raise CheckpointError(f"{where}: its {DIGEST} lists no files")
         found = _files(self.directory / str(step))
         for name, want in expected.items():
             got = found.get(name)
             if got is None:
                 raise CheckpointError(f"{where}: file {name} is missing")
-            if got["bytes"] != want["bytes"]:
+            if not isinstance(want, dict) or got["bytes"] != want.get("bytes"):
                 raise CheckpointError(
                     f"{where}: file {name} is truncated or extended ({got['bytes']} bytes, "
-                    f"{want['bytes']} saved)"
+                    f"{want.get('bytes') if isinstance(want, dict) else '?'} saved)"
                 )
-            if got["sha256"] != want["sha256"]:
+            if got["sha256"] != want.get("sha256"):
                 raise CheckpointError(f"{where}: file {name} is corrupted (its SHA-256 differs)")
+        extra = sorted(set(found) - set(expected))
+        if extra:
+            raise CheckpointError(
+                f"{where}: file {extra[0]} is not in its {DIGEST}; nothing the digest does not "
+                "vouch for is read"
+            )
 
     def save(self, step: int, tree: Any, meta: Mapping[str, Any]) -> Path:
         """Write `tree` as step `step`, with `meta`, wait until orbax is done, then write the
@@ -232,6 +261,13 @@ class CheckpointStore:
                 f"checkpoint {self.directory}: step {step} was not written by state-rosetta "
                 f"(format {meta.get('format')!r}, expected {FORMAT!r})"
             )
+        if meta.get("step") != step:
+            raise CheckpointError(
+                f"checkpoint {self.directory}: the folder of step {step} holds the metadata "
+                f"of step {meta.get('step')!r}"
+            )
+        if not isinstance(meta.get("leaves"), dict):
+            raise CheckpointError(f"checkpoint {self.directory}: step {step} lists no leaves")
         return meta
 
     def leaves(self, step: int | None = None) -> dict[str, np.ndarray]:

@@ -20,7 +20,8 @@ import numpy as np
 
 from ..core import Implementation, PairResult, Trajectory, compare
 from ._case import Built, Case
-from ._store import CheckpointError, CheckpointStore
+from ._errors import CheckpointError
+from ._store import CheckpointStore
 from ._trainers import HarnessTrainer
 from ._trees import leaf_name
 

@@ -17,20 +17,33 @@ from .._command import (
     EXIT_DIVERGE,
     UsageError,
     add_model_options,
+    check_count,
     check_output,
+    check_seed,
     csv,
     model_values,
 )
 from .._devices import ensure_devices
 from .._registry import DEFAULT_MODEL, MODELS, implementations, is_registered
-from ..core import KEEP, LOOPS, OPTIMIZERS, PARALLEL_MODES, ModelSpec
+from ..core import (
+    KEEP,
+    LOOPS,
+    OPTIMIZERS,
+    PARALLEL_MODES,
+    SIDECAR_SUFFIX,
+    ModelSpec,
+    RunOptions,
+)
 from ..report import plot, print_report, print_suggestions, write_json
+from ._footprint import check_devices, check_fits, footprint, probe
 
 LONG_RUN_STEPS = 2_000  # total steps over all trajectories above which a progress bar shows
 
 
 def _loops(text: str) -> tuple[str, ...]:
     loops = csv(text)
+    if not loops:
+        raise argparse.ArgumentTypeError(f"expected one or more of {', '.join(LOOPS)}")
     for loop in loops:
         if loop not in LOOPS:
             raise argparse.ArgumentTypeError(
@@ -149,20 +162,31 @@ def add_parser(sub: Any, spec: ModelSpec | None) -> None:
         help="train nothing else: measure the model's rounding floor from its reference "
         "(its scan, its step op by op, its float64 oracle) and print a Tolerances block",
     )
+    c.add_argument(
+        "--force",
+        action="store_true",
+        help="run even when the memory estimate says the run does not fit this machine",
+    )
     c.add_argument("--process-id", type=int, default=None, help=argparse.SUPPRESS)
     c.add_argument("--coordinator", default=None, help=argparse.SUPPRESS)
     if spec is not None:
         add_model_options(c, spec)
 
 
+def _data(args: argparse.Namespace) -> np.ndarray | None:
+    if args.data is None:
+        return None
+    try:
+        data = np.load(args.data, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--data {args.data}: cannot read a .npy array: {e}") from None
+    if not isinstance(data, np.ndarray):  # an .npz archive
+        raise UsageError(f"--data {args.data}: expected one .npy array, got {type(data).__name__}")
+    return data
+
+
 def _options(args: argparse.Namespace, spec: ModelSpec) -> CompareOptions:
-    data = None
-    if args.data is not None:
-        try:
-            data = np.load(args.data, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise UsageError(f"--data {args.data}: cannot read a .npy array: {e}") from None
-    check_output(args.json, args.plot)
+    data = args.data_array
     if args.impls is not None and not is_registered(args.model):
         raise UsageError("--impls picks a built-in model's implementations; use --impl here")
     return CompareOptions(
@@ -188,15 +212,66 @@ def _options(args: argparse.Namespace, spec: ModelSpec) -> CompareOptions:
     )
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse bad counts, ports, seeds and outputs before anything starts."""
+    for option, value in (  # --steps and --batch: the model says what it takes
+        ("--devices", args.devices),
+        ("--processes", args.processes),
+        ("--devices-per-process", args.devices_per_process),
+    ):
+        check_count(option, value)
+    check_seed(args.seed)
+    if args.port is not None and not 0 < args.port < 2**16:
+        raise UsageError(
+            f"--port: expected 1..65535, got {args.port} (or leave --port out: the launcher "
+            "picks a free one)"
+        )
+    sidecar = None if args.json is None else args.json.with_name(args.json.name + SIDECAR_SUFFIX)
+    check_output(args.json, sidecar, args.plot)
+
+
+def _guard(args: argparse.Namespace, spec: ModelSpec, *, devices: int, processes: int) -> None:
+    """The memory guard (skipped with --force): refuse a run that cannot fit."""
+    if args.force:
+        return
+    options = RunOptions(
+        steps=args.steps,
+        batch=args.batch,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        seed=args.seed,
+        mode=getattr(args, "mode", None),
+        data=args.data_array,
+        values=model_values(args, spec),
+    )
+    found = probe(spec, options)
+    check_devices(found, devices)
+    if found is None:
+        return
+    estimate = footprint(
+        spec,
+        found,
+        model=args.model,
+        impls=args.impls,
+        user_impls=tuple(args.impl),
+        loops=args.loop,
+        devices=devices,
+        seed=args.seed,
+    )
+    check_fits(estimate, processes)
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     """Run `state-rosetta compare` (`args.spec`: the model's spec, loaded before the parse)."""
     spec: ModelSpec = args.spec
-    if args.devices < 1:
-        raise UsageError(f"--devices: expected at least 1, got {args.devices}")
+    _check_arguments(args)
+    args.data_array = _data(args)
     if args.processes > 1 or args.devices_per_process is not None:
         if args.process_id is None:  # the launcher: start the processes, report what they did
             from .._launch import launch
 
+            per = args.devices_per_process or 1
+            _guard(args, spec, devices=args.processes * per, processes=args.processes)
             try:
                 return launch(args, console)
             except ValueError as e:
@@ -204,10 +279,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
         from .._launch import join_processes
 
         join_processes(args)  # a launched process: form the global mesh first
-    elif args.devices > 1:
-        code = ensure_devices(args.devices, args.argv)
-        if code is not None:  # ran in a child process that could see the devices
-            return code
+    else:
+        _guard(args, spec, devices=args.devices, processes=1)
+        if args.devices > 1:
+            code = ensure_devices(args.devices, args.argv)
+            if code is not None:  # ran in a child process that could see the devices
+                return code
     options = _options(args, spec)
     if args.suggest_tolerances:
         try:

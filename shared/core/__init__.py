@@ -12,7 +12,15 @@ from ._compare import Divergence, PairResult, compare, describe_divergence, leaf
 from ._crossval import assert_cross_validated, check_agreement, cross_validate
 from ._dataflow import LeafOrder, forward_order
 from ._divergence import LeafDiff, Parting
-from ._files import write_atomic
+from ._files import (
+    NON_FINITE,
+    check_writable,
+    finite_or_named,
+    json_bytes,
+    private_folder,
+    write_atomic,
+)
+from ._footprint import Footprint, estimate_footprint, machine_memory
 from ._functional_loop import functional_loop
 from ._harness import (
     LOOPS,
@@ -42,6 +50,7 @@ from ._parallel import (
     data_mesh,
     run_parallel,
 )
+from ._plugin import PluginError, PluginInterrupt, contained
 from ._protocol import (
     Batch,
     Canonical,
@@ -55,6 +64,7 @@ from ._replicas import ReplicaSplit, replica_report
 from ._result import CompareResult, package_versions
 from ._run import run_model
 from ._runfile import (
+    SIDECAR_SUFFIX,
     SavedRun,
     config_differences,
     diff_runs,
@@ -93,9 +103,11 @@ __all__ = [
     "DATA_AXIS",
     "KEEP",
     "LOOPS",
+    "NON_FINITE",
     "OPTIMIZERS",
     "ORACLE_KEY",
     "PARALLEL_MODES",
+    "SIDECAR_SUFFIX",
     "UNDECLARED",
     "Analysis",
     "AnalysisContext",
@@ -108,6 +120,7 @@ __all__ = [
     "Divergence",
     "Evaluation",
     "FlatStep",
+    "Footprint",
     "Implementation",
     "ImplementationFactory",
     "InputsFn",
@@ -127,6 +140,8 @@ __all__ = [
     "ParallelRun",
     "Params",
     "Parting",
+    "PluginError",
+    "PluginInterrupt",
     "Progress",
     "ReplicaSplit",
     "RunOptions",
@@ -148,18 +163,24 @@ __all__ = [
     "check_finite",
     "check_float_array",
     "check_steps",
+    "check_writable",
     "compare",
     "config_differences",
+    "contained",
     "cross_validate",
     "data_mesh",
     "describe_divergence",
     "diff_runs",
+    "estimate_footprint",
+    "finite_or_named",
     "forward_order",
     "functional_loop",
+    "json_bytes",
     "leaf_value",
     "load_object",
     "load_run",
     "loop_of",
+    "machine_memory",
     "make_probe",
     "measure_tolerances",
     "named_leaves",
@@ -167,6 +188,7 @@ __all__ = [
     "optimizer_config_of",
     "package_versions",
     "parse_tolerance",
+    "private_folder",
     "replica_report",
     "run_harness",
     "run_loop",

@@ -17,6 +17,7 @@ from typing import Any
 import jax
 from jax.extend import core as jcore
 
+from ._plugin import contained  # the user's code may call sys.exit()
 from ._protocol import Implementation, Params, State
 
 GROUPS = {"state": 0, "loss": 1, "grads": 2, "params": 3, "opt_state": 4}
@@ -71,7 +72,8 @@ def forward_order(
     order, and `source` says why.
     """
     try:
-        return _forward_order(impl, params, state, x, key)
+        with contained(f"tracing {impl.name}'s forward pass"):
+            return _forward_order(impl, params, state, x, key)
     except Exception as e:  # a fallback, not a failure: the comparison itself is unaffected
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         return LeafOrder(source=f"names (the data-flow analysis failed: {reason[:200]})")
@@ -173,7 +175,8 @@ def covered(impl: Implementation, params: Params, state: State) -> tuple[list[bo
     """
     n_params, n_state = len(jax.tree.leaves(params)), len(jax.tree.leaves(state))
     try:
-        from_params = _sources(lambda p: impl.to_canonical(p, state)[0], params)
+        with contained(f"tracing {impl.name}'s to_canonical"):
+            from_params = _sources(lambda p: impl.to_canonical(p, state)[0], params)
         from_state = _sources(lambda s: impl.to_canonical(params, s)[1], state)
     except Exception:
         return [True] * n_params, [True] * n_state

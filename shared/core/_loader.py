@@ -11,14 +11,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ._plugin import PluginError, contained
+
 
 def load_object(spec: str, *, option: str = "--impl") -> Any:
     """Load `ATTR` from `"MODULE:ATTR"` or `"path/to/file.py:ATTR"`.
 
     The current directory goes on the import path (as for `python -m`), and so does the
     file's own folder for `FILE.py:ATTR` (as for `python FILE.py`), so that a module beside
-    it can be imported. Any exception raised while
-    importing is a bad argument: `ValueError`, naming the option, the module and the error.
+    it can be imported. Anything raised while importing (`sys.exit()` too) is a bad argument:
+    `ValueError`, naming the option, the module and the error.
 
     **Arguments:**
 
@@ -29,22 +31,27 @@ def load_object(spec: str, *, option: str = "--impl") -> Any:
     if not sep or not module_name or not attr:
         raise ValueError(f"{option}: expected MODULE:ATTR or FILE.py:ATTR, got {spec!r}")
     try:
-        if module_name.endswith(".py"):
-            path = Path(module_name)
-            _put_on_path(path.resolve().parent, Path.cwd())
-            module = _import_file(path)
-        else:
-            _put_on_path(Path.cwd())
-            module = importlib.import_module(module_name)
+        with contained(f"{option} {spec}: importing {module_name!r}"):
+            if module_name.endswith(".py"):
+                path = Path(module_name)
+                _put_on_path(path.resolve().parent, Path.cwd())
+                module = _import_file(path)
+            else:
+                _put_on_path(Path.cwd())
+                module = importlib.import_module(module_name)
     except Exception as e:  # a plug-in that fails to import is a bad argument, whatever it raised
-        first = next(iter(str(e).splitlines()), "")
+        cause = e.__cause__ if isinstance(e, PluginError) and e.__cause__ is not None else e
+        first = next(iter(str(cause).splitlines()), "")
         raise ValueError(
-            f"{option} {spec}: cannot import {module_name!r}: {type(e).__name__}: {first}"
+            f"{option} {spec}: cannot import {module_name!r}: {type(cause).__name__}: {first}"
         ) from e
     try:
-        return getattr(module, attr)
+        with contained(f"{option} {spec}: reading {attr!r}"):
+            return getattr(module, attr)
     except AttributeError:
         raise ValueError(f"{option} {spec}: module {module_name!r} has no {attr!r}") from None
+    except PluginError as e:
+        raise ValueError(str(e)) from e
 
 
 def _put_on_path(*folders: Path) -> None:

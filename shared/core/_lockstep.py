@@ -29,6 +29,7 @@ import optax
 from ._dataflow import LeafOrder, covered
 from ._divergence import PairResult
 from ._optstate import canonical_opt_state, opt_state_from_canonical
+from ._plugin import contained  # the user's code may call sys.exit()
 from ._protocol import Batch, Implementation, Params, State
 from ._runners import HarnessRunner, flat
 from ._step import InputsFn, LossFn, TrainStep
@@ -125,27 +126,27 @@ class Lockstep:
         params, state, opt_state = self.reference.native()
         cparams, cstate = impl.to_canonical(params, state)
         copt = canonical_opt_state(impl, params, state, opt_state)
-        reference = {**flat(cparams, cstate), **{f"opt_state.{k}": v for k, v in copt.items()}}
-        expected = None
+        given = {**flat(cparams, cstate), **{f"opt_state.{k}": v for k, v in copt.items()}}
+        expected: list[dict[str, Any]] = []  # the reference's own step, made once if needed
         self._delegated = []
         for name, other in self._others.items():
             if name in self.errors:
                 continue
             try:
-                runner = self._runners[name]
-                own_params, own_state, own_opt = runner.native()
-                if _same(_canonical_values(other, own_params, own_state, own_opt), reference):
-                    self._delegated.append(name)
-                    continue
-                self.probed[name] = self.probed.get(name, 0) + 1
-                if expected is None:
-                    expected = self._probe(params, state, opt_state, batch, key)
-                p, s = other.from_canonical(cparams, cstate)
-                keep_params, keep_state = self._covered[name]
-                p, s = _merge(p, own_params, keep_params), _merge(s, own_state, keep_state)
-                o = opt_state_from_canonical(other, p, s, self.tx, copt, cstate)
-                got = self._probes[name](p, s, o, batch, key)
-                self.streams[name].push(self.steps, got, expected)
+                with contained(f"the lockstep of {name}"):
+                    own_params, own_state, own_opt = self._runners[name].native()
+                    if _same(_canonical_values(other, own_params, own_state, own_opt), given):
+                        self._delegated.append(name)
+                        continue
+                    self.probed[name] = self.probed.get(name, 0) + 1
+                    if not expected:
+                        expected.append(self._probe(params, state, opt_state, batch, key))
+                    p, s = other.from_canonical(cparams, cstate)
+                    keep_params, keep_state = self._covered[name]
+                    p, s = _merge(p, own_params, keep_params), _merge(s, own_state, keep_state)
+                    o = opt_state_from_canonical(other, p, s, self.tx, copt, cstate)
+                    got = self._probes[name](p, s, o, batch, key)
+                    self.streams[name].push(self.steps, got, expected[0])
             except Exception as e:  # reported with the pair: the free-running verdict stands
                 self.errors[name] = e
 

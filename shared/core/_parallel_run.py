@@ -21,6 +21,7 @@ from ._parallel import (
     check_same_on_every_process,
     data_mesh,
 )
+from ._plugin import contained  # the user's code may call sys.exit()
 from ._protocol import Implementation, ImplementationFactory
 from ._replicas import replica_report
 from ._result import CompareResult
@@ -70,8 +71,9 @@ def run_data_parallel(
     if progress:
         progress(reference)
     try:
-        trajectories[reference] = run.train(by_name[ref_name], "harness", config)
-        evaluate(reference, by_name[ref_name])
+        with contained(f"training {reference}"):
+            trajectories[reference] = run.train(by_name[ref_name], "harness", config)
+            evaluate(reference, by_name[ref_name])
     except Exception as e:  # reported, not raised: a failing framework is a finding
         errors[reference] = describe_error(e)
     for (label, factory), (_, impl) in zip(factories, impls, strict=True):
@@ -91,11 +93,12 @@ def run_data_parallel(
             if progress:
                 progress(f"{key} on {parallel.devices} devices ({parallel.mode})")
             try:
-                result = run.train_parallel(mapped_impl, loop, pconfig, parallel, mesh)
-                trajectories[key] = result.trajectory
-                if result.replicas is not None:
-                    replicas[key] = result.replicas
-                evaluate(key, impl)
+                with contained(f"training {key}"):
+                    result = run.train_parallel(mapped_impl, loop, pconfig, parallel, mesh)
+                    trajectories[key] = result.trajectory
+                    if result.replicas is not None:
+                        replicas[key] = result.replicas
+                    evaluate(key, impl)
             except Exception as e:  # reported, not raised, as on one device
                 errors[key] = describe_error(e)
     if spec.oracle is not None:

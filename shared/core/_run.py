@@ -19,6 +19,7 @@ from ._lockstep import Lockstep
 from ._options import Progress, RunOptions
 from ._pairs import explain_partings, plan_pairs
 from ._parallel_run import run_data_parallel
+from ._plugin import contained  # the user's code may call sys.exit()
 from ._protocol import Implementation, ImplementationFactory
 from ._result import CompareResult
 from ._runners import HarnessRunner, NativeRunner, ScanRunner
@@ -127,7 +128,8 @@ def _run_side_by_side(
         if progress:
             progress(key)
         try:
-            tracks.append(Track(key, impl, _runner(run, impl, loop, cfg, record, chunk)))
+            with contained(f"training {key}"):
+                tracks.append(Track(key, impl, _runner(run, impl, loop, cfg, record, chunk)))
         except Exception as e:  # reported, not raised: a failing framework is a finding
             errors[key] = e
     order = _order(spec, run, tracks, reference)
@@ -170,7 +172,8 @@ def _run_side_by_side(
     if spec.evaluation is not None:
         for key, track in alive.items():
             try:
-                outputs[key], evals[key] = run.evaluate_values(track.impl, *track.final())
+                with contained(f"evaluating {key}"):
+                    outputs[key], evals[key] = run.evaluate_values(track.impl, *track.final())
             except Exception as e:
                 errors[key] = e
     eval_diffs = {

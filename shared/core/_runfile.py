@@ -1,18 +1,18 @@
 """Saved runs: the JSON contract on disk (compact, exact), its loader, and `diff` of two runs.
 
 Every float is written as the shortest decimal text that reads back as the same float32, so
-a `json.load` of the file and a cast to float32 gives every value bit for bit. A run whose
-params and state hold more than `INLINE_LIMIT` values (an MLP over hundreds of steps) keeps
-them in a NumPy `.npz` sidecar beside the JSON instead, which the JSON names (each distinct
-array once: bitwise-equal trajectories share it); `load_run` reads both. A small run (the
-bias adder's) is plain JSON.
+a `json.load` of the file and a cast to float32 gives every value bit for bit; a non-finite
+one as the string `"NaN"`, `"Infinity"` or `"-Infinity"`, so that the file is strict JSON.
+A run whose params and state hold more than `INLINE_LIMIT` values (an MLP over hundreds of
+steps) keeps them in a NumPy `.npz` sidecar beside the JSON instead, which the JSON names
+(each distinct array once: bitwise-equal trajectories share it); `load_run` reads both. A
+small run (the bias adder's) is plain JSON.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from ._compare import PairResult, compare
-from ._files import write_atomic
+from ._files import finite_or_named, json_bytes, write_atomic
+from ._runread import read_json, read_trajectories
 from ._tolerance import BITWISE, Tolerance
 from ._trajectory import Trajectory
 
@@ -99,7 +100,7 @@ def save_run(
         write_atomic(side, buffer.getvalue())
         written.append(side)
         out["sidecar"] = side.name
-    write_atomic(path, json.dumps(out, indent=1).encode())
+    write_atomic(path, json_bytes(out))  # strict: a non-finite float as "NaN", "Infinity"
     written.insert(0, path)
     return written
 
@@ -121,43 +122,13 @@ class SavedRun:
 def load_run(path: str | Path) -> SavedRun:
     """Read a run written by `state-rosetta compare --json` (and its sidecar, if any).
 
-    Raises `ValueError` naming the file and what is wrong with it.
+    Raises `ValueError` naming the file and what is wrong with it (a file is data from
+    anyone: see `_runread`); `"NaN"`, `"Infinity"` and `"-Infinity"` where numbers go are
+    read back as those floats.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: cannot read a run's JSON: {e}") from None
-    missing = [k for k in ("model", "config", "trajectories") if k not in data]
-    if not isinstance(data, dict) or missing:
-        raise ValueError(f"{path}: not a state-rosetta run (missing {', '.join(missing)})")
-    arrays: Any = {}
-    if data.get("sidecar"):
-        side = path.with_name(data["sidecar"])
-        try:
-            arrays = dict(np.load(side, allow_pickle=False))
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{path}: cannot read its sidecar {side}: {e}") from None
-
-    def group(values: Mapping[str, Any]) -> dict[str, list[np.ndarray]]:
-        out = {}
-        for name, v in values.items():
-            if isinstance(v, dict) and "sidecar" in v:
-                if v["sidecar"] not in arrays:
-                    raise ValueError(f"{path}: sidecar has no array {v['sidecar']!r}")
-                out[name] = list(arrays[v["sidecar"]])
-            else:
-                out[name] = [np.asarray(s, np.float32) for s in v]
-        return out
-
-    trajectories = {
-        key: Trajectory(
-            loss=[np.asarray(v, np.float32) for v in t["loss"]],
-            params=group(t["params"]),
-            state=group(t["state"]),
-        )
-        for key, t in data["trajectories"].items()
-    }
+    data = read_json(path)
+    trajectories = read_trajectories(path, data)
     return SavedRun(
         path,
         data["model"],
@@ -165,7 +136,7 @@ def load_run(path: str | Path) -> SavedRun:
         data.get("versions", {}),
         trajectories,
         data.get("errors", {}),
-        data.get("comparison", {}),
+        finite_or_named(data.get("comparison", {})),
         data,
     )
 

@@ -15,6 +15,7 @@ from ._keys import step_keys
 from ._optim import OptimizerConfig
 from ._options import RunOptions
 from ._parallel import Parallel, inject_batch_fault, run_parallel
+from ._plugin import contained  # the user's code may call sys.exit()
 from ._protocol import REQUIRED, Implementation, ImplementationFactory, Params, State
 from ._spec import Batches, ModelSpec, Settings
 from ._trajectory import Trajectory
@@ -33,7 +34,8 @@ def build(
             f"{type(factory).__name__}"
         )
     try:
-        impl = factory(config)
+        with contained(f"implementation {label}: its factory"):
+            impl = factory(config)
     except Exception as e:
         raise ValueError(
             f"implementation {label}: building it from the config raised {describe_error(e)[0]}; "
@@ -207,8 +209,9 @@ def preflight(
     shapes: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {}
     for label, impl in impls:
         try:
-            params, state = run.initial(impl, run.config)
-            cparams, cstate = impl.to_canonical(params, state)
+            with contained(f"implementation {label}: its init"):
+                params, state = run.initial(impl, run.config)
+                cparams, cstate = impl.to_canonical(params, state)
         except Exception as e:
             raise ValueError(
                 f"implementation {label} ({impl.name}): init or to_canonical raised "

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from ._lockstep import Lockstep
+from ._plugin import contained  # the user's code may call sys.exit()
 from ._protocol import Batch, Implementation
 from ._runners import split
 from ._stream import PairStream
@@ -142,8 +143,9 @@ def train_side_by_side(
 
 def _advance(track: Track, step: int, batch: Batch, key: jax.Array | None, record: bool) -> None:
     try:
-        track.runner.advance(batch, key)
-        track.last = track.runner.values()
+        with contained(f"training {track.key}"):
+            track.runner.advance(batch, key)
+            track.last = track.runner.values()
         track.losses.append(track.last["loss"])  # a scalar: kept on the device until the end
         if record and track.recorded is not None:
             params, state = split(track.last)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .._api import CompareOptions, run_compare
 from .._registry import FRAMEWORKS, MODELS, load_spec
-from ..core import CompareResult, write_atomic
+from ..core import CompareResult, finite_or_named, write_atomic
 from ..report import plot
 from . import _checkpoints, _fast_loops, _pages, _site
 from ._content import Concept, ModelDocs
@@ -270,7 +270,7 @@ def render_generated_blocks(root: Path, text: str, page: str = "docs/performance
             path = root / "docs" / file
             if not path.is_file():
                 raise DocsError(f"{page}: block {name!r} names docs/{file}, not found")
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = finite_or_named(json.loads(path.read_text(encoding="utf-8")))
             label = f"Python {data.get('python', '?')}"
             runs[f"{label} ({file})" if label in runs else label] = data
         return f"<!-- generated: {name}{files} -->\n{BLOCKS[name](runs)}\n<!-- end generated -->"
