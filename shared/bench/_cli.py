@@ -4,6 +4,7 @@ and the device bench)."""
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -70,6 +71,28 @@ def add_parser(sub: Any, spec: ModelSpec | None = None) -> None:
         default=None,
         help="with --devices: also spread the largest count over these process counts (e.g. 1,2)",
     )
+    b.add_argument(
+        "--verdict",
+        action="store_true",
+        help="time and measure the peak memory of whole cross-validations against the plain "
+        "training of the same implementations, as the model and the steps grow, and fit "
+        "their growth (each case in fresh processes)",
+    )
+    b.add_argument(
+        "--sizes",
+        type=csv,
+        default=None,
+        metavar="D,D,...",
+        help="with --verdict: the bias adder's feature counts of the size sweep "
+        "(default: 1000,10000,100000,1000000)",
+    )
+    b.add_argument(
+        "--step-counts",
+        type=csv,
+        default=None,
+        metavar="N,N,...",
+        help="with --verdict: the step sweep's step counts (default: 10,100,1000)",
+    )
     b.add_argument("--json", type=Path, metavar="PATH", help="write one row per measurement")
     b.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG of the ratios")
 
@@ -84,6 +107,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from . import write_json as bench_json
 
     check_output(args.json, args.plot)
+    if args.verdict:
+        return _verdict_bench(args, console)
     if args.devices is not None:
         if args.depth is not None:
             raise UsageError("bench: --depth and --devices are separate runs; give one of them")
@@ -165,6 +190,60 @@ def _device_bench(args: argparse.Namespace, console: Console) -> int:
             "versions": versions(),
             "device": "cpu (forced host devices, 2 cores)",
             "rows": rows,
+        }
+        write_atomic(args.json, json_bytes(data))
+        console.print(f"wrote {args.json}")
+    return EXIT_AGREE
+
+
+def _ints(option: str, values: list[str] | None) -> list[int] | None:
+    if values is None:
+        return None
+    try:
+        out = [int(v) for v in values]
+    except ValueError:
+        raise UsageError(f"bench {option}: expected comma-separated integers") from None
+    if not out or min(out) < 1:
+        raise UsageError(f"bench {option}: expected integers >= 1")
+    return out
+
+
+def _verdict_bench(args: argparse.Namespace, console: Console) -> int:
+    import jax
+
+    from ..report import growth_table, verdict_table
+    from ._verdict import SIZES, STEP_COUNTS, cases, fit, measure
+
+    sizes = _ints("--sizes", args.sizes) or list(SIZES)
+    steps = _ints("--step-counts", args.step_counts) or list(STEP_COUNTS)
+    if args.quick:
+        sizes, steps = sizes[:2], steps[:2]
+    chosen = cases(sizes, steps, depths=(1, 4) if args.quick else (1, 4, 16))
+    start = time.perf_counter()
+    with console.status("benchmarking the verdict") as status:
+        measured = [measure(c, progress=lambda text: status.update(text)) for c in chosen]
+    rows = [
+        {
+            **asdict(m.case),
+            **{k: getattr(m, k) for k in ("plain_s", "verdict_s", "plain_rss", "verdict_rss")},
+        }
+        for m in measured
+    ]
+    growth = [asdict(g) for g in fit(measured)]
+    device = f"{jax.devices()[0].device_kind} ({jax.default_backend()})"
+    console.print(f"device: {device}; versions: {versions()}")
+    console.print(verdict_table(rows))
+    console.print(growth_table(growth))
+    seconds = time.perf_counter() - start
+    console.print(f"measured in {seconds:.0f} s")
+    if args.json is not None:
+        data = {
+            "versions": versions(),
+            "device": device,
+            "cpus": os.cpu_count(),
+            "seconds": seconds,
+            "rows": rows,
+            "growth": growth,
         }
         write_atomic(args.json, json_bytes(data))
         console.print(f"wrote {args.json}")

@@ -17,6 +17,7 @@ import numpy as np
 from .._command import UsageError
 from .._registry import implementations, is_registered, load_factory
 from ..core import (
+    KEEP_VALUES,
     Footprint,
     ModelSpec,
     RunOptions,
@@ -43,6 +44,8 @@ class Probe:
     batch: int
     data_bytes_per_step: int
     one_step: Any
+    reused: bool = False
+    """The model reuses one batch at every step (its data are a broadcast view)."""
 
 
 def _nbytes(tree: Any) -> int:
@@ -55,6 +58,16 @@ def _batch_of(tree: Any) -> int:
     import jax
 
     return int(np.shape(jax.tree.leaves(tree)[0])[1])
+
+
+def _reused(tree: Any) -> bool:
+    """Are the data one batch reused at every step (stride 0 on the steps axis)?"""
+    import jax
+
+    leaves = jax.tree.leaves(tree)
+    return bool(leaves) and all(
+        isinstance(leaf, np.ndarray) and leaf.strides[0] == 0 for leaf in leaves
+    )
 
 
 def probe(spec: ModelSpec, options: RunOptions) -> Probe | None:
@@ -72,7 +85,8 @@ def probe(spec: ModelSpec, options: RunOptions) -> Probe | None:
         data = spec.data(config, small)
         batch = settings.batch or spec.batch or _batch_of(spec.data(config, one))
         per_example = _nbytes(data) / _batch_of(data)  # the model may ignore batch=1
-        return Probe(settings, config, steps, batch, int(per_example * batch), data)
+        reused = _reused(spec.data(config, replace(small, steps=2)))
+        return Probe(settings, config, steps, batch, int(per_example * batch), data, reused)
     except Exception:  # the run itself says what is wrong with these settings
         return None
 
@@ -133,6 +147,8 @@ def footprint(
         values_per_step=values,
         leaves=leaves,
         devices=devices,
+        data_reused=found.reused,
+        keep_values=KEEP_VALUES,
     )
 
 

@@ -84,6 +84,7 @@ from ._spec import (
     Settings,
 )
 from ._stream import PairStream
+from ._stream_run import KEEP_VALUES
 from ._suggest import Measured, measure_tolerances, tolerances_block
 from ._tolerance import (
     BITWISE,
@@ -102,6 +103,7 @@ __all__ = [
     "BITWISE",
     "DATA_AXIS",
     "KEEP",
+    "KEEP_VALUES",
     "LOOPS",
     "NON_FINITE",
     "OPTIMIZERS",

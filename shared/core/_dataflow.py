@@ -177,7 +177,7 @@ def covered(impl: Implementation, params: Params, state: State) -> tuple[list[bo
     try:
         with contained(f"tracing {impl.name}'s to_canonical"):
             from_params = _sources(lambda p: impl.to_canonical(p, state)[0], params)
-        from_state = _sources(lambda s: impl.to_canonical(params, s)[1], state)
+            from_state = _sources(lambda s: impl.to_canonical(params, s)[1], state)
     except Exception:
         return [True] * n_params, [True] * n_state
     used_params = set().union(*from_params.values()) if from_params else set()

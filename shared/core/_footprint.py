@@ -1,8 +1,9 @@
 """How much memory a comparison run will take, estimated before it starts.
 
-One small formula, in one place, so that it can follow the engine: today every trajectory
-keeps every step of every leaf on the host (one NumPy array per leaf per step), so a run's
-memory grows with steps x trajectories x leaves.
+One small formula, in one place, so that it can follow the engine. A small run keeps every
+step of every leaf on the host (one NumPy array per leaf per step: steps x trajectories x
+leaves); a run over `KEEP_VALUES` keeps, per trajectory, its values on the device and the
+last few steps of them, and per pair a few statistics per leaf and step.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ ARRAY_BYTES = 360
 """What one recorded value costs a trajectory beyond its data: the NumPy array object, its
 list slot, its share of the comparison's stacked copies (measured: 200,000 steps of the bias
 adder, 3 arrays per step, took 1,080 bytes per step more than 10 steps did)."""
+STAT_BYTES = 6 * 8
+"""A pair's statistics of one leaf at one step (its series row)."""
+HELD_STEPS = 6
+"""Copies of a trajectory's values a streaming run holds at once: its native params, state
+and optimizer state (up to two moments), and the last three steps of canonical values."""
 DEVICE_BYTES = 100 * 2**10
 """One forced CPU host device (measured: 2,048 devices took 213 MiB more than one)."""
 
@@ -56,6 +62,8 @@ def estimate_footprint(
     values_per_step: int,
     leaves: int,
     devices: int = 1,
+    data_reused: bool = False,
+    keep_values: int | None = None,
 ) -> Footprint:
     """The footprint of a run.
 
@@ -67,11 +75,21 @@ def estimate_footprint(
     - `values_per_step`, `leaves`: the canonical params and state of one implementation:
       how many numbers, in how many arrays.
     - `devices`: the devices the run is spread over.
+    - `data_reused`: the model reuses one batch at every step (a broadcast view): the data
+      take one step's bytes, not `steps` of them.
+    - `keep_values`: above this many values in all (values x steps x trajectories) the run
+      streams (`_stream_run.KEEP_VALUES`); `None`: every run keeps every step.
     """
-    data = 2 * data_bytes_per_step * steps  # the host's batches and the device's copy
-    per_step = leaves * ARRAY_BYTES + 4 * values_per_step
-    loss = ARRAY_BYTES + 4
-    recorded = trajectories * ((steps + 1) * per_step + steps * loss)
+    data = 2 * data_bytes_per_step * (1 if data_reused else steps)  # host and device copies
+    kept = values_per_step * (steps + 1) * trajectories
+    if keep_values is None or kept <= keep_values:
+        per_step = leaves * ARRAY_BYTES + 4 * values_per_step
+        loss = ARRAY_BYTES + 4
+        recorded = trajectories * ((steps + 1) * per_step + steps * loss)
+    else:
+        held = trajectories * HELD_STEPS * 4 * values_per_step
+        series = 2 * trajectories * (steps + 1) * leaves * 3 * STAT_BYTES  # + lockstep leaves
+        recorded = held + series + trajectories * steps * (ARRAY_BYTES + 4)
     replicated = 4 * 4 * values_per_step  # params, state and up to two optimizer moments
     on_devices = devices * (DEVICE_BYTES + replicated) if devices > 1 else 0
     return Footprint(data=data, trajectories=recorded, devices=on_devices)

@@ -73,6 +73,8 @@ class Lockstep:
     - `tx`, `loss_fn`, `inputs`: the run's optimizer, loss and input selection.
     - `tolerances`: by trajectory key, `(tolerance, loss tolerance)`: each pair's own bound.
     - `order`: the data-flow order of the leaves, for the report.
+    - `delegate`: let the free-running step stand for the lockstep step where it starts from
+      the reference's own values (`False`: run every lockstep step, as the bench does).
 
     Call `step(batch, key)` before the free-running runners take the same step, then
     `results()`.
@@ -88,9 +90,12 @@ class Lockstep:
         inputs: InputsFn | None,
         tolerances: dict[str, tuple[Tolerance, Tolerance | None]],
         order: LeafOrder,
+        *,
+        delegate: bool = True,
     ):
         self.reference = reference
         self.reference_key = reference_key
+        self.delegate = delegate
         self.tx = tx
         self._probe = make_probe(reference.impl, tx, loss_fn, inputs)
         self._others = {key: runner.impl for key, runner in others}
@@ -135,7 +140,8 @@ class Lockstep:
             try:
                 with contained(f"the lockstep of {name}"):
                     own_params, own_state, own_opt = self._runners[name].native()
-                    if _same(_canonical_values(other, own_params, own_state, own_opt), given):
+                    own = self.delegate and _canonical_values(other, own_params, own_state, own_opt)
+                    if own and _same(own, given):
                         self._delegated.append(name)
                         continue
                     self.probed[name] = self.probed.get(name, 0) + 1

@@ -42,6 +42,9 @@ class RunOptions:
       (`"shard_map"`, `"jit"`, `"unsynced"`), against the single-device run.
     - `lockstep`: also run every implementation's harness loop in lockstep with the
       reference's (see `_lockstep`); its verdict is the pair's.
+    - `lockstep_every_step`: take the lockstep step even where the free-running step
+      starts from the reference's own values (and so is the lockstep step): its whole cost,
+      for the bench.
     - `keep`: one of `KEEP`.
     """
 
@@ -60,6 +63,7 @@ class RunOptions:
     devices: int = 1
     parallel: str = "shard_map"
     lockstep: bool = True
+    lockstep_every_step: bool = False
     keep: str = "auto"
 
     def __post_init__(self) -> None:

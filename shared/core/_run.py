@@ -268,7 +268,7 @@ def _lockstep(
     bounds = {k: tolerances.for_pair(k, ref.key) for k, _ in others}
     return Lockstep(
         ref.runner, others, ref.key, run.optimizer.make(), run.spec.loss, run.spec.inputs,
-        bounds, order,
+        bounds, order, delegate=not run.options.lockstep_every_step,
     )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from ._table import (
     summary,
     table,
 )
+from ._verdict import growth_table, verdict_table
 
 __all__ = [
     "Style",
@@ -24,6 +25,7 @@ __all__ = [
     "divergence_line",
     "eval_table",
     "figure",
+    "growth_table",
     "plain_table",
     "plot",
     "print_diff",
@@ -36,5 +38,6 @@ __all__ = [
     "trajectory_styles",
     "transplant_matrix",
     "ulp_map",
+    "verdict_table",
     "write_json",
 ]
