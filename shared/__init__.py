@@ -11,6 +11,7 @@ This module re-exports the public API: the core, the registry and `run_compare`.
 from ._api import (
     CompareOptions,
     run_compare,
+    suggest_tolerances,
 )
 from ._registry import (
     DEFAULT_MODEL,
@@ -187,6 +188,7 @@ __all__ = [
     "save_run",
     "settings_for",
     "step_keys",
+    "suggest_tolerances",
     "summary_counts",
     "tolerances_block",
     "tree_from_canonical",

@@ -91,7 +91,8 @@ def add_parser(sub: Any, spec: ModelSpec | None = None) -> None:
         type=csv,
         default=None,
         metavar="N,N,...",
-        help="with --verdict: the step sweep's step counts (default: 10,100,1000)",
+        help="with --verdict: the step sweep's step counts, at the largest size "
+        "(default: 10,100,1000)",
     )
     b.add_argument("--json", type=Path, metavar="PATH", help="write one row per measurement")
     b.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG of the ratios")

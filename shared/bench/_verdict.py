@@ -26,10 +26,12 @@ import numpy as np
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 """Bias-adder features of the size sweep (values: twice that, a bias and a mean)."""
 STEP_COUNTS = (10, 100, 1000)
-"""Steps of the step sweep."""
+"""Steps of the step sweep (at the size sweep's largest model)."""
 DEPTHS = (1, 4, 16)
-"""Bias-stack depths of the depth sweep (width `DEPTH_WIDTH`)."""
-DEPTH_WIDTH = 256
+"""Bias-stack depths of the depth sweep (width `DEPTH_WIDTH`): the leaves grow with depth
+(three a layer), the values stay few; a wide deep stack's values blow up in float32 (its
+D x D layers multiply), so that no two runs of it can agree."""
+DEPTH_WIDTH = 4
 IMPLS = ("jax", "flax_nnx")
 
 
@@ -44,6 +46,9 @@ class Case:
     values: dict[str, Any] = field(default_factory=dict)
     impls: tuple[str, ...] = IMPLS
     loops: tuple[str, ...] = ("harness",)
+    lr: float | None = None
+    """The learning rate (`None`: the model's); sgd on the bias adder is stable while
+    lr x 2 x batch < 2, so a batch of 256 needs less than the default 0.02."""
     lockstep: str = "on"
     """`"on"` (the default run), `"off"` (`--no-lockstep`) or `"every"` (a lockstep step at
     every step, even where the free-running one starts from the reference's values)."""
@@ -76,10 +81,10 @@ def cases(
     depths: Sequence[int] = DEPTHS,
     *,
     size_steps: int = 100,
-    step_features: int = 100_000,
 ) -> list[Case]:
-    """The sweeps: values at `size_steps` steps, steps at `step_features` features, depth,
+    """The sweeps: values at `size_steps` steps, steps at the largest of `sizes`, depth,
     and the lockstep's cost at the tiny and the large shape."""
+    step_features = max(sizes)
     out = [
         Case("values", f"D={n}", "bias-adder", size_steps, {"features": n}, size=2 * n)
         for n in sizes
@@ -88,7 +93,7 @@ def cases(
         Case("steps", f"{s} steps", "bias-adder", s, {"features": step_features}, size=s)
         for s in step_counts
     ]
-    values = 2 * DEPTH_WIDTH * DEPTH_WIDTH + 2 * DEPTH_WIDTH
+    values = DEPTH_WIDTH * DEPTH_WIDTH + 2 * DEPTH_WIDTH  # a layer's kernel, bias and mean
     out += [
         Case(
             "depth",
@@ -96,11 +101,12 @@ def cases(
             "bias-stack",
             50,
             {"depth": d, "features": DEPTH_WIDTH},
-            size=d * values // 2,
+            size=d * values,
         )
         for d in depths
     ]
-    for shape, (batch, features) in (("tiny B8xD4", (8, 4)), ("large B256xD1024", (256, 1024))):
+    shapes = (("tiny B8xD4", 8, 4, None), ("large B256xD1024", 256, 1024, 0.001))
+    for shape, batch, features, lr in shapes:
         for mode in ("off", "every"):
             out.append(
                 Case(
@@ -109,6 +115,7 @@ def cases(
                     "bias-adder",
                     200,
                     {"features": features, "batch": batch},
+                    lr=lr,
                     lockstep=mode,
                     size=features,
                 )
@@ -185,7 +192,9 @@ def _plain(case: Case) -> None:
     from ..core import RunOptions, TrainStep, setup_run, unstack
 
     spec = load_spec(case.model)
-    options = RunOptions(steps=case.steps, values=_model_values(case), batch=_batch(case))
+    options = RunOptions(
+        steps=case.steps, values=_model_values(case), batch=_batch(case), lr=case.lr
+    )
     run = setup_run(spec, options)
     per_step = unstack(run.batches)
     keys = list(run.keys) if run.keys is not None else [None] * len(per_step)
@@ -211,6 +220,7 @@ def _verdict(case: Case) -> None:
             loops=case.loops,
             steps=case.steps,
             batch=_batch(case),
+            lr=case.lr,
             values=_model_values(case),
             lockstep=case.lockstep != "off",
             lockstep_every_step=case.lockstep == "every",

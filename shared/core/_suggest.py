@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._compare import compare
@@ -37,13 +37,16 @@ class Measured:
     they ended (`pair`), the bound suggested from it, and the one the spec declares."""
 
     name: str
-    field: str
+    slot: str
+    """The `Tolerances` field it suggests: `scan`, `same` or `oracle`."""
     what: str
     pair: PairResult
     suggested: Tolerance
     declared: Tolerance | None
     holds: bool | None
     """Whether the declared bound holds what was measured (`None`: none declared)."""
+    runs: tuple[Trajectory, Trajectory] | None = field(default=None, repr=False, compare=False)
+    """The measured run and the reference's harness run."""
 
     def verdict(self) -> str:
         """Whether the declared bound holds what was measured."""
@@ -53,7 +56,7 @@ class Measured:
             return "declared as expected to differ: not a rounding bound"
         if self.pair.bitwise:
             return "measured bitwise: the declared bound holds it"
-        if not self.holds and self.field == "same":
+        if not self.holds and self.slot == "same":
             return (
                 "TIGHTER than measured: it holds only where the implementations compile to "
                 "the reference's program (the op-by-op run is another program)"
@@ -149,10 +152,12 @@ def measure_tolerances(
             )
         )
     out = []
-    for key, field, what, trajectory, bound in runs:
+    for key, kind, what, trajectory, bound in runs:
         pair = compare(trajectory, base, names=(key, f"{name}/harness"))
         holds = None if bound is None else compare(trajectory, base, bound).agree
-        out.append(Measured(key, field, what, pair, suggest(pair, what), bound, holds))
+        out.append(
+            Measured(key, kind, what, pair, suggest(pair, what), bound, holds, (trajectory, base))
+        )
     return out
 
 
@@ -179,6 +184,6 @@ def tolerances_block(measured: Sequence[Measured]) -> str:
         if t.atol:
             args.append(f"atol={t.atol:g}")
         args.append(f"reason={t.reason!r}")
-        lines.append(f"    {m.field}=Tolerance({', '.join(args)}),")
+        lines.append(f"    {m.slot}=Tolerance({', '.join(args)}),")
     lines.append(")")
     return "\n".join(lines)

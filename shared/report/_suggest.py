@@ -24,7 +24,7 @@ def suggestions_table(model: str, measured: Sequence[Measured]) -> Table:
         declared = "-" if m.declared is None else m.declared.describe()
         t.add_row(
             escape(m.name),
-            m.field,
+            m.slot,
             f"{m.pair.max_abs:.3g}",
             str(m.pair.max_ulp),
             m.suggested.describe(),
