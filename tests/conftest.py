@@ -135,7 +135,8 @@ def mlp_bn_defaults_run() -> CliRun:
 # --- recording the suite's own time ----------------------------------------------------------
 # `ROSETTA_RECORD_SUITE=docs/suite.json pytest` writes the run's wall time and outcome counts
 # there, for the README's sentence about the suite (rendered from it by `state-rosetta docs`);
-# `{python}` in the path becomes the interpreter's version (`suite-{python}.json`).
+# `{python}` in the path becomes the interpreter's version and `{tier}` `fast` or `slow` (the
+# plain `pytest` or `pytest -m slow`): `suite-{python}-{tier}.json`.
 # Only the controlling process records (pytest-xdist's workers have `workerinput`).
 
 _SESSION_START: list[float] = []
@@ -159,14 +160,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         outcome: len([r for r in reporter.stats.get(outcome, []) if r.when in ("call", "setup")])
         for outcome in ("passed", "skipped", "failed", "error")
     }
+    marks = session.config.getoption("markexpr", "") or ""
+    tier = "slow" if marks == "slow" else "fast"
     record = {
         "python": platform.python_version().rsplit(".", 1)[0],
-        "command": "pytest",
+        "command": "pytest" if tier == "fast" else f"pytest -m {marks}",
         "seconds": time.perf_counter() - _SESSION_START[0],
         "exit_status": int(exitstatus),
         "workers": session.config.getoption("numprocesses", None),
         "cpus": os.cpu_count(),
         **counts,
     }
-    path = path.replace("{python}", record["python"])  # one file per interpreter, if asked
+    # One file per interpreter and tier, if asked (`suite-{python}-{tier}.json`).
+    path = path.replace("{python}", record["python"]).replace("{tier}", tier)
     shared.core.write_atomic(Path(path), json.dumps(record, indent=1).encode())

@@ -127,7 +127,6 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
     [
         ("docs/checkpoints.md", "bias-adder"),
         ("docs/checkpoints.md", "mlp-bn"),
-        ("README.md", "mlp-bn"),
     ],
 )
 def test_the_documented_transplant_tables_match_a_run(document: str, model: str) -> None:

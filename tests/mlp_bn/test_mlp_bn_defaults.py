@@ -1,4 +1,5 @@
-"""Every row of the README's BatchNorm defaults table, measured on the frameworks' own layers.
+"""Every row of the BatchNorm defaults table (docs/batchnorm.md), measured on the frameworks'
+own layers.
 
 Each test fails if the framework changes that default. Values are derived from the layers'
 behaviour (closed forms in float64), not copied from their source.
@@ -443,21 +444,18 @@ def _table(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("| ")]
 
 
-def test_readme_and_docs_tables_name_existing_tests_and_agree():
-    # The README's section and docs/batchnorm.md hold the same table, whose header names this
-    # file by its path from the repository's root (tests/mlp_bn/test_mlp_bn_defaults.py).
+def test_the_docs_table_names_existing_tests():
+    # docs/batchnorm.md's table names this file in its header by its path from the
+    # repository's root (tests/mlp_bn/test_mlp_bn_defaults.py), and a test for every row.
     this = Path(__file__).resolve().relative_to(ROOT).as_posix()
-    section = (ROOT / "README.md").read_text().split("## BatchNorm across frameworks")[1]
-    readme = _table(section.split("\n## ")[0])  # this section's table, not a later one
     docs_text = (ROOT / "docs" / "batchnorm.md").read_text()
     docs = _table(docs_text)
     assert docs and docs[0].endswith(f"| test (`{this}`) |"), docs[:1]
-    assert readme == docs, [(r, d) for r, d in zip(readme, docs, strict=False) if r != d]
     # Every test file (and test) that docs/batchnorm.md names exists.
     for path, test in re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", docs_text):
         assert (ROOT / path).is_file(), path
         assert not test or f"def {test}(" in (ROOT / path).read_text(), (path, test)
-    rows = [row.split(" | ")[0].strip("| ") for row in readme[1:]]
+    rows = [row.split(" | ")[0].strip("| ") for row in docs[1:]]
     assert rows == [
         "momentum or decay",
         "epsilon",
@@ -470,7 +468,7 @@ def test_readme_and_docs_tables_name_existing_tests_and_agree():
         "cross-device argument",
     ]
     source = Path(__file__).read_text()
-    for row in readme[1:]:
+    for row in docs[1:]:
         names = re.findall(r"`(test_\w+)`", row.rsplit(" | ", 1)[1])
         assert names, row
         for name in names:
