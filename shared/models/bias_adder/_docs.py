@@ -5,8 +5,8 @@ from __future__ import annotations
 from shared.docs import Concept, ModelDocs
 
 FILES = {
-    "flax_linen": "impl_flax/_linen.py",
-    "flax_nnx": "impl_flax/_nnx.py",
+    "flax_linen": "impl_flax/_linen/_bias_adder.py",
+    "flax_nnx": "impl_flax/_nnx/_bias_adder.py",
     "haiku": "impl_haiku/_bias_adder.py",
     "equinox": "impl_equinox/_bias_adder.py",
     "keras": "impl_keras/_bias_adder.py",
@@ -17,8 +17,8 @@ STATELESS = {**FILES, "keras": "impl_keras/_adapter.py"}
 """The same, with Keras's `stateless_call` adapter, which every Keras model shares."""
 
 NATIVE = {
-    "flax_linen": "impl_flax/_native.py",
-    "flax_nnx": "impl_flax/_native.py",
+    "flax_linen": "impl_flax/_linen/_native.py",
+    "flax_nnx": "impl_flax/_nnx/_native.py",
     "haiku": "impl_haiku/_native.py",
     "equinox": "impl_equinox/_native.py",
     "keras": "impl_keras/_native.py",
@@ -241,7 +241,7 @@ GOTCHAS = (
     (
         "NNX: merge with `copy=True` inside transforms",
         "NNX 0.12 merges a State's Variables by reference: without `copy=True`, a trace or the "
-        "native loop mutates the caller's params and state (`impl_flax/_nnx.py`, "
+        "native loop mutates the caller's params and state (`impl_flax/_nnx/_bias_adder.py`, "
         "`NNXBiasAdder._merge`).",
     ),
     (

@@ -16,18 +16,13 @@ from jaxtyping import Array, Float
 from shared import Canonical, NativeLoop
 from shared.models.bias_stack import BiasStackConfig, bias_stack_loss, check_stack_input
 
-from ._canonical import linen_canonical, linen_from_canonical
+from .._initializers import identity_init
 
 # The step is the bias adder's: the same loss on a `TrainState` with `batch_stats`.
-from ._linen import BiasAdderWithRunningMean, train_step
+from ._bias_adder import BiasAdderWithRunningMean, train_step
+from ._canonical import linen_canonical, linen_from_canonical
 from ._native import linen_native_loop
 from ._variants import linen_variants
-
-
-def identity_init(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
-    """A kernel initializer: the identity matrix (`nn.initializers` has none)."""
-    del key  # deterministic
-    return jnp.eye(*shape, dtype=dtype)
 
 
 class BiasStack(nn.Module):

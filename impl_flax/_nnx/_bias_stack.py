@@ -13,10 +13,10 @@ from jaxtyping import Array, Float
 from shared import Canonical, NativeLoop
 from shared.models.bias_stack import BiasStackConfig, check_stack_input
 
-from ._bias_stack_linen import identity_init
+from .._initializers import identity_init
+from ._bias_adder import BiasAdderWithRunningMean
 from ._canonical import nnx_canonical, nnx_from_canonical
 from ._native import nnx_native_loop
-from ._nnx import BiasAdderWithRunningMean
 from ._variants import nnx_variants
 
 
