@@ -6,22 +6,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import flax
 import flax.linen as nn
-import jax
-import jax.numpy as jnp
 import optax
+from flax.typing import Collection, VariableDict
 from jaxtyping import Array, Float
 
-from shared import Canonical, NativeLoop
+from shared import NativeLoop
 from shared.models.bias_stack import BiasStackConfig, bias_stack_loss, check_stack_input
 
 from .._initializers import identity_init
+from ._adapter import LinenAdapter
 
 # The step is the bias adder's: the same loss on a `TrainState` with `batch_stats`.
 from ._bias_adder import BiasAdderWithRunningMean, train_step
-from ._canonical import linen_canonical, linen_from_canonical
-from ._native import linen_native_loop
 from ._variants import linen_variants
 
 
@@ -55,15 +52,14 @@ class BiasStack(nn.Module):
         return h
 
 
-class LinenBiasStack:
+class LinenBiasStack(LinenAdapter):
     """Adapter from the Linen stack to the harness protocol."""
 
-    name = "flax_linen"
     model = "bias-stack"
+    train_step = staticmethod(train_step)
 
     def __init__(self, config: BiasStackConfig):
-        self.config = config
-        self.module = BiasStack(config.depth, config.features, config.momentum, config.axis_name)
+        super().__init__(config)
         # Linen's `dense_{l}` and `layers_{l}` -> the canonical `layers.{l}`.
         self.params_rename = {
             **{f"dense_{i}.kernel": f"layers.{i}.kernel" for i in range(config.depth)},
@@ -71,43 +67,14 @@ class LinenBiasStack:
         }
         self.state_rename = {f"layers_{i}.mean": f"layers.{i}.mean" for i in range(config.depth)}
 
-    def init(self, key: jax.Array, x: jax.Array) -> tuple[Any, Any]:
+    def make(self) -> BiasStack:
+        c = self.config
+        return BiasStack(c.depth, c.features, c.momentum, c.axis_name)
+
+    def check(self, x: Any) -> None:
         check_stack_input(self.name, x, self.config)
-        state, params = flax.core.pop(self.module.init(key, x), "params")
-        return params, state
-
-    def apply(
-        self, params: Any, state: Any, x: jax.Array, *, train: bool, key: jax.Array | None = None
-    ) -> tuple[Array, Any]:
-        check_stack_input(self.name, x, self.config)
-        if not train:
-            return self.module.apply({"params": params, **state}, x, train=False), state
-        return self.module.apply({"params": params, **state}, x, mutable=list(state.keys()))
-
-    def to_canonical(self, params: Any, state: Any) -> tuple[Canonical, Canonical]:
-        return (
-            linen_canonical(params, self.params_rename),
-            linen_canonical(state["batch_stats"], self.state_rename),
-        )
-
-    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[Any, Any]:
-        x = jnp.zeros((1, self.config.features))
-        template_state, template_params = flax.core.pop(
-            jax.eval_shape(self.module.init, jax.random.key(0), x), "params"
-        )
-        return (
-            linen_from_canonical(template_params, params, self.params_rename),
-            {
-                "batch_stats": linen_from_canonical(
-                    template_state["batch_stats"], state, self.state_rename
-                )
-            },
-        )
-
-    def native_loop(self, params: Any, state: Any, tx: optax.GradientTransformation) -> NativeLoop:
-        return linen_native_loop(train_step, self.module.apply, params, state, tx)
 
     def native_variants(
-        self, params: Any, state: Any, tx: optax.GradientTransformation
+        self, params: Collection, state: VariableDict, tx: optax.GradientTransformation
     ) -> Mapping[str, NativeLoop]:
         return linen_variants(self.module.apply, bias_stack_loss, params, state, tx)
