@@ -11,9 +11,12 @@ from jaxtyping import Array
 
 from shared import Batch, NativeLoop
 
+NNXStep = Callable[[Any, nnx.Optimizer, Batch], Array]
+"""A model's NNX train step: `(model, optimizer, batch) -> loss`, updating both in place."""
+
 
 def nnx_native_loop(
-    train_step: Callable[[Any, nnx.Optimizer, Batch], Array],
+    train_step: NNXStep,
     model: nnx.Module,
     tx: optax.GradientTransformation,
 ) -> NativeLoop:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -25,8 +23,7 @@ from jaxtyping import Array
 
 from shared import Batch, NativeLoop
 
-NNXStep = Callable[[Any, nnx.Optimizer, Batch], Array]
-"""A model's NNX train step: `(model, optimizer, batch) -> loss`, updating both in place."""
+from ._native import NNXStep
 
 
 def nnx_variants(

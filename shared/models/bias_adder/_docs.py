@@ -27,14 +27,14 @@ INIT = {**FILES, "flax_linen": ADAPTERS["flax_linen"]}
 """Where each framework's init is: the model's own constructor call, or the adapter's `init`
 for the frameworks that initialise by running the model."""
 
-SPLIT = {**FILES, "flax_linen": ADAPTERS["flax_linen"], "keras": ADAPTERS["keras"]}
+SPLIT = {**ADAPTERS, "haiku": FILES["haiku"], "equinox": FILES["equinox"]}
 """Where each framework splits params from state, and merges them back."""
 
 APPLY_UPDATE = {**FILES, "keras": ADAPTERS["keras"]}
 """Where each framework's training call returns its state update: the model's own train
 step, or Keras's `stateless_call` in its adapter."""
 
-EVAL = {**FILES, "flax_linen": ADAPTERS["flax_linen"], "keras": ADAPTERS["keras"]}
+EVAL = {**ADAPTERS, "haiku": FILES["haiku"], "equinox": FILES["equinox"]}
 """Where each framework calls the model without a state update."""
 
 NATIVE = {
@@ -262,8 +262,8 @@ GOTCHAS = (
     (
         "NNX: merge with `copy=True` inside transforms",
         "NNX 0.12 merges a State's Variables by reference: without `copy=True`, a trace or the "
-        "native loop mutates the caller's params and state (`impl_flax/_nnx/_bias_adder.py`, "
-        "`NNXBiasAdder._merge`).",
+        "native loop mutates the caller's params and state (`impl_flax/_nnx/_adapter.py`, "
+        "`NNXAdapter.merge`).",
     ),
     (
         "Eval mode is easy to miss",
