@@ -23,7 +23,7 @@ ADAPTERS = {
 """Framework -> its adapter base, which every model of that framework shares (its init, split
 and merge, and its apply with the train/eval switch)."""
 
-INIT = {**FILES, "flax_linen": ADAPTERS["flax_linen"]}
+INIT = {**FILES, "flax_linen": ADAPTERS["flax_linen"], "haiku": ADAPTERS["haiku"]}
 """Where each framework's init is: the model's own constructor call, or the adapter's `init`
 for the frameworks that initialise by running the model."""
 
@@ -34,7 +34,7 @@ APPLY_UPDATE = {**FILES, "keras": ADAPTERS["keras"]}
 """Where each framework's training call returns its state update: the model's own train
 step, or Keras's `stateless_call` in its adapter."""
 
-EVAL = {**ADAPTERS, "haiku": FILES["haiku"], "equinox": FILES["equinox"]}
+EVAL = {**ADAPTERS, "equinox": FILES["equinox"]}
 """Where each framework calls the model without a state update."""
 
 NATIVE = {
