@@ -27,15 +27,16 @@ INIT = {**FILES, "flax_linen": ADAPTERS["flax_linen"], "haiku": ADAPTERS["haiku"
 """Where each framework's init is: the model's own constructor call, or the adapter's `init`
 for the frameworks that initialise by running the model."""
 
-SPLIT = {**ADAPTERS, "haiku": FILES["haiku"], "equinox": FILES["equinox"]}
-"""Where each framework splits params from state, and merges them back."""
+SPLIT = {**ADAPTERS, "haiku": FILES["haiku"]}
+"""Where each framework splits params from state, and merges them back: the adapter, except
+Haiku's, whose `hk.transform_with_state` (in the model's file) returns them apart."""
 
 APPLY_UPDATE = {**FILES, "keras": ADAPTERS["keras"]}
 """Where each framework's training call returns its state update: the model's own train
 step, or Keras's `stateless_call` in its adapter."""
 
-EVAL = {**ADAPTERS, "equinox": FILES["equinox"]}
-"""Where each framework calls the model without a state update."""
+EVAL = ADAPTERS
+"""Where each framework calls the model without a state update: its adapter's `apply`."""
 
 NATIVE = {
     "flax_linen": "impl_flax/_linen/_native.py",
