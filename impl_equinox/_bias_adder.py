@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -10,10 +11,10 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PyTree
 
-from shared import Canonical, NativeLoop
+from shared import NativeLoop
 from shared.models.bias_adder import BiasAdderConfig, check_input
 
-from ._native import equinox_native_loop
+from ._adapter import EquinoxAdapter
 from ._variants import equinox_variants
 
 
@@ -87,25 +88,19 @@ def train_step(model, state, opt_state, x, tx: optax.GradientTransformation):
 # --8<-- [end:equinox-train-step]
 
 
-class EquinoxBiasAdder:
+class EquinoxBiasAdder(EquinoxAdapter[BiasAdderConfig, BiasAdderWithRunningMean]):
     """Adapter from the Equinox model to the harness protocol.
 
     The harness differentiates a pytree of arrays, so the module is partitioned once into
     its inexact arrays (the params) and everything else (static, closed over).
     """
 
-    name = "equinox"
     model = "bias-adder"
+    train_step = staticmethod(train_step)
+    state_rename: Mapping[str, str] = {"mean_index": "mean"}
 
-    def __init__(self, config: BiasAdderConfig):
-        self.config = config
-        model, _ = self._make()
-        # --8<-- [start:equinox-split]
-        params, static = eqx.partition(model, eqx.is_inexact_array)
-        # --8<-- [end:equinox-split]
-        self.static = static
-
-    def _make(self) -> tuple[BiasAdderWithRunningMean, eqx.nn.State]:
+    def make(self, key: jax.Array) -> tuple[BiasAdderWithRunningMean, eqx.nn.State]:
+        del key  # zeros: nothing random to draw
         config = self.config
         # --8<-- [start:equinox-init]
         # The module and its initial state; make_with_state never calls the model.
@@ -118,49 +113,10 @@ class EquinoxBiasAdder:
         # --8<-- [end:equinox-init]
         return model, state
 
-    def init(self, key: jax.Array, x: jax.Array) -> tuple[PyTree, eqx.nn.State]:
-        del key  # zeros: nothing random to draw
+    def check(self, x: Any) -> None:
         check_input(self.name, x, self.config)
-        model, state = self._make()
-        return eqx.filter(model, eqx.is_inexact_array), state
-
-    def _combine(self, params: PyTree) -> BiasAdderWithRunningMean:
-        static = self.static
-        # --8<-- [start:equinox-merge]
-        model = eqx.combine(params, static)
-        # --8<-- [end:equinox-merge]
-        return model
-
-    def apply(
-        self,
-        params: PyTree,
-        state: eqx.nn.State,
-        x: jax.Array,
-        *,
-        train: bool,
-        key: jax.Array | None = None,
-    ) -> tuple[Array, eqx.nn.State]:
-        check_input(self.name, x, self.config)
-        # --8<-- [start:equinox-eval]
-        model = eqx.nn.inference_mode(eqx.combine(params, self.static), value=not train)
-        return model(x, state)
-        # --8<-- [end:equinox-eval]
-
-    def to_canonical(self, params: PyTree, state: eqx.nn.State) -> tuple[Canonical, Canonical]:
-        return {"bias": params.bias}, {"mean": state.get(self.static.mean_index)}
-
-    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[PyTree, eqx.nn.State]:
-        model, native_state = self._make()
-        model = eqx.tree_at(lambda m: m.bias, model, jnp.asarray(params["bias"]))
-        native_state = native_state.set(model.mean_index, jnp.asarray(state["mean"]))
-        return eqx.filter(model, eqx.is_inexact_array), native_state
-
-    def native_loop(
-        self, params: PyTree, state: eqx.nn.State, tx: optax.GradientTransformation
-    ) -> NativeLoop:
-        return equinox_native_loop(train_step, self._combine(params), state, tx)
 
     def native_variants(
         self, params: PyTree, state: eqx.nn.State, tx: optax.GradientTransformation
     ) -> Mapping[str, NativeLoop]:
-        return equinox_variants(train_step, self._combine(params), state, tx)
+        return equinox_variants(train_step, self.combine(params), state, tx)

@@ -5,6 +5,7 @@ with `eqx.nn.make_with_state`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -12,17 +13,11 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PyTree
 
-from shared import Canonical, NativeLoop
+from shared import NativeLoop
 from shared.models.bias_stack import BiasStackConfig, check_stack_input
 
+from ._adapter import EquinoxAdapter
 from ._bias_adder import BiasAdderWithRunningMean
-from ._canonical import (
-    equinox_canonical,
-    equinox_from_canonical,
-    equinox_state_canonical,
-    equinox_state_from_canonical,
-)
-from ._native import equinox_native_loop
 from ._variants import equinox_variants
 
 
@@ -84,20 +79,14 @@ def train_step(model, state, opt_state, x, tx: optax.GradientTransformation):
     return model, state, opt_state, loss
 
 
-class EquinoxBiasStack:
-    """Adapter from the Equinox stack to the harness protocol.
+class EquinoxBiasStack(EquinoxAdapter[BiasStackConfig, BiasStack]):
+    """Adapter from the Equinox stack to the harness protocol."""
 
-    The module is partitioned once into its inexact arrays (the params) and everything else
-    (static, closed over), as for the bias adder.
-    """
-
-    name = "equinox"
     model = "bias-stack"
+    train_step = staticmethod(train_step)
 
     def __init__(self, config: BiasStackConfig):
-        self.config = config
-        model, _ = self._make(jax.random.key(0))
-        _, self.static = eqx.partition(model, eqx.is_inexact_array)
+        super().__init__(config)
         # A kernel is named by its attribute path, `dense.{i}.weight`; a layer's state by its
         # index's path, `layers.{i}.mean_index`.
         self.params_rename = {
@@ -106,55 +95,19 @@ class EquinoxBiasStack:
         self.state_rename = {
             f"layers.{i}.mean_index": f"layers.{i}.mean" for i in range(config.depth)
         }
+        self.transposed = [f"layers.{i}.kernel" for i in range(config.depth)]
 
-    def _make(self, key: jax.Array) -> tuple[BiasStack, eqx.nn.State]:
+    def make(self, key: jax.Array) -> tuple[BiasStack, eqx.nn.State]:
+        # Identity kernels, zero biases and means: the key's draws are overwritten.
         c = self.config
         return eqx.nn.make_with_state(BiasStack)(
             c.depth, c.features, key=key, momentum=c.momentum, axis_name=c.axis_name
         )
 
-    def init(self, key: jax.Array, x: jax.Array) -> tuple[PyTree, eqx.nn.State]:
+    def check(self, x: Any) -> None:
         check_stack_input(self.name, x, self.config)
-        # Identity kernels, zero biases and means: the key's draws are overwritten.
-        model, state = self._make(key)  # make_with_state never updates the state
-        return eqx.filter(model, eqx.is_inexact_array), state
-
-    def _combine(self, params: PyTree) -> BiasStack:
-        return eqx.combine(params, self.static)
-
-    def apply(
-        self,
-        params: PyTree,
-        state: eqx.nn.State,
-        x: jax.Array,
-        *,
-        train: bool,
-        key: jax.Array | None = None,
-    ) -> tuple[Array, eqx.nn.State]:
-        check_stack_input(self.name, x, self.config)
-        model = eqx.nn.inference_mode(self._combine(params), value=not train)
-        return model(x, state)
-
-    def to_canonical(self, params: PyTree, state: eqx.nn.State) -> tuple[Canonical, Canonical]:
-        cparams = equinox_canonical(params, self.params_rename)
-        for i in range(self.config.depth):  # Equinox stores (out, in): canonical is (in, out)
-            cparams[f"layers.{i}.kernel"] = cparams[f"layers.{i}.kernel"].T
-        return cparams, equinox_state_canonical(self.static, state, self.state_rename)
-
-    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[PyTree, eqx.nn.State]:
-        model, native_state = self._make(jax.random.key(0))
-        kernels = {f"layers.{i}.kernel" for i in range(self.config.depth)}
-        params = {k: jnp.asarray(v).T if k in kernels else v for k, v in params.items()}
-        model = equinox_from_canonical(model, params, self.params_rename)
-        native_state = equinox_state_from_canonical(model, native_state, state, self.state_rename)
-        return eqx.filter(model, eqx.is_inexact_array), native_state
-
-    def native_loop(
-        self, params: PyTree, state: eqx.nn.State, tx: optax.GradientTransformation
-    ) -> NativeLoop:
-        return equinox_native_loop(train_step, self._combine(params), state, tx)
 
     def native_variants(
         self, params: PyTree, state: eqx.nn.State, tx: optax.GradientTransformation
     ) -> Mapping[str, NativeLoop]:
-        return equinox_variants(train_step, self._combine(params), state, tx)
+        return equinox_variants(train_step, self.combine(params), state, tx)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable, Mapping
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PyTree
 
-from shared import Canonical, NativeLoop
+from shared import Canonical
 from shared.models.mlp_bn import (
     SATURATED_COUNT,
     Labelled,
@@ -31,7 +31,7 @@ from shared.models.mlp_bn import (
     mlp_bn_loss,
 )
 
-from ._native import equinox_native_loop
+from ._adapter import EquinoxAdapter
 
 AXIS = "batch"
 
@@ -120,27 +120,28 @@ def _debiased(
     return hidden_mean / scale, hidden_var / scale
 
 
-class EquinoxMlpBn:
+class EquinoxMlpBn(EquinoxAdapter[MlpBnConfig, MlpBn]):
     """Adapter from the Equinox MLP to the harness protocol.
 
     With `config.axis_name` (data-parallel), BatchNorm averages over its own vmap axis and
     that named device axis together.
     """
 
-    name = "equinox"
     model = "mlp-bn"
+    train_step = staticmethod(train_step)
+    params_rename: Mapping[str, str] = {
+        "dense1.weight": "dense1.kernel",
+        "bn.weight": "bn.scale",
+        "dense2.weight": "dense2.kernel",
+    }
+    transposed: Collection[str] = ("dense1.kernel", "dense2.kernel")
     bn_defaults: ClassVar[dict[str, str]] = {  # defaults that differ from the aligned ones
         "momentum": "momentum=0.99",
         "mode": "mode='ema' (unset)",
         "state": "counter 0: debiases a var EMA that starts at 1",
     }
 
-    def __init__(self, config: MlpBnConfig):
-        self.config = config
-        model, _ = self._make(jax.random.key(0))
-        _, self.static = eqx.partition(model, eqx.is_inexact_array)
-
-    def _make(self, key: jax.Array) -> tuple[MlpBn, eqx.nn.State]:
+    def make(self, key: jax.Array) -> tuple[MlpBn, eqx.nn.State]:
         c = self.config
         # --8<-- [start:equinox-cross-device]
         # BatchNorm averages over its own vmap axis; data-parallel, over the devices' too.
@@ -160,37 +161,24 @@ class EquinoxMlpBn:
                 **bn_kwargs(c),
             )
 
-    def init(self, key: jax.Array, x: jax.Array) -> tuple[PyTree, eqx.nn.State]:
+    def check(self, x: Any) -> None:
         check_features(self.name, x, self.config)
-        model, state = self._make(key)
-        return eqx.filter(model, eqx.is_inexact_array), state
-
-    def _combine(self, params: PyTree) -> MlpBn:
-        return eqx.combine(params, self.static)
 
     def apply(
         self,
         params: PyTree,
-        state: eqx.nn.State,
-        x: jax.Array,
+        state: eqx.nn.State | None,
+        x: Any,
         *,
         train: bool,
         key: jax.Array | None = None,
-    ) -> tuple[Array, eqx.nn.State]:
-        check_features(self.name, x, self.config)
-        model = eqx.nn.inference_mode(self._combine(params), value=not train)
+    ) -> tuple[Array, eqx.nn.State | None]:
+        self.check(x)
+        model = eqx.nn.inference_mode(self.combine(params), value=not train)
         return batched(model, x, state)
 
-    def to_canonical(self, params: PyTree, state: eqx.nn.State) -> tuple[Canonical, Canonical]:
-        out = {
-            "dense1.kernel": params.dense1.weight.T,  # Equinox stores (out, in)
-            "bn.scale": params.bn.weight,
-            "bn.bias": params.bn.bias,
-            "dense2.kernel": params.dense2.weight.T,
-            "dense2.bias": params.dense2.bias,
-        }
-        if self.config.dense1_bias:
-            out["dense1.bias"] = params.dense1.bias
+    def state_to_canonical(self, state: eqx.nn.State) -> Canonical:
+        """The running statistics BatchNorm normalises with at inference."""
         bn = self.static.bn
         if bn.mode == "batch":
             # Exactly what eqx.nn.BatchNorm computes at inference.
@@ -199,23 +187,21 @@ class EquinoxMlpBn:
             mean, var = _debiased(hidden_mean, hidden_var, counter, bn.momentum)
         else:
             mean, var = state.get(bn.ema_state_index)
-        return out, {"bn.mean": mean, "bn.var": var}
+        return {"bn.mean": mean, "bn.var": var}
 
-    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[PyTree, eqx.nn.State]:
+    def from_canonical(
+        self, params: Canonical, state: Canonical
+    ) -> tuple[PyTree, eqx.nn.State | None]:
         check_canonical(self.name, params, state, self.config)
-        p = {k: jnp.asarray(v) for k, v in params.items()}
-        model, native_state = self._make(jax.random.key(0))
-        leaves = {
-            (lambda m: m.dense1.weight): p["dense1.kernel"].T,
-            (lambda m: m.bn.weight): p["bn.scale"],
-            (lambda m: m.bn.bias): p["bn.bias"],
-            (lambda m: m.dense2.weight): p["dense2.kernel"].T,
-            (lambda m: m.dense2.bias): p["dense2.bias"],
-        }
-        if self.config.dense1_bias:
-            leaves[lambda m: m.dense1.bias] = p["dense1.bias"]
-        for where, value in leaves.items():
-            model = eqx.tree_at(where, model, value)
+        return super().from_canonical(params, state)
+
+    def state_from_canonical(
+        self, model: MlpBn, template: eqx.nn.State, state: Canonical
+    ) -> eqx.nn.State:
+        """The statistics as BatchNorm's own state: in `mode="batch"` with the counter at
+        `SATURATED_COUNT` (the debiasing divides by exactly 1), in `mode="ema"` with the
+        first-call flag off."""
+        native_state = template
         stats = (jnp.asarray(state["bn.mean"]), jnp.asarray(state["bn.var"]))
         bn = model.bn
         if bn.mode == "batch":
@@ -224,9 +210,4 @@ class EquinoxMlpBn:
         else:
             native_state = native_state.set(bn.ema_first_time_index, jnp.array(False))
             native_state = native_state.set(bn.ema_state_index, stats)
-        return eqx.filter(model, eqx.is_inexact_array), native_state
-
-    def native_loop(
-        self, params: PyTree, state: eqx.nn.State, tx: optax.GradientTransformation
-    ) -> NativeLoop:
-        return equinox_native_loop(train_step, self._combine(params), state, tx)
+        return native_state

@@ -9,6 +9,7 @@ model has no `StateIndex`, so its state is `None`.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import equinox as eqx
@@ -20,6 +21,8 @@ from jaxtyping import Array, Float, PyTree
 from shared import Canonical, NativeLoop
 from shared.models.mlp_bn import Labelled, check_features, mlp_bn_loss
 from shared.models.mlp_dropout import MlpDropoutConfig, check_params, dropout_key
+
+from ._adapter import EquinoxAdapter
 
 
 # --8<-- [start:equinox-dropout-model]
@@ -64,7 +67,7 @@ def train_step(model, opt_state, batch: Labelled, root, step, tx, key=None):
 # --8<-- [end:equinox-dropout-train-step]
 
 
-class EquinoxMlpDropout:
+class EquinoxMlpDropout(EquinoxAdapter[MlpDropoutConfig, MlpDropout]):
     """Adapter from the Equinox MLP with dropout to the harness protocol.
 
     Aligned keys: the model is called with `key=dropout_key(key, 0)`. Native keys: with the
@@ -72,35 +75,31 @@ class EquinoxMlpDropout:
     `jax.random.key(config.seed)`, as the harness derives its keys. The state is `None`.
     """
 
-    name = "equinox"
     model = "mlp-dropout"
+    params_rename: Mapping[str, str] = {
+        "dense1.weight": "dense1.kernel",
+        "dense2.weight": "dense2.kernel",
+    }
+    transposed: Collection[str] = ("dense1.kernel", "dense2.kernel")
 
-    def __init__(self, config: MlpDropoutConfig):
-        self.config = config
-        _, self.static = eqx.partition(self._make(jax.random.key(0)), eqx.is_inexact_array)
-
-    def _make(self, key: jax.Array) -> MlpDropout:
+    def make(self, key: jax.Array) -> tuple[MlpDropout, None]:
         c = self.config
-        return MlpDropout(c.features, c.hidden, c.classes, c.rate, key=key)
+        return MlpDropout(c.features, c.hidden, c.classes, c.rate, key=key), None
 
-    def _combine(self, params: PyTree) -> MlpDropout:
-        return eqx.combine(params, self.static)
-
-    def init(self, key: jax.Array, x: jax.Array) -> tuple[PyTree, None]:
-        check_features(self.name, x, self.config)
-        return eqx.filter(self._make(key), eqx.is_inexact_array), None
+    def check(self, x: Any) -> None:
+        check_features(self.name, x, self.config)  # mlp-bn's inputs
 
     def apply(
         self,
         params: PyTree,
-        state: None,
-        x: jax.Array,
+        state: eqx.nn.State | None,
+        x: Any,
         *,
         train: bool,
         key: jax.Array | None = None,
-    ) -> tuple[Array, None]:
-        check_features(self.name, x, self.config)
-        model = eqx.nn.inference_mode(self._combine(params), value=not train)
+    ) -> tuple[Array, eqx.nn.State | None]:
+        self.check(x)
+        model = eqx.nn.inference_mode(self.combine(params), value=not train)
         if not train:
             return model(x), state
         if key is None:
@@ -109,40 +108,24 @@ class EquinoxMlpDropout:
             )
         return model(x, key=dropout_key(key, 0) if self.config.aligned else key), state
 
-    def to_canonical(self, params: PyTree, state: None) -> tuple[Canonical, Canonical]:
-        return {
-            "dense1.kernel": params.dense1.weight.T,  # Equinox stores (out, in)
-            "dense1.bias": params.dense1.bias,
-            "dense2.kernel": params.dense2.weight.T,
-            "dense2.bias": params.dense2.bias,
-        }, {}
-
-    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[PyTree, None]:
+    def from_canonical(
+        self, params: Canonical, state: Canonical
+    ) -> tuple[PyTree, eqx.nn.State | None]:
         check_params(self.name, params, self.config)
         if state:
             raise ValueError(
                 f"{self.name}: unexpected canonical state entry {sorted(state)[0]!r}; "
                 "Equinox's dropout keeps no state (its key is an argument)"
             )
-        p = {k: jnp.asarray(v) for k, v in params.items()}
-        model = self._make(jax.random.key(0))
-        leaves = {
-            (lambda m: m.dense1.weight): p["dense1.kernel"].T,
-            (lambda m: m.dense1.bias): p["dense1.bias"],
-            (lambda m: m.dense2.weight): p["dense2.kernel"].T,
-            (lambda m: m.dense2.bias): p["dense2.bias"],
-        }
-        for where, value in leaves.items():
-            model = eqx.tree_at(where, model, value)
-        return eqx.filter(model, eqx.is_inexact_array), None
+        return super().from_canonical(params, state)
 
     def native_loop(
-        self, params: PyTree, state: None, tx: optax.GradientTransformation
+        self, params: PyTree, state: eqx.nn.State | None, tx: optax.GradientTransformation
     ) -> NativeLoop:
         """Equinox's loop: a Python step counter folded into `jax.random.key(config.seed)`
         inside the jitted step (native keys; the harness's `key` is ignored), or the
         harness's layer key passed to the model (aligned keys)."""
-        model = self._combine(params)
+        model = self.combine(params)
         opt_state = tx.init(eqx.filter(model, eqx.is_array))
         root = jax.random.key(self.config.seed)
         steps = 0

@@ -12,11 +12,15 @@ from jaxtyping import Array
 
 from shared import Batch, NativeLoop
 
+EquinoxStep = Callable[..., tuple[Any, eqx.nn.State | None, optax.OptState, Array]]
+"""A model's Equinox train step: `(model, state, opt_state, batch, tx) -> (model, state,
+opt_state, loss)`."""
+
 
 def equinox_native_loop(
-    train_step: Callable[..., tuple[Any, eqx.nn.State, Any, Array]],
+    train_step: EquinoxStep,
     model: eqx.Module,
-    state: eqx.nn.State,
+    state: eqx.nn.State | None,
     tx: optax.GradientTransformation,
 ) -> NativeLoop:
     """`train_step(model, state, opt_state, batch, tx) -> (model, state, opt_state, loss)`."""

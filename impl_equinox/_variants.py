@@ -10,8 +10,6 @@ flat list of leaves). Both compile the model's own train step, undecorated.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from typing import Any
 
 import equinox as eqx
 import jax
@@ -20,9 +18,7 @@ from jaxtyping import Array
 
 from shared import Batch, NativeLoop
 
-EquinoxStep = Callable[..., tuple[Any, eqx.nn.State, Any, Array]]
-"""A model's Equinox train step: `(model, state, opt_state, batch, tx) -> (model, state,
-opt_state, loss)`, as `equinox_native_loop` takes it."""
+from ._native import EquinoxStep
 
 
 def equinox_variants(

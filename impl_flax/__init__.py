@@ -1,17 +1,21 @@
-"""The bias adder, the MLP with BatchNorm and the MLP with dropout in Flax: Linen (mutable
-collections, `rngs=`) and NNX."""
+"""The models in Flax: Linen (mutable collections, `rngs=`) in `_linen/`, NNX in `_nnx/`.
 
-from ._bias_stack_linen import LinenBiasStack
-from ._bias_stack_nnx import NNXBiasStack
-from ._canonical import linen_canonical, linen_from_canonical, nnx_canonical, nnx_from_canonical
-from ._linen import BiasAdderWithRunningMean as LinenBiasAdderWithRunningMean
-from ._linen import LinenBiasAdder
-from ._mlp_bn_linen import LinenMlpBn
-from ._mlp_bn_nnx import NNXMlpBn
-from ._mlp_dropout_linen import LinenMlpDropout
-from ._mlp_dropout_nnx import NNXMlpDropout
-from ._nnx import BiasAdderWithRunningMean as NNXBiasAdderWithRunningMean
-from ._nnx import NNXBiasAdder
+Each API's sub-package holds the same files as every other `impl_*` package: its adapter
+base (`_adapter`), its canonical helpers, native loop and variants, and one file per model.
+"""
+
+from ._linen._bias_adder import BiasAdderWithRunningMean as LinenBiasAdderWithRunningMean
+from ._linen._bias_adder import LinenBiasAdder
+from ._linen._bias_stack import LinenBiasStack
+from ._linen._canonical import linen_canonical, linen_from_canonical
+from ._linen._mlp_bn import LinenMlpBn
+from ._linen._mlp_dropout import LinenMlpDropout
+from ._nnx._bias_adder import BiasAdderWithRunningMean as NNXBiasAdderWithRunningMean
+from ._nnx._bias_adder import NNXBiasAdder
+from ._nnx._bias_stack import NNXBiasStack
+from ._nnx._canonical import nnx_canonical, nnx_from_canonical
+from ._nnx._mlp_bn import NNXMlpBn
+from ._nnx._mlp_dropout import NNXMlpDropout
 
 __all__ = [
     "LinenBiasAdder",

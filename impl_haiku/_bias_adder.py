@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import haiku as hk
@@ -10,10 +11,9 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float
 
-from shared import Canonical, NativeLoop
 from shared.models.bias_adder import BiasAdderConfig, check_input
 
-from ._native import haiku_native_loop
+from ._adapter import HaikuAdapter
 
 
 class BiasAdderWithRunningMean(hk.Module):
@@ -84,51 +84,17 @@ def make_train_step(forward: hk.TransformedWithState, tx: optax.GradientTransfor
 # --8<-- [end:haiku-train-step]
 
 
-class HaikuBiasAdder:
+class HaikuBiasAdder(HaikuAdapter[BiasAdderConfig]):
     """Adapter from the Haiku model to the harness protocol."""
 
-    name = "haiku"
     model = "bias-adder"
+    make_train_step = staticmethod(make_train_step)
+    params_rename: Mapping[str, str] = {"bias_adder.bias": "bias"}
+    state_rename: Mapping[str, str] = {"bias_adder.mean": "mean"}
 
-    def __init__(self, config: BiasAdderConfig):
-        self.config = config
-        self.forward = make_forward(
-            momentum=config.momentum,
-            keepdims=config.keepdims,
-            axis_name=config.axis_name,
-        )
+    def make(self) -> hk.TransformedWithState:
+        c = self.config
+        return make_forward(momentum=c.momentum, keepdims=c.keepdims, axis_name=c.axis_name)
 
-    def init(self, key: jax.Array, x: jax.Array) -> tuple[hk.Params, hk.State]:
+    def check(self, x: Any) -> None:
         check_input(self.name, x, self.config)
-        # --8<-- [start:haiku-init]
-        params, state = self.forward.init(key, x, is_training=True)  # runs __call__ once
-        # --8<-- [end:haiku-init]
-        return params, state
-
-    def apply(
-        self,
-        params: hk.Params,
-        state: hk.State,
-        x: jax.Array,
-        *,
-        train: bool,
-        key: jax.Array | None = None,
-    ) -> tuple[Array, hk.State]:
-        check_input(self.name, x, self.config)
-        # --8<-- [start:haiku-eval]
-        return self.forward.apply(params, state, x, is_training=train)
-        # --8<-- [end:haiku-eval]
-
-    def to_canonical(self, params: hk.Params, state: hk.State) -> tuple[Canonical, Canonical]:
-        return {"bias": params["bias_adder"]["bias"]}, {"mean": state["bias_adder"]["mean"]}
-
-    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[hk.Params, hk.State]:
-        return (
-            {"bias_adder": {"bias": jnp.asarray(params["bias"])}},
-            {"bias_adder": {"mean": jnp.asarray(state["mean"])}},
-        )
-
-    def native_loop(
-        self, params: hk.Params, state: hk.State, tx: optax.GradientTransformation
-    ) -> NativeLoop:
-        return haiku_native_loop(make_train_step(self.forward, tx), params, state, tx)

@@ -3,19 +3,17 @@ as `hk.nets.MLP` makes its `hk.Linear`s, under `hk.transform_with_state`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import haiku as hk
-import jax
-import jax.numpy as jnp
-import optax
 from jaxtyping import Array, Float
 
-from shared import Canonical, NativeLoop
 from shared.models.bias_stack import BiasStackConfig, check_stack_input
+
+from ._adapter import HaikuAdapter
 
 # The step is the bias adder's: the same loss, the same `apply` signature.
 from ._bias_adder import BiasAdderWithRunningMean, make_train_step
-from ._canonical import haiku_canonical, haiku_from_canonical
-from ._native import haiku_native_loop
 
 
 class BiasStack(hk.Module):
@@ -61,17 +59,14 @@ def make_forward(depth: int, features: int, **kwargs) -> hk.TransformedWithState
     return hk.without_apply_rng(hk.transform_with_state(forward))
 
 
-class HaikuBiasStack:
+class HaikuBiasStack(HaikuAdapter[BiasStackConfig]):
     """Adapter from the Haiku stack to the harness protocol."""
 
-    name = "haiku"
     model = "bias-stack"
+    make_train_step = staticmethod(make_train_step)
 
     def __init__(self, config: BiasStackConfig):
-        self.config = config
-        self.forward = make_forward(
-            config.depth, config.features, momentum=config.momentum, axis_name=config.axis_name
-        )
+        super().__init__(config)
         # Haiku's `bias_stack/~/linear_{i}` and `bias_stack/~/layer_{i}` -> the canonical
         # `layers.{i}`.
         scope = [(f"bias_stack/~/layer_{i}", f"layers.{i}") for i in range(config.depth)]
@@ -81,39 +76,9 @@ class HaikuBiasStack:
         }
         self.state_rename = {f"{m}.mean": f"{c}.mean" for m, c in scope}
 
-    def init(self, key: jax.Array, x: jax.Array) -> tuple[hk.Params, hk.State]:
+    def make(self) -> hk.TransformedWithState:
+        c = self.config
+        return make_forward(c.depth, c.features, momentum=c.momentum, axis_name=c.axis_name)
+
+    def check(self, x: Any) -> None:
         check_stack_input(self.name, x, self.config)
-        return self.forward.init(key, x, is_training=True)
-
-    def apply(
-        self,
-        params: hk.Params,
-        state: hk.State,
-        x: jax.Array,
-        *,
-        train: bool,
-        key: jax.Array | None = None,
-    ) -> tuple[Array, hk.State]:
-        check_stack_input(self.name, x, self.config)
-        return self.forward.apply(params, state, x, is_training=train)
-
-    def to_canonical(self, params: hk.Params, state: hk.State) -> tuple[Canonical, Canonical]:
-        return (
-            haiku_canonical(params, self.params_rename),
-            haiku_canonical(state, self.state_rename),
-        )
-
-    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[hk.Params, hk.State]:
-        x = jax.ShapeDtypeStruct((1, self.config.features), jnp.float32)
-        template_params, template_state = jax.eval_shape(
-            lambda key, x: self.forward.init(key, x, is_training=True), jax.random.key(0), x
-        )
-        return (
-            haiku_from_canonical(template_params, params, self.params_rename),
-            haiku_from_canonical(template_state, state, self.state_rename),
-        )
-
-    def native_loop(
-        self, params: hk.Params, state: hk.State, tx: optax.GradientTransformation
-    ) -> NativeLoop:
-        return haiku_native_loop(make_train_step(self.forward, tx), params, state, tx)

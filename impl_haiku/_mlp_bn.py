@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float
 
-from shared import Canonical, NativeLoop
+from shared import Canonical
 from shared.models.mlp_bn import (
     SATURATED_COUNT,
     Labelled,
@@ -27,7 +27,7 @@ from shared.models.mlp_bn import (
     mlp_bn_loss,
 )
 
-from ._native import haiku_native_loop
+from ._adapter import HaikuAdapter
 
 RESNET_DECAY_RATE = 0.999
 """hk.BatchNorm's `decay_rate` has no default; this is `hk.nets.ResNet`'s `bn_config` default,
@@ -115,35 +115,22 @@ def make_train_step(forward: hk.TransformedWithState, tx: optax.GradientTransfor
 # --8<-- [end:haiku-mlp-bn-train-step]
 
 
-class HaikuMlpBn:
-    """Adapter from the Haiku MLP to the harness protocol."""
+class HaikuMlpBn(HaikuAdapter[MlpBnConfig]):
+    """Adapter from the Haiku MLP to the harness protocol; its canonical names are its own
+    (the running statistics are the EMAs' debiased averages)."""
 
-    name = "haiku"
     model = "mlp-bn"
+    make_train_step = staticmethod(make_train_step)
     bn_defaults: ClassVar[dict[str, str]] = {  # defaults that differ from the aligned ones
         "momentum": "decay_rate=0.999 (hk.nets.ResNet's)",
         "state": "zero-debiased EMA from 0, counter 0",
     }
 
-    def __init__(self, config: MlpBnConfig):
-        self.config = config
-        self.forward = make_forward(config)
+    def make(self) -> hk.TransformedWithState:
+        return make_forward(self.config)
 
-    def init(self, key: jax.Array, x: jax.Array) -> tuple[hk.Params, hk.State]:
+    def check(self, x: Any) -> None:
         check_features(self.name, x, self.config)
-        return self.forward.init(key, x, is_training=True)
-
-    def apply(
-        self,
-        params: hk.Params,
-        state: hk.State,
-        x: jax.Array,
-        *,
-        train: bool,
-        key: jax.Array | None = None,
-    ) -> tuple[Array, hk.State]:
-        check_features(self.name, x, self.config)
-        return self.forward.apply(params, state, x, is_training=train)
 
     def to_canonical(self, params: hk.Params, state: hk.State) -> tuple[Canonical, Canonical]:
         h = self.config.hidden
@@ -182,8 +169,3 @@ class HaikuMlpBn:
             return {"counter": jnp.int32(SATURATED_COUNT), "hidden": v, "average": v}
 
         return native, {MEAN_EMA: ema(state["bn.mean"]), VAR_EMA: ema(state["bn.var"])}
-
-    def native_loop(
-        self, params: hk.Params, state: hk.State, tx: optax.GradientTransformation
-    ) -> NativeLoop:
-        return haiku_native_loop(make_train_step(self.forward, tx), params, state, tx)

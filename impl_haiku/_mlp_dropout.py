@@ -9,17 +9,19 @@ so its state is the empty `{}`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import haiku as hk
 import jax
-import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float
 
 from shared import Canonical, NativeLoop
 from shared.models.mlp_bn import Labelled, check_features, mlp_bn_loss
 from shared.models.mlp_dropout import MlpDropoutConfig, check_params, dropout_key
+
+from ._adapter import HaikuAdapter
 
 DENSE1 = "mlp_dropout/dense1"
 DENSE2 = "mlp_dropout/dense2"
@@ -88,36 +90,39 @@ def make_train_step(
 # --8<-- [end:haiku-dropout-train-step]
 
 
-class HaikuMlpDropout:
+class HaikuMlpDropout(HaikuAdapter[MlpDropoutConfig]):
     """Adapter from the Haiku MLP with dropout to the harness protocol.
 
     Aligned keys: the dropout's key is `dropout_key(key, 0)`, given to `hk.dropout`
     explicitly. Native keys: `key` is `apply`'s `rng`, and the model draws
     `hk.next_rng_key()` from it; the native loop folds its own step counter into
-    `jax.random.key(config.seed)`, as the harness derives its keys.
+    `jax.random.key(config.seed)`, as the harness derives its keys. The state is `{}`.
     """
 
-    name = "haiku"
     model = "mlp-dropout"
+    params_rename: Mapping[str, str] = {
+        f"{DENSE1}.w": "dense1.kernel",
+        f"{DENSE1}.b": "dense1.bias",
+        f"{DENSE2}.w": "dense2.kernel",
+        f"{DENSE2}.b": "dense2.bias",
+    }
 
-    def __init__(self, config: MlpDropoutConfig):
-        self.config = config
-        self.forward = make_forward(config)
+    def make(self) -> hk.TransformedWithState:
+        return make_forward(self.config)
 
-    def init(self, key: jax.Array, x: jax.Array) -> tuple[hk.Params, hk.State]:
-        check_features(self.name, x, self.config)
-        return self.forward.init(key, x, is_training=True)
+    def check(self, x: Any) -> None:
+        check_features(self.name, x, self.config)  # mlp-bn's inputs
 
     def apply(
         self,
         params: hk.Params,
         state: hk.State,
-        x: jax.Array,
+        x: Any,
         *,
         train: bool,
         key: jax.Array | None = None,
     ) -> tuple[Array, hk.State]:
-        check_features(self.name, x, self.config)
+        self.check(x)
         if not train:
             return self.forward.apply(params, state, None, x, is_training=False)
         if key is None:
@@ -129,14 +134,6 @@ class HaikuMlpDropout:
             return self.forward.apply(params, state, None, x, is_training=True, dropout_rng=k)
         return self.forward.apply(params, state, key, x, is_training=True)
 
-    def to_canonical(self, params: hk.Params, state: hk.State) -> tuple[Canonical, Canonical]:
-        return {
-            "dense1.kernel": params[DENSE1]["w"],
-            "dense1.bias": params[DENSE1]["b"],
-            "dense2.kernel": params[DENSE2]["w"],
-            "dense2.bias": params[DENSE2]["b"],
-        }, {}
-
     def from_canonical(self, params: Canonical, state: Canonical) -> tuple[hk.Params, hk.State]:
         check_params(self.name, params, self.config)
         if state:
@@ -144,12 +141,7 @@ class HaikuMlpDropout:
                 f"{self.name}: unexpected canonical state entry {sorted(state)[0]!r}; "
                 "Haiku's dropout keeps no state (its key is apply's rng)"
             )
-        p = {k: jnp.asarray(v) for k, v in params.items()}
-        native = {
-            DENSE1: {"w": p["dense1.kernel"], "b": p["dense1.bias"]},
-            DENSE2: {"w": p["dense2.kernel"], "b": p["dense2.bias"]},
-        }
-        return native, {}
+        return super().from_canonical(params, state)
 
     def native_loop(
         self, params: hk.Params, state: hk.State, tx: optax.GradientTransformation

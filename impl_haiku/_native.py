@@ -12,9 +12,15 @@ from jaxtyping import Array
 
 from shared import Batch, NativeLoop
 
+HaikuStep = Callable[
+    [hk.Params, hk.State, optax.OptState, Batch], tuple[hk.Params, hk.State, optax.OptState, Array]
+]
+"""A model's jitted Haiku train step: `(params, state, opt_state, batch) -> (params, state,
+opt_state, loss)`."""
+
 
 def haiku_native_loop(
-    train_step: Callable[..., tuple[hk.Params, hk.State, Any, Array]],
+    train_step: HaikuStep,
     params: hk.Params,
     state: hk.State,
     tx: optax.GradientTransformation,

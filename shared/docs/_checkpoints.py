@@ -7,8 +7,8 @@ from __future__ import annotations
 from ._content import Concept, ModelDocs
 
 FILES = {
-    "flax_linen": "impl_flax/_native.py",
-    "flax_nnx": "impl_flax/_native.py",
+    "flax_linen": "impl_flax/_linen/_native.py",
+    "flax_nnx": "impl_flax/_nnx/_native.py",
     "haiku": "impl_haiku/_native.py",
     "equinox": "impl_equinox/_native.py",
     "keras": "impl_keras/_native.py",

@@ -8,8 +8,8 @@ from __future__ import annotations
 from ._content import Concept, ModelDocs
 
 FILES = {
-    "flax_linen": "impl_flax/_variants.py",
-    "flax_nnx": "impl_flax/_variants.py",
+    "flax_linen": "impl_flax/_linen/_variants.py",
+    "flax_nnx": "impl_flax/_nnx/_variants.py",
     "haiku": "impl_haiku/_bias_adder.py",
     "equinox": "impl_equinox/_variants.py",
     "keras": "impl_keras/_variants.py",

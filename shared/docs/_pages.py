@@ -1,8 +1,9 @@
 """The guide's Markdown pages: one per topic, each concept in tabs and in columns.
 
 The pages hold no code. Each block is a `pymdownx.snippets` line naming a file and a section
-(`--8<-- "impl_flax/_linen.py:linen-init"`), the same `# --8<-- [start:NAME]` markers the
-framework files carry, so the site builder cuts the code from the real files at every build.
+(`--8<-- "impl_flax/_linen/_bias_adder.py:linen-init"`), the same `# --8<-- [start:NAME]`
+markers the framework files carry, so the site builder cuts the code from the real files at
+every build.
 Tabs and columns are Material's content tabs, linked by label (`content.tabs.link`): picking
 a framework, or the columns view, anywhere on the site picks it everywhere.
 """

@@ -281,10 +281,10 @@ def test_functions_the_dedent_brings_to_the_top_level_get_two_blank_lines():
 
 def test_a_missing_region_is_an_error_naming_it(tmp_path, capsys):
     root = _copy_tree(tmp_path)
-    nnx = root / "impl_flax/_nnx.py"
+    nnx = root / "impl_flax/_nnx/_adapter.py"
     nnx.write_text(nnx.read_text().replace("[end:nnx-merge]", "[end:nnx-merged]"))
     assert main(["docs", "--check", "--root", str(root)]) == 2
-    assert "impl_flax/_nnx.py" in capsys.readouterr().err
+    assert "impl_flax/_nnx/_adapter.py" in capsys.readouterr().err
     text = re.sub(r"^ *# --8<-- \[(start|end):nnx-merged?\]\n", "", nnx.read_text(), flags=re.M)
     nnx.write_text(text)
     with pytest.raises(_generate.DocsError, match="missing region 'nnx-merge'"):

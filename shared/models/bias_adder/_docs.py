@@ -5,20 +5,42 @@ from __future__ import annotations
 from shared.docs import Concept, ModelDocs
 
 FILES = {
-    "flax_linen": "impl_flax/_linen.py",
-    "flax_nnx": "impl_flax/_nnx.py",
+    "flax_linen": "impl_flax/_linen/_bias_adder.py",
+    "flax_nnx": "impl_flax/_nnx/_bias_adder.py",
     "haiku": "impl_haiku/_bias_adder.py",
     "equinox": "impl_equinox/_bias_adder.py",
     "keras": "impl_keras/_bias_adder.py",
 }
 """Framework -> the file that holds its bias adder."""
 
-STATELESS = {**FILES, "keras": "impl_keras/_adapter.py"}
-"""The same, with Keras's `stateless_call` adapter, which every Keras model shares."""
+ADAPTERS = {
+    "flax_linen": "impl_flax/_linen/_adapter.py",
+    "flax_nnx": "impl_flax/_nnx/_adapter.py",
+    "haiku": "impl_haiku/_adapter.py",
+    "equinox": "impl_equinox/_adapter.py",
+    "keras": "impl_keras/_adapter.py",
+}
+"""Framework -> its adapter base, which every model of that framework shares (its init, split
+and merge, and its apply with the train/eval switch)."""
+
+INIT = {**FILES, "flax_linen": ADAPTERS["flax_linen"], "haiku": ADAPTERS["haiku"]}
+"""Where each framework's init is: the model's own constructor call, or the adapter's `init`
+for the frameworks that initialise by running the model."""
+
+SPLIT = {**ADAPTERS, "haiku": FILES["haiku"]}
+"""Where each framework splits params from state, and merges them back: the adapter, except
+Haiku's, whose `hk.transform_with_state` (in the model's file) returns them apart."""
+
+APPLY_UPDATE = {**FILES, "keras": ADAPTERS["keras"]}
+"""Where each framework's training call returns its state update: the model's own train
+step, or Keras's `stateless_call` in its adapter."""
+
+EVAL = ADAPTERS
+"""Where each framework calls the model without a state update: its adapter's `apply`."""
 
 NATIVE = {
-    "flax_linen": "impl_flax/_native.py",
-    "flax_nnx": "impl_flax/_native.py",
+    "flax_linen": "impl_flax/_linen/_native.py",
+    "flax_nnx": "impl_flax/_nnx/_native.py",
     "haiku": "impl_haiku/_native.py",
     "equinox": "impl_equinox/_native.py",
     "keras": "impl_keras/_native.py",
@@ -72,7 +94,7 @@ CONCEPTS = (
         "state) and never call the model to initialise it; Keras's `build` creates the "
         "variables without a call (a subclassed `keras.Model` builds its layers when first "
         "called).",
-        FILES,
+        INIT,
         topic="init",
     ),
     Concept(
@@ -87,7 +109,7 @@ CONCEPTS = (
         "(`eqx.partition`), put back together by `eqx.combine`. Keras's variables are "
         "objects: `stateless_call` takes their values as two lists, in `trainable_variables` "
         "and `non_trainable_variables` order, and `assign` writes values back into them.",
-        STATELESS,
+        SPLIT,
         extra={"flax_nnx": ("merge",), "equinox": ("merge",), "keras": ("merge",)},
         topic="parameters-and-state",
     ),
@@ -99,7 +121,7 @@ CONCEPTS = (
         "hand; NNX mutates `model.mean` in place and `nnx.value_and_grad` carries the update "
         "out of the trace. Keras's `stateless_call(trainable, non_trainable, x, "
         "training=True)` returns the new non-trainable values; `training` must be passed.",
-        STATELESS,
+        APPLY_UPDATE,
         topic="train-and-eval",
     ),
     Concept(
@@ -109,7 +131,7 @@ CONCEPTS = (
         "switches a module attribute with `model.eval()` / `model.train()`; Equinox's "
         "`eqx.nn.inference_mode` returns a copy of the model with `inference=True`; Keras "
         "takes `training=False`.",
-        STATELESS,
+        EVAL,
         topic="train-and-eval",
     ),
     Concept(
@@ -241,8 +263,8 @@ GOTCHAS = (
     (
         "NNX: merge with `copy=True` inside transforms",
         "NNX 0.12 merges a State's Variables by reference: without `copy=True`, a trace or the "
-        "native loop mutates the caller's params and state (`impl_flax/_nnx.py`, "
-        "`NNXBiasAdder._merge`).",
+        "native loop mutates the caller's params and state (`impl_flax/_nnx/_adapter.py`, "
+        "`NNXAdapter.merge`).",
     ),
     (
         "Eval mode is easy to miss",

@@ -37,7 +37,7 @@ depth up to 64. A larger batch takes larger steps (the loss is a sum): at B16, s
 
 Every framework's version composes that framework's own Dense layer and bias adder module L
 times, the way the framework holds a sequence of submodules (`impl_*`, files
-`_bias_stack*.py`), so that `state-rosetta bench --depth` can measure each framework's
+`_bias_stack.py`), so that `state-rosetta bench --depth` can measure each framework's
 per-layer overhead. Here: its spec, config, pure-JAX reference, float64 oracle and
 tolerances.
 """

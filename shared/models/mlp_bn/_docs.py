@@ -5,8 +5,8 @@ from __future__ import annotations
 from shared.docs import Concept, ModelDocs
 
 FILES = {
-    "flax_linen": "impl_flax/_mlp_bn_linen.py",
-    "flax_nnx": "impl_flax/_mlp_bn_nnx.py",
+    "flax_linen": "impl_flax/_linen/_mlp_bn.py",
+    "flax_nnx": "impl_flax/_nnx/_mlp_bn.py",
     "haiku": "impl_haiku/_mlp_bn.py",
     "equinox": "impl_equinox/_mlp_bn.py",
     "keras": "impl_keras/_mlp_bn.py",

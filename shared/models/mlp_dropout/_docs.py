@@ -6,8 +6,8 @@ from __future__ import annotations
 from shared.docs import Concept, ModelDocs
 
 FILES = {
-    "flax_linen": "impl_flax/_mlp_dropout_linen.py",
-    "flax_nnx": "impl_flax/_mlp_dropout_nnx.py",
+    "flax_linen": "impl_flax/_linen/_mlp_dropout.py",
+    "flax_nnx": "impl_flax/_nnx/_mlp_dropout.py",
     "haiku": "impl_haiku/_mlp_dropout.py",
     "equinox": "impl_equinox/_mlp_dropout.py",
     "keras": "impl_keras/_mlp_dropout.py",

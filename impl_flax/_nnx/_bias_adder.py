@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -10,10 +11,10 @@ import optax
 from flax import nnx
 from jaxtyping import Array, Float
 
-from shared import Canonical, NativeLoop
+from shared import NativeLoop
 from shared.models.bias_adder import BiasAdderConfig, check_input
 
-from ._native import nnx_native_loop
+from ._adapter import NNXAdapter, NNXState
 from ._variants import nnx_variants
 
 
@@ -70,22 +71,14 @@ def train_step(model: BiasAdderWithRunningMean, optimizer: nnx.Optimizer, x: Arr
 # --8<-- [end:nnx-train-step]
 
 
-class NNXBiasAdder:
+class NNXBiasAdder(NNXAdapter[BiasAdderConfig, BiasAdderWithRunningMean]):
     """Adapter from the NNX model to the harness protocol (split once, merge per call)."""
 
-    name = "flax_nnx"
     model = "bias-adder"
+    train_step = staticmethod(train_step)
 
-    def __init__(self, config: BiasAdderConfig):
-        self.config = config
-        # The graph (structure and static attributes) is fixed; only the arrays travel.
-        model = nnx.eval_shape(self._make_model)  # abstract: shapes only, nothing allocated
-        # --8<-- [start:nnx-split]
-        graphdef, params, state = nnx.split(model, nnx.Param, nnx.BatchStat)
-        # --8<-- [end:nnx-split]
-        self.graphdef = graphdef
-
-    def _make_model(self) -> BiasAdderWithRunningMean:
+    def make(self, rngs: nnx.Rngs) -> BiasAdderWithRunningMean:
+        del rngs  # zeros: nothing random to draw
         config = self.config
         # --8<-- [start:nnx-init]
         # The variables are made in __init__, which never calls the model: no state update.
@@ -98,54 +91,10 @@ class NNXBiasAdder:
         # --8<-- [end:nnx-init]
         return model
 
-    def init(self, key: jax.Array, x: jax.Array) -> tuple[nnx.State, nnx.State]:
-        del key  # zeros: nothing random to draw
+    def check(self, x: Any) -> None:
         check_input(self.name, x, self.config)
-        _, params, state = nnx.split(self._make_model(), nnx.Param, nnx.BatchStat)
-        return params, state
-
-    def _merge(self, params: nnx.State, state: nnx.State) -> BiasAdderWithRunningMean:
-        graphdef = self.graphdef
-        # --8<-- [start:nnx-merge]
-        # copy=True: fresh Variables, so that neither a trace nor the native loop mutates
-        # the caller's params and state (NNX 0.12 merges the State's Variables by reference).
-        model = nnx.merge(graphdef, params, state, copy=True)
-        # --8<-- [end:nnx-merge]
-        return model
-
-    def apply(
-        self,
-        params: nnx.State,
-        state: nnx.State,
-        x: jax.Array,
-        *,
-        train: bool,
-        key: jax.Array | None = None,
-    ) -> tuple[Array, nnx.State]:
-        check_input(self.name, x, self.config)
-        model = self._merge(params, state)
-        # --8<-- [start:nnx-eval]
-        model.train() if train else model.eval()
-        y = model(x)
-        # --8<-- [end:nnx-eval]
-        return y, nnx.state(model, nnx.BatchStat)
-
-    def to_canonical(self, params: nnx.State, state: nnx.State) -> tuple[Canonical, Canonical]:
-        p, s = nnx.to_pure_dict(params), nnx.to_pure_dict(state)
-        return {"bias": p["bias"]}, {"mean": s["mean"]}
-
-    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[nnx.State, nnx.State]:
-        _, new_params, new_state = nnx.split(self._make_model(), nnx.Param, nnx.BatchStat)
-        nnx.replace_by_pure_dict(new_params, {"bias": jnp.asarray(params["bias"])})
-        nnx.replace_by_pure_dict(new_state, {"mean": jnp.asarray(state["mean"])})
-        return new_params, new_state
-
-    def native_loop(
-        self, params: nnx.State, state: nnx.State, tx: optax.GradientTransformation
-    ) -> NativeLoop:
-        return nnx_native_loop(train_step, self._merge(params, state), tx)
 
     def native_variants(
-        self, params: nnx.State, state: nnx.State, tx: optax.GradientTransformation
+        self, params: NNXState, state: NNXState, tx: optax.GradientTransformation
     ) -> Mapping[str, NativeLoop]:
-        return nnx_variants(train_step, self._merge(params, state), tx)
+        return nnx_variants(train_step, self.merge(params, state), tx)

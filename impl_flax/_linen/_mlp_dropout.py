@@ -6,16 +6,17 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import optax
 from flax.training import train_state
+from flax.typing import Collection, VariableDict
 from jaxtyping import Array, Float
 
 from shared import Canonical, NativeLoop
 from shared.models.mlp_bn import Labelled, check_features, mlp_bn_loss
-from shared.models.mlp_dropout import MlpDropoutConfig, check_params, dropout_key
+from shared.models.mlp_dropout import check_params, dropout_key
 
-from ._canonical import linen_canonical
+from ._adapter import LinenAdapter
+from ._canonical import linen_canonical, linen_from_canonical
 
 
 # --8<-- [start:linen-dropout-model]
@@ -71,57 +72,66 @@ def train_step(
 # --8<-- [end:linen-dropout-train-step]
 
 
-class LinenMlpDropout:
+class LinenMlpDropout(LinenAdapter):
     """Adapter from the Linen MLP with dropout to the harness protocol.
 
     Linen keeps no random state: a key comes with every call. Aligned keys reach the layer
     as `rng=dropout_key(key, 0)`; native keys as `rngs={"dropout": key}`, from which
-    `make_rng` derives the layer's own key (see the module's docstring).
+    `make_rng` derives the layer's own key (see the module's docstring). The state is `{}`.
     """
 
-    name = "flax_linen"
     model = "mlp-dropout"
 
-    def __init__(self, config: MlpDropoutConfig):
-        self.config = config
-        self.module = MlpDropout(hidden=config.hidden, classes=config.classes, rate=config.rate)
+    def make(self) -> MlpDropout:
+        c = self.config
+        return MlpDropout(hidden=c.hidden, classes=c.classes, rate=c.rate)
 
-    def init(self, key: jax.Array, x: jax.Array) -> tuple[Any, Any]:
+    def check(self, x: Any) -> None:
         check_features(self.name, x, self.config)  # mlp-bn's inputs
-        return self.module.init(key, x, train=False)["params"], {}
+
+    def init(self, key: jax.Array, x: Any) -> tuple[Collection, VariableDict]:
+        self.check(x)
+        return self.module.init(key, x, train=False)["params"], {}  # no dropout key at init
 
     def apply(
-        self, params: Any, state: Any, x: jax.Array, *, train: bool, key: jax.Array | None = None
-    ) -> tuple[Array, Any]:
-        check_features(self.name, x, self.config)
-        variables = {"params": params}
+        self,
+        params: Collection,
+        state: VariableDict,
+        x: Any,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
+    ) -> tuple[Array, VariableDict]:
         if not train:
-            return self.module.apply(variables, x, train=False), state
+            return super().apply(params, state, x, train=False)
+        self.check(x)
         if key is None:
             raise ValueError(
                 f"{self.name}: mlp-dropout needs a key when training ({self.config.keys} mode)"
             )
+        variables = {"params": params}
         if self.config.aligned:
             return self.module.apply(variables, x, train=True, rng=dropout_key(key, 0)), state
         return self.module.apply(variables, x, train=True, rngs={"dropout": key}), state
 
-    def to_canonical(self, params: Any, state: Any) -> tuple[Canonical, Canonical]:
+    def to_canonical(self, params: Collection, state: VariableDict) -> tuple[Canonical, Canonical]:
         return linen_canonical(params), {}
 
-    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[Any, Any]:
+    def from_canonical(
+        self, params: Canonical, state: Canonical
+    ) -> tuple[Collection, VariableDict]:
         check_params(self.name, params, self.config)
         if state:
             raise ValueError(
                 f"{self.name}: mlp-dropout keeps no state; unexpected canonical state entry "
                 f"{sorted(state)[0]!r}"
             )
-        p = {k: jnp.asarray(v) for k, v in params.items()}
-        return {
-            "dense1": {"kernel": p["dense1.kernel"], "bias": p["dense1.bias"]},
-            "dense2": {"kernel": p["dense2.kernel"], "bias": p["dense2.bias"]},
-        }, {}
+        template = self.abstract_variables(train=False)["params"]
+        return linen_from_canonical(template, params), {}
 
-    def native_loop(self, params: Any, state: Any, tx: optax.GradientTransformation) -> NativeLoop:
+    def native_loop(
+        self, params: Collection, state: VariableDict, tx: optax.GradientTransformation
+    ) -> NativeLoop:
         """A `TrainState` holding the root key `jax.random.key(config.seed)`.
 
         Aligned: `step(batch, key)` passes `dropout_key(key, 0)` into the jitted step as

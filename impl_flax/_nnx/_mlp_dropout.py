@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +15,7 @@ from shared import Canonical, NativeLoop
 from shared.models.mlp_bn import Labelled, check_features, mlp_bn_loss
 from shared.models.mlp_dropout import MlpDropoutConfig, check_params, dropout_key
 
+from ._adapter import NNXAdapter, NNXState
 from ._canonical import nnx_canonical, nnx_from_canonical
 from ._native import nnx_checkpoint
 
@@ -58,7 +60,7 @@ def _is_key(x: jax.Array) -> bool:
     return jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
-class NNXMlpDropout:
+class NNXMlpDropout(NNXAdapter[MlpDropoutConfig, MlpDropout]):
     """Adapter from the NNX MLP with dropout to the harness protocol (split once, merge per
     call).
 
@@ -68,44 +70,38 @@ class NNXMlpDropout:
     the adapter's state, and the harness's `key` is ignored.
     """
 
-    name = "flax_nnx"
     model = "mlp-dropout"
 
-    def __init__(self, config: MlpDropoutConfig):
-        self.config = config
-        self.graphdef = nnx.graphdef(
-            nnx.eval_shape(lambda: self._make_model(self._rngs(jax.random.key(0))))
-        )
-
-    def _rngs(self, key: jax.Array) -> nnx.Rngs:
+    def rngs(self, key: jax.Array) -> nnx.Rngs:
         """Params from `key`; in native mode, the dropout stream from the config's seed."""
         if self.config.aligned:
             return nnx.Rngs(params=key)
         return nnx.Rngs(params=key, dropout=self.config.seed)
 
-    def _make_model(self, rngs: nnx.Rngs) -> MlpDropout:
+    def make(self, rngs: nnx.Rngs) -> MlpDropout:
         c = self.config
         return MlpDropout(c.features, c.hidden, c.classes, c.rate, rngs=rngs)
 
-    def init(self, key: jax.Array, x: jax.Array) -> tuple[nnx.State, nnx.State]:
-        check_features(self.name, x, self.config)
-        _, params, state = nnx.split(self._make_model(self._rngs(key)), nnx.Param, nnx.RngState)
-        return params, state
+    def check(self, x: Any) -> None:
+        check_features(self.name, x, self.config)  # mlp-bn's inputs
 
-    def _merge(self, params: nnx.State, state: nnx.State) -> MlpDropout:
-        return nnx.merge(self.graphdef, params, state, copy=True)
+    def split(self, model: MlpDropout) -> tuple[nnx.GraphDef[MlpDropout], NNXState, NNXState]:
+        """The state is the dropout's stream, an `nnx.RngState` (empty with aligned keys)."""
+        # nnx.split's annotation returns a variadic tuple (see NNXAdapter.split).
+        graphdef, params, state = nnx.split(model, nnx.Param, nnx.RngState)  # type: ignore[misc]
+        return graphdef, params, state
 
     def apply(
         self,
-        params: nnx.State,
-        state: nnx.State,
-        x: jax.Array,
+        params: NNXState,
+        state: NNXState,
+        x: Any,
         *,
         train: bool,
         key: jax.Array | None = None,
-    ) -> tuple[Array, nnx.State]:
-        check_features(self.name, x, self.config)
-        model = self._merge(params, state)
+    ) -> tuple[Array, NNXState]:
+        self.check(x)
+        model = self.merge(params, state)
         if not train:
             model.eval()  # NNX's train/eval switch
             return model(x), state
@@ -117,37 +113,33 @@ class NNXMlpDropout:
             raise ValueError(f"{self.name}: mlp-dropout needs a key when training (aligned mode)")
         return model(x, key=dropout_key(key, 0)), state
 
-    def to_canonical(self, params: nnx.State, state: nnx.State) -> tuple[Canonical, Canonical]:
+    def to_canonical(self, params: NNXState, state: NNXState) -> tuple[Canonical, Canonical]:
         rng = nnx_canonical(state)  # e.g. "dropout.rngs.key", "dropout.rngs.count"
         return nnx_canonical(params), {
             k: jax.random.key_data(v) if _is_key(v) else v for k, v in rng.items()
         }
 
-    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[nnx.State, nnx.State]:
+    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[NNXState, NNXState]:
         check_params(self.name, params, self.config)
-        p = {k: jnp.asarray(v) for k, v in params.items()}
+        new_params = nnx_from_canonical(self.abstract_params, params)
         if self.config.aligned:
             if state:
                 raise ValueError(
                     f"{self.name}: mlp-dropout keeps no state with aligned keys; unexpected "
                     f"canonical state entry {sorted(state)[0]!r}"
                 )
-            abstract = nnx.eval_shape(lambda: self._make_model(self._rngs(jax.random.key(0))))
-            _, template, rng = nnx.split(abstract, nnx.Param, nnx.RngState)
-            return nnx_from_canonical(template, p), rng
+            return new_params, nnx_from_canonical(self.abstract_state, {})  # empty
         # A concrete model: its stream is the fresh one, nnx.Rngs(dropout=config.seed).
-        _, template, fresh = nnx.split(
-            self._make_model(self._rngs(jax.random.key(0))), nnx.Param, nnx.RngState
-        )
+        _, _, fresh = self.split(self.make(self.rngs(jax.random.key(0))))
         if not state:
-            return nnx_from_canonical(template, p), fresh
+            return new_params, fresh
         try:
             restored = nnx_from_canonical(fresh, self._rng_values(fresh, state))
         except ValueError as e:
             raise ValueError(f"{self.name}: canonical state (the dropout stream): {e}") from None
-        return nnx_from_canonical(template, p), restored
+        return new_params, restored
 
-    def _rng_values(self, template: nnx.State, state: Mapping[str, object]) -> dict[str, Array]:
+    def _rng_values(self, template: NNXState, state: Mapping[str, object]) -> dict[str, Array]:
         """Canonical RNG entries -> the stream's values, key data wrapped as typed keys."""
         named = nnx_canonical(template)
         out = {}
@@ -160,14 +152,14 @@ class NNXMlpDropout:
         return out
 
     def native_loop(
-        self, params: nnx.State, state: nnx.State, tx: optax.GradientTransformation
+        self, params: NNXState, state: NNXState, tx: optax.GradientTransformation
     ) -> NativeLoop:
         """The model and an `nnx.Optimizer`, updated in place by the jitted `train_step`.
 
         Aligned: `step(batch, key)` passes `dropout_key(key, 0)` to the layer. Native: the
         key argument is ignored; the layer draws from the model's own stream.
         """
-        model = self._merge(params, state)
+        model = self.merge(params, state)
         optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
         model.train()
 

@@ -4,19 +4,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-import jax
 import optax
 from flax import nnx
 from jaxtyping import Array, Float
 
-from shared import Canonical, NativeLoop
+from shared import NativeLoop
 from shared.models.bias_stack import BiasStackConfig, check_stack_input
 
-from ._bias_stack_linen import identity_init
-from ._canonical import nnx_canonical, nnx_from_canonical
-from ._native import nnx_native_loop
-from ._nnx import BiasAdderWithRunningMean
+from .._initializers import identity_init
+from ._adapter import NNXAdapter, NNXState
+from ._bias_adder import BiasAdderWithRunningMean
 from ._variants import nnx_variants
 
 
@@ -69,69 +68,28 @@ def train_step(model: BiasStack, optimizer: nnx.Optimizer, x: Array) -> Array:
     return loss
 
 
-class NNXBiasStack:
+class NNXBiasStack(NNXAdapter[BiasStackConfig, BiasStack]):
     """Adapter from the NNX stack to the harness protocol (split once, merge per call)."""
 
-    name = "flax_nnx"
     model = "bias-stack"
+    train_step = staticmethod(train_step)
 
     def __init__(self, config: BiasStackConfig):
-        self.config = config
-        abstract = nnx.eval_shape(lambda: self._make_model(nnx.Rngs(0)))
-        self.graphdef, self.abstract_params, self.abstract_state = nnx.split(
-            abstract, nnx.Param, nnx.BatchStat
-        )
+        super().__init__(config)
         # NNX's `dense.{l}` -> the canonical `layers.{l}`.
         self.params_rename = {
             f"dense.{i}.kernel": f"layers.{i}.kernel" for i in range(config.depth)
         }
 
-    def _make_model(self, rngs: nnx.Rngs) -> BiasStack:
+    def make(self, rngs: nnx.Rngs) -> BiasStack:
+        # Identity kernels, zero biases and means: the key is passed on but draws nothing.
         c = self.config
         return BiasStack(c.depth, c.features, rngs=rngs, momentum=c.momentum, axis_name=c.axis_name)
 
-    def init(self, key: jax.Array, x: jax.Array) -> tuple[nnx.State, nnx.State]:
+    def check(self, x: Any) -> None:
         check_stack_input(self.name, x, self.config)
-        # Identity kernels, zero biases and means: the key is passed on but draws nothing.
-        model = self._make_model(nnx.Rngs(key))
-        _, params, state = nnx.split(model, nnx.Param, nnx.BatchStat)
-        return params, state
-
-    def _merge(self, params: nnx.State, state: nnx.State) -> BiasStack:
-        # copy=True: fresh Variables, so that neither a trace nor the native loop mutates
-        # the caller's params and state.
-        return nnx.merge(self.graphdef, params, state, copy=True)
-
-    def apply(
-        self,
-        params: nnx.State,
-        state: nnx.State,
-        x: jax.Array,
-        *,
-        train: bool,
-        key: jax.Array | None = None,
-    ) -> tuple[Array, nnx.State]:
-        check_stack_input(self.name, x, self.config)
-        model = self._merge(params, state)
-        model.train() if train else model.eval()
-        y = model(x)
-        return y, nnx.state(model, nnx.BatchStat)
-
-    def to_canonical(self, params: nnx.State, state: nnx.State) -> tuple[Canonical, Canonical]:
-        return nnx_canonical(params, self.params_rename), nnx_canonical(state)
-
-    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[nnx.State, nnx.State]:
-        return (
-            nnx_from_canonical(self.abstract_params, params, self.params_rename),
-            nnx_from_canonical(self.abstract_state, state),
-        )
-
-    def native_loop(
-        self, params: nnx.State, state: nnx.State, tx: optax.GradientTransformation
-    ) -> NativeLoop:
-        return nnx_native_loop(train_step, self._merge(params, state), tx)
 
     def native_variants(
-        self, params: nnx.State, state: nnx.State, tx: optax.GradientTransformation
+        self, params: NNXState, state: NNXState, tx: optax.GradientTransformation
     ) -> Mapping[str, NativeLoop]:
-        return nnx_variants(train_step, self._merge(params, state), tx)
+        return nnx_variants(train_step, self.merge(params, state), tx)

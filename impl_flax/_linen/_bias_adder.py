@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+from flax.typing import Collection, VariableDict
 from jaxtyping import Array, Float
 
-from shared import Canonical, NativeLoop
-from shared.models.bias_adder import BiasAdderConfig, bias_adder_loss, check_input
+from shared import NativeLoop
+from shared.models.bias_adder import bias_adder_loss, check_input
 
-from ._native import TrainState, linen_native_loop
+from ._adapter import LinenAdapter
+from ._native import TrainState
 from ._variants import linen_variants
 
 
@@ -66,53 +67,22 @@ def train_step(state: TrainState, x: Array) -> tuple[TrainState, Array]:
 # --8<-- [end:linen-train-step]
 
 
-class LinenBiasAdder:
+class LinenBiasAdder(LinenAdapter):
     """Adapter from the Linen model to the harness protocol."""
 
-    name = "flax_linen"
     model = "bias-adder"
+    train_step = staticmethod(train_step)
 
-    def __init__(self, config: BiasAdderConfig):
-        self.config = config
-        self.module = BiasAdderWithRunningMean(
-            momentum=config.momentum,
-            keepdims=config.keepdims,
-            axis_name=config.axis_name,
+    def make(self) -> BiasAdderWithRunningMean:
+        c = self.config
+        return BiasAdderWithRunningMean(
+            momentum=c.momentum, keepdims=c.keepdims, axis_name=c.axis_name
         )
 
-    def init(self, key: jax.Array, x: jax.Array) -> tuple[Any, Any]:
+    def check(self, x: Any) -> None:
         check_input(self.name, x, self.config)
-        # --8<-- [start:linen-init]
-        variables = self.module.init(key, x)  # runs __call__ once, with train=True
-        # --8<-- [end:linen-init]
-        # --8<-- [start:linen-split]
-        state, params = flax.core.pop(variables, "params")
-        # --8<-- [end:linen-split]
-        return params, state
-
-    def apply(
-        self, params: Any, state: Any, x: jax.Array, *, train: bool, key: jax.Array | None = None
-    ) -> tuple[Array, Any]:
-        check_input(self.name, x, self.config)
-        # --8<-- [start:linen-eval]
-        if not train:
-            return self.module.apply({"params": params, **state}, x, train=False), state
-        # --8<-- [end:linen-eval]
-        return self.module.apply({"params": params, **state}, x, mutable=list(state.keys()))
-
-    def to_canonical(self, params: Any, state: Any) -> tuple[Canonical, Canonical]:
-        return {"bias": params["bias"]}, {"mean": state["batch_stats"]["mean"]}
-
-    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[Any, Any]:
-        return (
-            {"bias": jnp.asarray(params["bias"])},
-            {"batch_stats": {"mean": jnp.asarray(state["mean"])}},
-        )
-
-    def native_loop(self, params: Any, state: Any, tx: optax.GradientTransformation) -> NativeLoop:
-        return linen_native_loop(train_step, self.module.apply, params, state, tx)
 
     def native_variants(
-        self, params: Any, state: Any, tx: optax.GradientTransformation
+        self, params: Collection, state: VariableDict, tx: optax.GradientTransformation
     ) -> Mapping[str, NativeLoop]:
         return linen_variants(self.module.apply, bias_adder_loss, params, state, tx)

@@ -1,0 +1,145 @@
+"""The adapter from an Equinox model to the harness: `eqx.partition` once, `eqx.combine` per call.
+
+An Equinox model is an immutable pytree of its arrays and its static parts, and its state
+lives apart, in the `eqx.nn.State` that `eqx.nn.make_with_state` makes next to it. The
+harness differentiates a pytree of arrays, so the adapter partitions the model once into its
+inexact arrays (the params) and everything else (static, closed over); every call combines
+them again, switched to training or inference by `eqx.nn.inference_mode`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, PyTree
+
+from shared import Canonical, NativeLoop
+
+from ._canonical import (
+    equinox_canonical,
+    equinox_from_canonical,
+    equinox_state_canonical,
+    equinox_state_from_canonical,
+)
+from ._native import EquinoxStep, equinox_native_loop
+
+ConfigT = TypeVar("ConfigT")
+ModelT = TypeVar("ModelT", bound=eqx.Module)
+
+
+class StatefulModel(Protocol):
+    """A model called on a batch and its state: `model(x, state) -> (y, state)`."""
+
+    def __call__(
+        self, x: Any, state: eqx.nn.State | None, /
+    ) -> tuple[Array, eqx.nn.State | None]: ...
+
+
+class EquinoxAdapter(Generic[ConfigT, ModelT]):
+    """An Equinox model behind the harness protocol; its state is the `eqx.nn.State` of its
+    `StateIndex`es, or `None` for a model without one.
+
+    Subclasses set `model`, `train_step` (the model's own `@eqx.filter_jit` step, as a
+    `staticmethod`), the rename maps (derived Equinox name -> canonical name, where they
+    differ) and `transposed` (the canonical names of `eqx.nn.Linear` weights, which Equinox
+    stores as (out, in)), and define `make` (the model and its state for the config) and
+    `check` (the model's input check).
+    """
+
+    name = "equinox"
+    model = ""
+    train_step: ClassVar[EquinoxStep]
+    params_rename: Mapping[str, str] = {}
+    state_rename: Mapping[str, str] = {}
+    transposed: Collection[str] = ()
+
+    def __init__(self, config: ConfigT):
+        self.config = config
+        model, _ = self.make(jax.random.key(0))
+        # --8<-- [start:equinox-split]
+        params, static = eqx.partition(model, eqx.is_inexact_array)
+        # --8<-- [end:equinox-split]
+        self.static = static
+
+    def make(self, key: jax.Array) -> tuple[ModelT, eqx.nn.State | None]:
+        """A new model for this config, its arrays drawn from `key`, and its state."""
+        raise NotImplementedError
+
+    def check(self, x: Any) -> None:
+        """Check the input, naming `self.name` in the error."""
+
+    def init(self, key: jax.Array, x: Any) -> tuple[PyTree, eqx.nn.State | None]:
+        self.check(x)
+        model, state = self.make(key)  # make_with_state never calls the model
+        return eqx.filter(model, eqx.is_inexact_array), state
+
+    def combine(self, params: PyTree) -> ModelT:
+        """The model holding `params`."""
+        static = self.static
+        model: ModelT
+        # --8<-- [start:equinox-merge]
+        model = eqx.combine(params, static)
+        # --8<-- [end:equinox-merge]
+        return model
+
+    def apply(
+        self,
+        params: PyTree,
+        state: eqx.nn.State | None,
+        x: Any,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
+    ) -> tuple[Array, eqx.nn.State | None]:
+        self.check(x)
+        model: StatefulModel
+        # --8<-- [start:equinox-eval]
+        model = eqx.nn.inference_mode(eqx.combine(params, self.static), value=not train)
+        return model(x, state)
+        # --8<-- [end:equinox-eval]
+
+    def to_canonical(
+        self, params: PyTree, state: eqx.nn.State | None
+    ) -> tuple[Canonical, Canonical]:
+        cparams = equinox_canonical(params, self.params_rename)
+        for name in self.transposed:  # Equinox stores (out, in): canonical is (in, out)
+            cparams[name] = cparams[name].T
+        return cparams, {} if state is None else self.state_to_canonical(state)
+
+    def state_to_canonical(self, state: eqx.nn.State) -> Canonical:
+        """The state's canonical names: its `StateIndex`es' paths, renamed."""
+        return equinox_state_canonical(self.static, state, self.state_rename)
+
+    def from_canonical(
+        self, params: Canonical, state: Canonical
+    ) -> tuple[PyTree, eqx.nn.State | None]:
+        model, native_state = self.make(jax.random.key(0))
+        values = {k: jnp.asarray(v).T if k in self.transposed else v for k, v in params.items()}
+        try:
+            model = equinox_from_canonical(model, values, self.params_rename)
+            if native_state is not None:
+                native_state = self.state_from_canonical(model, native_state, state)
+            elif state:
+                raise ValueError(
+                    f"unexpected canonical state entry {sorted(state)[0]!r}; the model has "
+                    "no StateIndex"
+                )
+        except ValueError as e:
+            raise ValueError(f"{self.name}: canonical {self.model} weights: {e}") from None
+        return eqx.filter(model, eqx.is_inexact_array), native_state
+
+    def state_from_canonical(
+        self, model: ModelT, template: eqx.nn.State, state: Canonical
+    ) -> eqx.nn.State:
+        """A new `eqx.nn.State` for `model`, like `template`, holding the canonical `state`."""
+        return equinox_state_from_canonical(model, template, state, self.state_rename)
+
+    def native_loop(
+        self, params: PyTree, state: eqx.nn.State | None, tx: optax.GradientTransformation
+    ) -> NativeLoop:
+        return equinox_native_loop(self.train_step, self.combine(params), state, tx)

@@ -1,0 +1,1 @@
+"""Flax Linen: one adapter base (`_adapter`) and one file per model."""

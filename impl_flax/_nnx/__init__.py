@@ -1,0 +1,1 @@
+"""Flax NNX: one adapter base (`_adapter`) and one file per model."""
