@@ -1,5 +1,6 @@
 """Checkpoints with orbax: save, resume bit-exactly, audit, transplant between frameworks."""
 
+from ..core import named_leaves
 from ._audit import KINDS, Finding, audit
 from ._case import Built, Case
 from ._errors import CheckpointError
@@ -14,7 +15,7 @@ from ._resume import (
 )
 from ._store import DIGEST, FORMAT, CheckpointStore
 from ._trainers import HarnessTrainer, NativeTrainer, ScanTrainer, Trainer, make_trainer
-from ._trees import abstract, named_leaves, restored_into, savable
+from ._trees import abstract, restored_into, savable
 
 __all__ = [
     "DIGEST",

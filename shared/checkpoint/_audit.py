@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ._trees import is_key, named_leaves
+from ..core import named_leaves
+from ._trees import is_key
 
 KINDS = ("dropped", "not saved", "reset", "cast", "reshaped", "changed", "unexpected")
 """What can be wrong with a restored leaf (see [`audit`][])."""

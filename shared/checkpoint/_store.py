@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import orbax.checkpoint as ocp
 
-from ..core import write_atomic
+from ..core import named_leaves, write_atomic
 from ._errors import CheckpointError
 from ._lock import FolderLock, writable_folder
-from ._trees import abstract, describe_leaves, named_leaves, restored_into, savable
+from ._trees import abstract, describe_leaves, restored_into, savable
 
 FORMAT = "state-rosetta-checkpoint/1"
 """The `format` entry of every checkpoint's metadata."""

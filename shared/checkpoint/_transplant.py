@@ -18,32 +18,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import Implementation, PairResult, Trajectory, compare
+from ..core import (
+    PairResult,
+    Trajectory,
+    canonical_opt_state,
+    compare,
+    opt_state_from_canonical,
+)
 from ._case import Built, Case
 from ._errors import CheckpointError
 from ._store import CheckpointStore
 from ._trainers import HarnessTrainer
-from ._trees import leaf_name
-
-
-def _mirrors(params: Any) -> Any:
-    """A predicate: is a node of an optax state shaped like the params tree?"""
-    treedef: Any = jax.tree.structure(params)
-
-    def is_mirror(node: Any) -> bool:
-        return bool(jax.tree.structure(node) == treedef)
-
-    return is_mirror
-
-
-def canonical_opt_state(impl: Implementation, params: Any, state: Any, opt_state: Any) -> Any:
-    """`opt_state` with every params-shaped node (moments, traces) under canonical names."""
-    is_mirror = _mirrors(params)
-
-    def node(x: Any) -> Any:
-        return dict(impl.to_canonical(x, state)[0]) if is_mirror(x) else x
-
-    return jax.tree.map(node, opt_state, is_leaf=is_mirror)
 
 
 def portable(trainer: HarnessTrainer) -> dict[str, Any]:
@@ -52,6 +37,7 @@ def portable(trainer: HarnessTrainer) -> dict[str, Any]:
     return {
         "params": dict(cparams),
         "state": dict(cstate),
+        # Flat optax paths, the moments under canonical names: "0.mu.dense1.kernel".
         "opt_state": canonical_opt_state(
             trainer.impl, trainer.params, trainer.state, trainer.opt_state
         ),
@@ -91,20 +77,14 @@ def load_portable(trainer: HarnessTrainer, leaves: Mapping[str, np.ndarray]) -> 
     )
     state = {k: saved_state.get(k, jnp.asarray(v)) for k, v in fresh_state.items()}
     native_params, native_state = impl.from_canonical(params, state)
-    is_mirror = _mirrors(trainer.params)
-
-    def node(path: Any, template: Any) -> Any:
-        prefix = "opt_state." + leaf_name(path)
-        if is_mirror(template):
-            moments = _group(leaves, prefix + ".")
-            return impl.from_canonical(moments, state)[0]
-        if prefix not in leaves:
-            raise CheckpointError(f"transplant into {impl.name}: no optimizer state {prefix!r}")
-        return jnp.asarray(leaves[prefix], dtype=np.asarray(template).dtype)
-
-    opt_state = jax.tree_util.tree_map_with_path(
-        node, trainer.tx.init(trainer.params), is_leaf=is_mirror
-    )
+    try:
+        opt_state = opt_state_from_canonical(
+            impl, native_params, native_state, trainer.tx, _group(leaves, "opt_state."), state
+        )
+    except KeyError as e:
+        raise CheckpointError(
+            f"transplant into {impl.name}: no optimizer state 'opt_state.{e.args[0]}'"
+        ) from None
     trainer.restore({"params": native_params, "state": native_state, "opt_state": opt_state})
     return carried
 

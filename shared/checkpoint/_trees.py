@@ -9,27 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-def leaf_name(path: tuple[Any, ...]) -> str:
-    """A tree path as a dotted name: `opt_state.0.mu.dense1.kernel`."""
-    parts = []
-    for k in path:
-        if isinstance(k, jax.tree_util.DictKey):
-            parts.append(str(k.key))
-        elif isinstance(k, jax.tree_util.GetAttrKey):
-            parts.append(k.name)
-        elif isinstance(k, jax.tree_util.SequenceKey):
-            parts.append(str(k.idx))
-        elif isinstance(k, jax.tree_util.FlattenedIndexKey):
-            parts.append(str(k.key))
-        else:
-            parts.append(str(k))
-    return ".".join(parts)
-
-
-def named_leaves(tree: Any) -> dict[str, Any]:
-    """Every leaf of `tree` (`None` is no leaf) by its dotted name."""
-    return {leaf_name(p): v for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+from ..core import leaf_name, named_leaves
 
 
 def _is_array(x: Any) -> bool:

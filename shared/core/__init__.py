@@ -40,7 +40,7 @@ from ._loader import load_object
 from ._lockstep import Lockstep, make_probe
 from ._optim import OPTIMIZERS, NumpyOptimizer, OptimizerConfig, optimizer_config_of
 from ._options import KEEP, Progress, RunOptions
-from ._optstate import canonical_opt_state, named_leaves, opt_state_from_canonical
+from ._optstate import canonical_opt_state, leaf_name, named_leaves, opt_state_from_canonical
 from ._parallel import (
     DATA_AXIS,
     PARALLEL_MODES,
@@ -178,6 +178,7 @@ __all__ = [
     "forward_order",
     "functional_loop",
     "json_bytes",
+    "leaf_name",
     "leaf_value",
     "load_object",
     "load_run",
