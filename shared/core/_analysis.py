@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ from ._optim import OptimizerConfig
 from ._options import Progress
 from ._protocol import Implementation, ImplementationFactory
 from ._setup import RunSetup, build
-from ._spec import Batches, ModelSpec, Settings
+from ._spec import AnalysisResult, Batches, ModelSpec, Settings
 from ._trajectory import Trajectory
 
 
@@ -66,3 +67,44 @@ class AnalysisContext:
         """The implementation called `name`, built anew with `config` (`None`: unknown)."""
         factory = self.factories.get(name)
         return None if factory is None else build(name, factory, config, self.spec)
+
+
+def run_analyses(
+    run: RunSetup,
+    impls: Sequence[tuple[str, Implementation]],
+    factories: Sequence[tuple[str, ImplementationFactory]],
+    trajectories: dict[str, Trajectory],
+    outputs: dict[str, np.ndarray],
+    evals: dict[str, dict[str, float]],
+    reference: str,
+    progress: Progress | None,
+) -> list[AnalysisResult]:
+    """Every extra analysis of the spec on a finished run (those with something to say)."""
+    context = AnalysisContext(
+        run.spec,
+        run.settings,
+        run.config,
+        run.optimizer,
+        run.batches,
+        [impl for _, impl in impls],
+        trajectories,
+        outputs,
+        evals,
+        reference,
+        {impl.name: factory for (_, factory), (_, impl) in zip(factories, impls, strict=True)},
+        progress,
+        run,
+    )
+    results = (analysis(context) for analysis in run.spec.analyses)
+    return [a for a in results if a is not None]
+
+
+def eval_differences(outputs: dict[str, np.ndarray], reference: str) -> dict[str, float]:
+    """Per trajectory, the largest |difference| of its held-out outputs from the reference's."""
+    if reference not in outputs:
+        return {}
+    return {
+        k: float(np.max(np.abs(np.float64(v) - outputs[reference])))
+        for k, v in outputs.items()
+        if k != reference
+    }

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._analysis import AnalysisContext
+from ._analysis import eval_differences, run_analyses
 from ._compare import compare
 from ._options import Progress, RunOptions
 from ._pairs import plan_pairs
@@ -121,33 +121,16 @@ def run_data_parallel(
         )
         for p in plans
     ]
-    eval_diffs = {
-        k: float(np.max(np.abs(np.float64(v) - outputs[reference])))
-        for k, v in outputs.items()
-        if k != reference and reference in outputs
-    }
+    eval_diffs = eval_differences(outputs, reference)
     eval_atols = {k: t.atol for k, t in tolerances.evals.items() if k in trajectories}
     if parallel.mode in tolerances.devices_eval:
         bound = tolerances.devices_eval[parallel.mode].atol
         eval_atols.update(
             {k: max(bound, eval_atols.get(k, 0.0)) for k in trajectories if k != reference}
         )
-    context = AnalysisContext(
-        spec,
-        run.settings,
-        config,
-        run.optimizer,
-        run.batches,
-        [impl for _, impl in impls],
-        trajectories,
-        outputs,
-        evals,
-        reference,
-        {impl.name: factory for (_, factory), (_, impl) in zip(factories, impls, strict=True)},
-        progress,
-        run,
+    analyses = run_analyses(
+        run, impls, factories, trajectories, outputs, evals, reference, progress
     )
-    analyses = [a for a in (analysis(context) for analysis in spec.analyses) if a is not None]
     if replicas and reference in trajectories:
         analyses.append(replica_report(replicas, trajectories[reference], reference))
     return CompareResult(

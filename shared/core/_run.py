@@ -10,7 +10,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ._analysis import AnalysisContext
+from ._analysis import eval_differences, run_analyses
 from ._compare import steps_of
 from ._dataflow import LeafOrder, forward_order
 from ._divergence import PairResult
@@ -176,28 +176,11 @@ def _run_side_by_side(
                     outputs[key], evals[key] = run.evaluate_values(track.impl, *track.final())
             except Exception as e:
                 errors[key] = e
-    eval_diffs = {
-        k: float(np.max(np.abs(np.float64(v) - outputs[reference])))
-        for k, v in outputs.items()
-        if k != reference and reference in outputs
-    }
+    eval_diffs = eval_differences(outputs, reference)
     described = {k: describe_error(e) for k, e in errors.items()}
-    context = AnalysisContext(
-        spec,
-        settings,
-        config,
-        run.optimizer,
-        run.batches,
-        [impl for _, impl in impls],
-        trajectories if record else {},
-        outputs,
-        evals,
-        reference,
-        {impl.name: factory for (_, factory), (_, impl) in zip(factories, impls, strict=True)},
-        progress,
-        run,
+    analyses = run_analyses(
+        run, impls, factories, trajectories if record else {}, outputs, evals, reference, progress
     )
-    analyses = [a for a in (analysis(context) for analysis in spec.analyses) if a is not None]
     return CompareResult(
         config={},
         trajectories={k: v for k, v in trajectories.items() if k not in errors},
