@@ -31,12 +31,11 @@ BLOCKS = list(
     )
 )
 """Every Python block of the README and the site's hand-written pages."""
-# Two documented outcomes hold on the 3.11 release set only: on the 3.12 set the bias adder's
-# scan loop leaves its 4-ULP bound within 20 steps, and the 200-step mlp-bn run exits 1.
+# One documented outcome holds on the 3.11 release set only: on the 3.12 set the bias adder's
+# scan loop leaves its 4-ULP bound of its harness loop within 20 steps. (The 200-step mlp-bn
+# run, which running free parts at step 93 in Keras on that set on one of the two CPUs it was
+# measured on, agrees in lockstep on both sets.)
 CROSS_VALIDATION = measured_on_the_311_set("the README's cross-validation example (20 steps)")
-MLP_BN_DEFAULT = {
-    "state-rosetta compare --model mlp-bn": measured_on_the_311_set("the mlp-bn run's exit 0")
-}
 
 
 def test_readme_has_python_blocks():
@@ -133,8 +132,7 @@ def test_the_slow_commands_are_documented_commands():
 
 
 def _marks(command: str) -> list[pytest.MarkDecorator]:
-    marks = [MLP_BN_DEFAULT[command]] if command in MLP_BN_DEFAULT else []
-    return marks + ([pytest.mark.slow] if command in SLOW_COMMANDS else [])
+    return [pytest.mark.slow] if command in SLOW_COMMANDS else []
 
 
 @pytest.mark.parametrize(
