@@ -16,11 +16,12 @@ GIB = 2**30
 
 PROCESS_BYTES = 512 * 2**20
 """The process itself, JAX and the frameworks imported (measured: the default
-`state-rosetta compare`, every framework and loop of the bias adder, peaked at 450 MiB RSS)."""
+`state-rosetta compare`, every framework and loop of the default model, peaked at 450 MiB
+RSS)."""
 ARRAY_BYTES = 360
 """What one recorded value costs a trajectory beyond its data: the NumPy array object, its
-list slot, its share of the comparison's stacked copies (measured: 200,000 steps of the bias
-adder, 3 arrays per step, took 1,080 bytes per step more than 10 steps did)."""
+list slot, its share of the comparison's stacked copies (measured: 200,000 steps of the
+default model, 3 arrays per step, took 1,080 bytes per step more than 10 steps did)."""
 STAT_BYTES = 6 * 8
 """A pair's statistics of one leaf at one step (its series row)."""
 HELD_STEPS = 6

@@ -6,7 +6,7 @@ one as the string `"NaN"`, `"Infinity"` or `"-Infinity"`, so that the file is st
 A run whose params and state hold more than `INLINE_LIMIT` values (an MLP over hundreds of
 steps) keeps them in a NumPy `.npz` sidecar beside the JSON instead, which the JSON names
 (each distinct array once: bitwise-equal trajectories share it); `load_run` reads both. A
-small run (the bias adder's) is plain JSON.
+small run (a few values a step) is plain JSON.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ def test_kills_lose_nothing_and_corrupt_nothing(tmp_path: Path, kills: int) -> N
     # (its start-up would otherwise be most of the test's time); the run itself is the
     # command line's own code, from argument parsing to orbax.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["shared.cli", "shared.checkpoint._cli"])
+    context.set_forkserver_preload(["shared.cli", "shared.checkpoint"])
     for _ in range(kills):
         _kill_one(context, directory, float(rng.uniform(0.0, 0.3)))
         # A kill inside a save leaves orbax's temporary folder, or a step folder that orbax

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-# The docs tests check the generator's own parts (its internals: allowed in tests/docs only).
-from shared.docs import _generate, _pages
+from shared import docs
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -31,7 +30,7 @@ ROOT = Path(__file__).parent.parent.parent
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """The site built from the checkout as it is (`mkdocs build --strict`)."""
-    return _generate.build_site(ROOT, tmp_path_factory.mktemp("site") / "site")
+    return docs.build_site(ROOT, tmp_path_factory.mktemp("site") / "site")
 
 
 # The line of each framework's bias adder that writes the running mean.
@@ -127,9 +126,9 @@ def _errors(driver) -> list[dict]:
 
 
 def test_linked_tabs_columns_and_state_writes_in_chromium(browser, served, tmp_path):
-    names = [name for name, _ in _generate.frameworks().values()]
+    names = [name for name, _ in docs.frameworks().values()]
     topic = "parameters-and-state"
-    sections = [c for c in _generate.concepts() if c.topic == topic]
+    sections = [c for c in docs.concepts() if c.topic == topic]
     browser.get(f"{served}/guide/{topic}.html")
 
     # Every framework's state-write line is on the page (in its tab, hidden or not).
@@ -158,12 +157,12 @@ def test_linked_tabs_columns_and_state_writes_in_chromium(browser, served, tmp_p
 
     # The choice is kept: another page opens on Haiku too.
     browser.get(f"{served}/guide/optimizer.html")
-    others = [c for c in _generate.concepts() if c.topic == "optimizer"]
+    others = [c for c in docs.concepts() if c.topic == "optimizer"]
     assert browser.execute_script(SELECTED_FRAMEWORKS, names) == ["Haiku"] * len(others)
 
     # The columns view: every framework's block of a section on screen at once, side by side.
     browser.get(f"{served}/guide/{topic}.html")
-    _click_label(browser, _pages.COLUMNS_LABEL)
+    _click_label(browser, docs.COLUMNS_LABEL)
     for grid in browser.find_elements("css selector", ".rosetta-columns"):
         columns = grid.find_elements("css selector", ":scope > div")
         assert len(columns) == len(names)

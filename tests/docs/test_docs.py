@@ -12,42 +12,37 @@ from pathlib import Path
 import pytest
 from helpers import measured_on_the_311_set
 
+from shared import docs
 from shared.cli import main
-
-# The docs tests check the generator's own parsing (its internals: allowed in tests/docs only).
-from shared.docs import TOPICS, _generate, _pages, _site
+from shared.docs import TOPICS
 
 ROOT = Path(__file__).parent.parent.parent
-PAGES = {t.slug: ROOT / _pages.page_path(t) for t in TOPICS}
+PAGES = {t.slug: ROOT / docs.page_path(t) for t in TOPICS}
 SNIPPET = re.compile(r'^ *--8<-- "([^":]+):([\w-]+)"$', re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """The site built from the checkout as it is (`mkdocs build --strict`)."""
-    return _generate.build_site(ROOT, tmp_path_factory.mktemp("site") / "site")
+    return docs.build_site(ROOT, tmp_path_factory.mktemp("site") / "site")
 
 
 @pytest.fixture(scope="module")
 def result():
-    return _generate.default_result()
+    """The default compare run, made once per process (`default_result` caches it): the
+    command line's `docs` in these tests reads the same one."""
+    return docs.default_result()
 
 
 # The site shows a compare run (its table, plot and versions): the 3.11 set's, as committed.
 ON_311_SET = measured_on_the_311_set("the generated site's compare run")
 
 
-@pytest.fixture
-def same_result(monkeypatch, result):
-    """The command line's `docs` uses the module's compare run instead of making its own."""
-    monkeypatch.setattr(_generate, "default_result", lambda: result)
-
-
 @ON_311_SET
 def test_docs_check_passes_on_the_tree(result, site):
     """Every generated file is current; the site fixture has built the tree, strictly (CI
     also runs `state-rosetta docs --check`, which does both)."""
-    assert _generate.check(ROOT, result) == []
+    assert docs.check(ROOT, result) == []
     assert (site / "index.html").is_file()
 
 
@@ -58,20 +53,20 @@ def _sections(page: str) -> dict[str, str]:
 
 
 def test_every_concept_is_on_its_topic_page_once_per_framework_in_framework_order():
-    frameworks = _generate.frameworks()
+    frameworks = docs.frameworks()
     assert len(frameworks) == 5
     for topic in TOPICS:
-        concepts = [c for c in _generate.concepts() if c.topic == topic.slug]
+        concepts = [c for c in docs.concepts() if c.topic == topic.slug]
         assert concepts, f"topic {topic.slug} has no concept"
         sections = _sections(PAGES[topic.slug].read_text())
         assert list(sections) == [c.key for c in concepts]  # the registry's order
         for concept in concepts:
-            tabs, columns = sections[concept.key].split(f'=== "{_pages.COLUMNS_LABEL}"')
+            tabs, columns = sections[concept.key].split(f'=== "{docs.COLUMNS_LABEL}"')
             expected = []
             for framework in frameworks:
-                relpath = _generate.source(concept, framework)
+                relpath = docs.source(concept, framework)
                 expected.append((relpath, f"{framework}-{concept.key}"))
-                expected += [(relpath, r) for r in _generate.extra_regions(concept, framework)]
+                expected += [(relpath, r) for r in docs.extra_regions(concept, framework)]
             # The same blocks in both views, each naming its file and region.
             assert SNIPPET.findall(tabs) == expected
             assert SNIPPET.findall(columns) == expected
@@ -81,7 +76,7 @@ def test_every_concept_is_on_its_topic_page_once_per_framework_in_framework_orde
 
 
 def test_the_nav_lists_every_generated_page_and_every_page_is_in_it():
-    config = (ROOT / _site.CONFIG).read_text()
+    config = (ROOT / docs.CONFIG).read_text()
     listed = re.findall(r"^ +- (?:[^:\n]+: )?([\w/.-]+\.md)$", config, flags=re.MULTILINE)
     on_disk = sorted(p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md"))
     assert sorted(listed) == on_disk
@@ -90,7 +85,7 @@ def test_the_nav_lists_every_generated_page_and_every_page_is_in_it():
 
 
 def test_gotchas_point_at_real_files_and_tests():
-    gotchas = (ROOT / _generate.GOTCHAS_MD).read_text()
+    gotchas = (ROOT / docs.GOTCHAS_MD).read_text()
     for ref in re.findall(r"`((?:tests|impl_\w+)/[\w/.]+\.py)(?:::(\w+))?`", gotchas):
         path, test = ref
         assert (ROOT / path).is_file(), path
@@ -115,11 +110,11 @@ def test_the_built_site_shows_each_region_as_the_file_has_it(site):
     """The engine cuts the regions at build time (`pymdownx.snippets`): each page of the built
     site holds, for every concept and framework, the region's code as the region parser reads
     it (dedented, nested markers dropped; blank lines aside)."""
-    regions = _generate.read_regions(ROOT)
+    regions = docs.read_regions(ROOT)
     for topic in TOPICS:
         text = _text((site / "guide" / f"{topic.slug}.html").read_text())
-        for concept in (c for c in _generate.concepts() if c.topic == topic.slug):
-            for framework in _generate.frameworks():
+        for concept in (c for c in docs.concepts() if c.topic == topic.slug):
+            for framework in docs.frameworks():
                 lines = _code_lines(regions[concept.key][framework])
                 assert "\n".join(lines) in "\n".join(_code_lines(text)), (concept.key, framework)
                 assert "--8<--" not in text
@@ -141,31 +136,29 @@ def _copy_tree(tmp_path: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__")
     shutil.copytree(ROOT / "docs", root / "docs", ignore=ignore)
     shutil.copytree(ROOT / "shared", root / "shared", ignore=ignore)
-    frameworks = _generate.frameworks()
-    sources = {_generate.source(c, fw) for c in _generate.concepts() for fw in frameworks}
-    for relpath in ["pyproject.toml", _site.CONFIG, *sorted(sources)]:
+    frameworks = docs.frameworks()
+    sources = {docs.source(c, fw) for c in docs.concepts() for fw in frameworks}
+    for relpath in ["pyproject.toml", docs.CONFIG, *sorted(sources)]:
         (root / relpath).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / relpath, root / relpath)
     return root
 
 
 @ON_311_SET
-def test_a_stale_or_missing_or_orphaned_page_makes_check_fail_until_regenerated(
-    tmp_path, result, same_result
-):
+def test_a_stale_or_missing_or_orphaned_page_makes_check_fail_until_regenerated(tmp_path, result):
     root = _copy_tree(tmp_path)
-    assert _generate.check(root, result) == []
-    init = root / _pages.page_path(TOPICS[1])
+    assert docs.check(root, result) == []
+    init = root / docs.page_path(TOPICS[1])
     init.write_text(init.read_text().replace("## Initialise", "## Initialize"))
-    (root / _generate.GOTCHAS_MD).unlink()
+    (root / docs.GOTCHAS_MD).unlink()
     orphan = root / "docs/guide/old-topic.md"
     orphan.write_text("# a page no concept generates any more\n")
-    stale = [_pages.page_path(TOPICS[1]), _generate.GOTCHAS_MD, "docs/guide/old-topic.md"]
-    assert _generate.check(root, result) == stale
+    stale = [docs.page_path(TOPICS[1]), docs.GOTCHAS_MD, "docs/guide/old-topic.md"]
+    assert docs.check(root, result) == stale
     assert main(["docs", "--check", "--root", str(root)]) == 1
-    _generate.write(root, result)
+    docs.write(root, result)
     assert not orphan.exists()
-    assert _generate.check(root, result) == []
+    assert docs.check(root, result) == []
 
 
 @ON_311_SET
@@ -178,8 +171,8 @@ def test_an_edited_region_reaches_the_site_with_nothing_to_regenerate(tmp_path, 
     old = 'bias = hk.get_parameter("bias", x.shape[1:], init=jnp.zeros)'
     assert text.count(old) == 1
     haiku.write_text(text.replace(old, old + "  # edited"))
-    assert _generate.check(root, result) == []
-    site = _generate.build_site(root, tmp_path / "site")
+    assert docs.check(root, result) == []
+    site = docs.build_site(root, tmp_path / "site")
     page = _text((site / "guide/parameters-and-state.html").read_text())
     assert "init=jnp.zeros)  # edited" in page
 
@@ -190,8 +183,8 @@ def test_a_site_warning_fails_the_check(tmp_path, capsys):
     root = _copy_tree(tmp_path)
     porting = root / "docs/porting.md"
     porting.write_text(porting.read_text() + "\nSee [the old page](idioms.md).\n")
-    with pytest.raises(_site.SiteError, match=r"idioms\.md"):
-        _generate.build_site(root, tmp_path / "site")
+    with pytest.raises(docs.SiteError, match=r"idioms\.md"):
+        docs.build_site(root, tmp_path / "site")
 
 
 @ON_311_SET
@@ -199,8 +192,8 @@ def test_a_stale_recorded_number_makes_check_fail(tmp_path, result):
     """The performance page's tables are rendered from the recorded runs: a run re-recorded
     (here, one median changed) leaves the page stale until `state-rosetta docs` rewrites it."""
     root = _copy_tree(tmp_path)
-    assert _generate.check(root, result) == []
-    page = (root / _generate.PERFORMANCE_MD).read_text()
+    assert docs.check(root, result) == []
+    page = (root / docs.PERFORMANCE_MD).read_text()
     recorded = root / "docs/performance.json"
     bench = json.loads(recorded.read_text())
     row = next(r for r in bench["rows"] if r["impl"] == "flax_nnx" and r["path"] == "native")
@@ -209,21 +202,21 @@ def test_a_stale_recorded_number_makes_check_fail(tmp_path, result):
     assert old in page  # the page shows the recorded median, as recorded
     row["step_s_median"] *= 2
     recorded.write_text(json.dumps(bench))
-    assert _generate.check(root, result) == [_generate.PERFORMANCE_MD]
-    _generate.write(root, result)
+    assert docs.check(root, result) == [docs.PERFORMANCE_MD]
+    docs.write(root, result)
     new = f"{cells} {row['step_s_median'] * 1e6:.1f} |"
-    assert new in (root / _generate.PERFORMANCE_MD).read_text()
-    assert _generate.check(root, result) == []
+    assert new in (root / docs.PERFORMANCE_MD).read_text()
+    assert docs.check(root, result) == []
 
 
 def test_a_generated_block_must_name_a_known_table_and_existing_runs(tmp_path):
     (tmp_path / "docs").mkdir()
-    with pytest.raises(_generate.DocsError, match="unknown generated block 'nope'"):
-        _generate.render_generated_blocks(
+    with pytest.raises(docs.DocsError, match="unknown generated block 'nope'"):
+        docs.render_generated_blocks(
             tmp_path, "<!-- generated: nope a.json -->\n<!-- end generated -->\n"
         )
-    with pytest.raises(_generate.DocsError, match=r"names docs/missing\.json, not found"):
-        _generate.render_generated_blocks(
+    with pytest.raises(docs.DocsError, match=r"names docs/missing\.json, not found"):
+        docs.render_generated_blocks(
             tmp_path, "<!-- generated: rows missing.json -->\n<!-- end generated -->\n"
         )
 
@@ -239,8 +232,8 @@ def test_a_generated_block_must_name_a_known_table_and_existing_runs(tmp_path):
     ],
 )
 def test_bad_markers_are_named_with_file_and_line(text, message):
-    with pytest.raises(_generate.DocsError, match=re.escape(message)) as e:
-        _generate.parse_regions(text, "f.py")
+    with pytest.raises(docs.DocsError, match=re.escape(message)) as e:
+        docs.parse_regions(text, "f.py")
     assert str(e.value).startswith("f.py:")
 
 
@@ -257,7 +250,7 @@ def test_nested_regions_are_dedented_without_their_markers():
         "    c = 3\n"
         "    # --8<-- [end:outer]\n"
     )
-    assert _generate.parse_regions(text) == {"outer": "a = 1\nb = 2\n\nc = 3", "inner": "b = 2"}
+    assert docs.parse_regions(text) == {"outer": "a = 1\nb = 2\n\nc = 3", "inner": "b = 2"}
 
 
 def test_functions_the_dedent_brings_to_the_top_level_get_two_blank_lines():
@@ -273,10 +266,10 @@ def test_functions_the_dedent_brings_to_the_top_level_get_two_blank_lines():
         "    y = f()\n"
         "    # --8<-- [end:a]\n"
     )
-    got = _generate.parse_regions(text)["a"]
+    got = docs.parse_regions(text)["a"]
     assert got == "x = 1\n\n\n# said of f\ndef f():\n    return x\n\n\ny = f()"
     nested = "if x:\n    y = 1\n\n    def f(): ...\n"
-    assert _generate.top_level_spacing(nested) == nested
+    assert docs.top_level_spacing(nested) == nested
 
 
 def test_a_missing_region_is_an_error_naming_it(tmp_path, capsys):
@@ -287,8 +280,8 @@ def test_a_missing_region_is_an_error_naming_it(tmp_path, capsys):
     assert "impl_flax/_nnx/_adapter.py" in capsys.readouterr().err
     text = re.sub(r"^ *# --8<-- \[(start|end):nnx-merged?\]\n", "", nnx.read_text(), flags=re.M)
     nnx.write_text(text)
-    with pytest.raises(_generate.DocsError, match="missing region 'nnx-merge'"):
-        _generate.read_regions(root)
+    with pytest.raises(docs.DocsError, match="missing region 'nnx-merge'"):
+        docs.read_regions(root)
 
 
 def test_the_quick_bench_time_in_the_help_is_the_recorded_runs(capsys):

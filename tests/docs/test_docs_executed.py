@@ -21,10 +21,8 @@ import numpy as np
 import pytest
 
 import shared
+from shared import docs
 from shared.checkpoint import CheckpointStore
-
-# The docs tests check the generator's own parsing (its internals: allowed in tests/docs only).
-from shared.docs import _generate
 from shared.models import bias_adder, mlp_bn, mlp_dropout
 
 ROOT = Path(__file__).parent.parent.parent
@@ -37,7 +35,7 @@ def _region_lines(path: Path) -> dict[str, range]:
     starts: dict[str, int] = {}
     regions = {}
     for number, line in enumerate(lines, start=1):
-        match = _generate.MARKER.match(line)
+        match = docs.MARKER.match(line)
         if match and match.group(1) == "start":
             starts[match.group(2)] = number
         elif match:
@@ -178,11 +176,11 @@ FAST_FRAMEWORK = "nnx"
             impl,
             marks=() if framework == FAST_FRAMEWORK else pytest.mark.slow,
         )
-        for framework, (_, impl) in _generate.frameworks().items()
+        for framework, (_, impl) in docs.frameworks().items()
     ],
 )
 def test_every_statement_of_every_region_runs(framework, impl_name):
-    paths = {ROOT / _generate.source(concept, framework) for concept in _generate.concepts()}
+    paths = {ROOT / docs.source(concept, framework) for concept in docs.concepts()}
     targets = {str(path.resolve()) for path in paths}
     executed: set[tuple[str, int]] = set()
 
@@ -203,11 +201,11 @@ def test_every_statement_of_every_region_runs(framework, impl_name):
         _exercise_variants(impl_name)
     finally:
         sys.settrace(None)
-    for concept in _generate.concepts():
-        path = ROOT / _generate.source(concept, framework)
+    for concept in docs.concepts():
+        path = ROOT / docs.source(concept, framework)
         regions = [
             f"{framework}-{concept.key}",
-            *(r for r, _ in _generate.extras(concept, framework)),
+            *(r for r, _ in docs.extras(concept, framework)),
         ]
         for name in regions:
             lines = _region_lines(path)[name]
