@@ -12,6 +12,7 @@ from ._compare import Divergence, PairResult, compare, describe_divergence, leaf
 from ._crossval import assert_cross_validated, check_agreement, cross_validate
 from ._dataflow import LeafOrder, forward_order
 from ._divergence import LeafDiff, Parting
+from ._faults import FaultHooks, fault_hooks, install_fault_hooks
 from ._files import (
     NON_FINITE,
     check_writable,
@@ -121,6 +122,7 @@ __all__ = [
     "CompareResult",
     "Divergence",
     "Evaluation",
+    "FaultHooks",
     "FlatStep",
     "Footprint",
     "Implementation",
@@ -174,9 +176,11 @@ __all__ = [
     "describe_divergence",
     "diff_runs",
     "estimate_footprint",
+    "fault_hooks",
     "finite_or_named",
     "forward_order",
     "functional_loop",
+    "install_fault_hooks",
     "json_bytes",
     "leaf_name",
     "leaf_value",

@@ -17,8 +17,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
@@ -30,6 +28,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from ._faults import fault_hooks
 from ._harness import InputsFn, LossFn, TrainStep, _keys_for, run_native, unstack
 from ._protocol import Batch, Implementation, Params, State
 from ._trajectory import Trajectory
@@ -170,34 +169,6 @@ def check_same_on_every_process(batches: Any) -> None:
             "from process 0's; every process must hold the same global batches (same data, "
             "--seed and --batch)"
         )
-
-
-FAULT = "STATE_ROSETTA_FAULT"
-"""Fault injection for the tests, in process P of a multi-process run: `crash:P:STEP` (it
-kills itself with SIGKILL after that training step) or `batch:P` (it changes its data)."""
-
-
-def _injected(kind: str) -> list[str] | None:
-    """The fields after `kind:P` of this process's injected fault, or `None`."""
-    fields = os.environ.get(FAULT, "").split(":")
-    if fields[0] != kind or len(fields) < 2 or jax.process_count() == 1:
-        return None
-    return fields[2:] if int(fields[1]) == jax.process_index() else None
-
-
-def inject_batch_fault(batches: Any) -> Any:
-    """Fault injection (tests): with `STATE_ROSETTA_FAULT=batch:P`, process P of a
-    multi-process run changes one number of its batches."""
-    if _injected("batch") is None:
-        return batches
-
-    def nudge(leaf: Any) -> Any:
-        host = np.array(leaf)
-        if np.issubdtype(host.dtype, np.floating):
-            host.reshape(-1)[0] += 1
-        return host
-
-    return jax.tree.map(nudge, batches)
 
 
 def _combine(reduction: str) -> Callable[[jax.Array, str], jax.Array]:
@@ -388,22 +359,14 @@ def _per_step(
     trajectory = Trajectory()
     record(trajectory, params, state, None)
     per_step = unstack(stacked)
-    crash = _injected_crash()
+    hooks = fault_hooks()
     for s, (batch, key) in enumerate(
         zip(per_step, _keys_for(keys, len(per_step)), strict=True), start=1
     ):
         params, state, opt_state, loss = step(params, state, opt_state, batch, key)
         record(trajectory, params, state, loss)
-        if crash == s:  # fault injection (tests): this process dies mid-run
-            os.kill(os.getpid(), signal.SIGKILL)
+        hooks.after_step(s)  # a test's process may die here (tests/parallel)
     return ParallelRun(trajectory, record.replicas if unsynced else None)
-
-
-def _injected_crash() -> int | None:
-    """The step after which this process kills itself (`STATE_ROSETTA_FAULT=crash:P:STEP`
-    in process P of a multi-process run), or `None`."""
-    fields = _injected("crash")
-    return None if not fields else int(fields[0])
 
 
 def _mapped_scan(

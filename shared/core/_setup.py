@@ -10,11 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._faults import fault_hooks
 from ._harness import run_loop, unstack
 from ._keys import step_keys
 from ._optim import OptimizerConfig
 from ._options import RunOptions
-from ._parallel import Parallel, inject_batch_fault, run_parallel
+from ._parallel import Parallel, run_parallel
 from ._plugin import contained  # the user's code may call sys.exit()
 from ._protocol import REQUIRED, Implementation, ImplementationFactory, Params, State
 from ._spec import Batches, ModelSpec, Settings
@@ -102,7 +103,7 @@ class RunSetup:
             self.batches = spec.user_data(config, np.asarray(options.data), settings)
         else:
             self.batches = spec.data(config, settings)
-        self.batches = inject_batch_fault(self.batches)
+        self.batches = fault_hooks().batches(self.batches)  # a test's may change them
         self.steps = len(unstack(self.batches))
         self.keys = step_keys(options.seed, self.steps) if spec.random else None
         self.held_out = None if spec.evaluation is None else spec.evaluation.data(config, settings)

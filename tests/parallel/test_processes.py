@@ -23,10 +23,15 @@ ROOT = Path(__file__).resolve().parents[2]
 COMMON = ("--impls", "jax,haiku", "--loop", "harness,scan", "--batch", "16", "--steps", "6")
 
 
+STARTUP = Path(__file__).resolve().parent / "startup"
+"""A `sitecustomize` that installs the fault a test asks for in every process of the run."""
+
+
 def _launch(tmp_path: Path, fault: str | None = None, *extra: str):
     env = {**os.environ}
     if fault is not None:
-        env["STATE_ROSETTA_FAULT"] = fault
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(STARTUP), env.get("PYTHONPATH")]))
+        env["ROSETTA_TEST_FAULT"] = fault
     marker = tmp_path / "run.json"  # a unique path in every process's command line
     start = time.monotonic()
     proc = subprocess.run(
