@@ -5,13 +5,28 @@ No timing is asserted here: speed is measured by `state-rosetta bench`, not by t
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from shared.bench import Row, fit_depths, passes, plot_depths, targets
+import shared
+from shared.bench import (
+    Row,
+    device_models,
+    device_shape,
+    fit_depths,
+    passes,
+    plot_depths,
+    targets,
+)
 from shared.bench import plot as bench_plot
+from shared.cli import main
+
+MOST_DEVICES = 8
+"""The largest device count the recorded device bench uses (docs/parallel.md: 1, 2, 4, 8)."""
 
 
 def _row(impl, path, shape, median, *, size="tiny", depth=None, leaves=None, spread=0.0):
@@ -145,7 +160,12 @@ def test_depth_plot_has_a_panel_per_width_and_framework(tmp_path, monkeypatch):
     # No two paths share a line style and marker: each line is told apart by them alone.
     handles = fig.legends[0].legend_handles[:-1]
     assert len({(h.get_linestyle(), h.get_marker()) for h in handles}) == len(handles)
-    assert np.all(np.isfinite([r.ratio for r in rows]))
+    # Each line is its rows' medians in microseconds at their depths (here 10 s x L).
+    panel = next(ax for ax in panels if ax.get_title() == "a, B8xD4")
+    (native,) = [c for c in panel.containers if c.get_label() == "a/native"]
+    line = native.lines[0]
+    assert list(line.get_xdata()) == [1, 4, 16]
+    np.testing.assert_allclose(line.get_ydata(), [1e7, 4e7, 16e7])
 
 
 def test_depth_plot_gives_every_path_its_own_style(tmp_path, monkeypatch):
@@ -185,3 +205,42 @@ def test_bar_plot_tells_every_path_apart_and_labels_its_axes(tmp_path, monkeypat
             assert ax.get_xlabel() and ax.get_ylabel() and ax.containers
             # each bar carries a p10-p90 error bar
             assert any(len(c) == 3 for c in ax.containers)
+
+
+def _examples(shape) -> int:
+    return int(jax.tree.leaves(shape.batches)[0].shape[1])
+
+
+def _size(shape) -> int:
+    return sum(int(np.prod(leaf.shape[1:])) for leaf in jax.tree.leaves(shape.batches))
+
+
+def test_the_device_bench_times_every_benchmarked_model_at_its_largest_shape():
+    specs = {name: shared.load_spec(name) for name in shared.MODELS}
+    assert device_models() == tuple(name for name, spec in specs.items() if spec.bench)
+    for model in device_models():
+        shape = device_shape(model, quick=True)
+        own = specs[model].bench(True, np.random.default_rng(0))
+        assert shape.label == max(own, key=_size).label, model
+        assert shape.baseline[0] in shared.implementations(model), model
+        assert _examples(shape) % MOST_DEVICES == 0, (model, shape.label)
+    unbenched = next(name for name, spec in specs.items() if spec.bench is None)
+    with pytest.raises(ValueError, match=f"model {unbenched} has no bench shapes"):
+        device_shape(unbenched, quick=True)
+
+
+@pytest.mark.slow  # a process per model, mode and device count: minutes on 2 cores
+def test_the_device_bench_runs_every_benchmarked_model_in_every_mode(tmp_path, capsys):
+    out = tmp_path / "devices.json"
+    assert main(["bench", "--devices", "1,2", "--quick", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    seen = {(r["model"], r["mode"], r["devices"]) for r in rows}
+    assert seen == {
+        (m, mode, n) for m in device_models() for mode in ("shard_map", "jit") for n in (1, 2)
+    }
+    for row in rows:
+        shape = device_shape(row["model"], quick=True)
+        assert row["shape"] == f"{shape.label} ({shape.baseline[0]})"
+        assert row["median_us"] > 0
+        if row["devices"] == 1:
+            assert row["ratio_to_one_device"] == 1.0
