@@ -1,4 +1,5 @@
-"""The bias adder and the MLP with BatchNorm in Equinox (`eqx.nn.StateIndex`, explicit state)."""
+"""Every built-in model in Equinox (`eqx.nn.StateIndex`, explicit state); the registry
+(`shared/_registry.py`) lists them."""
 
 from ._bias_adder import BiasAdderWithRunningMean, EquinoxBiasAdder
 from ._bias_stack import EquinoxBiasStack

@@ -1,4 +1,5 @@
-"""The bias adder and the MLP with BatchNorm in Haiku (`hk.transform_with_state`)."""
+"""Every built-in model in Haiku (`hk.transform_with_state`); the registry
+(`shared/_registry.py`) lists them."""
 
 from ._bias_adder import BiasAdderWithRunningMean, HaikuBiasAdder, make_forward
 from ._bias_stack import HaikuBiasStack

@@ -1,4 +1,4 @@
-"""The bias adder, the MLP with BatchNorm and the MLP with dropout in Keras 3 (JAX backend).
+"""Every built-in model in Keras 3 (JAX backend); the registry (`shared/_registry.py`) lists them.
 
 Importing this package selects Keras's JAX backend before Keras is first imported, and
 checks it after (see `_backend`).

@@ -2,7 +2,7 @@
 step by step that the trajectories agree, or say where they part.
 
 - `shared.core`: the harness; it knows no model and no framework.
-- `shared.models`: the built-in models (`bias_adder`, `mlp_bn`), one spec package each.
+- `shared.models`: the built-in models, one spec package each (`MODELS` lists them).
 - `shared.report`, `shared.docs`, `shared.bench`: reporting, the docs generator, benchmarks.
 
 This module re-exports the public API: the core, the registry and `run_compare`.

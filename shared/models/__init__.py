@@ -1,4 +1,4 @@
-"""The built-in models, one package each: `bias_adder` and `mlp_bn`.
+"""The built-in models, one package each (`shared.MODELS`, the registry, lists them).
 
 Each holds its spec (`SPEC`), config, data, loss, tolerances and docs sections; the
 frameworks' implementations live in the `impl_*` packages, and `shared/_registry.py` lists

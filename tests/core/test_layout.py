@@ -229,6 +229,34 @@ def test_an_import_of_shared_outside_the_core_planted_in_it_is_caught(tmp_path):
     assert (CORE_MODULE, "imports shared.report") in found
 
 
+def docstring_findings(root: Path = ROOT) -> list[tuple[str, str]]:
+    """Package docstrings (what a reader sees first) that name a model, outside the model's
+    own package: a list of models goes stale with the next model, so none keeps one."""
+    patterns = model_patterns()
+    found = []
+    for path in _python_files(root, ["shared", *IMPL_PACKAGES]):
+        relpath = path.relative_to(root)
+        a_models_own = relpath.parts[:2] == ("shared", "models") and len(relpath.parts) > 3
+        if path.name != "__init__.py" or a_models_own:
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        found += [(str(relpath), m) for m, pattern in patterns.items() if pattern.search(doc)]
+    return found
+
+
+def test_no_package_docstring_lists_the_models():
+    assert docstring_findings() == []
+
+
+def test_a_model_listed_in_a_package_docstring_is_caught(tmp_path):
+    root = tmp_path / "repo"
+    package = root / IMPL_PACKAGES[0]
+    package.mkdir(parents=True)
+    model = list(shared.MODELS)[-1]
+    (package / "__init__.py").write_text(f'"""The {model.replace("-", " ")} and no other."""\n')
+    assert docstring_findings(root) == [(f"{IMPL_PACKAGES[0]}/__init__.py", model)]
+
+
 # --- nothing outside shared/ imports a private module of it ---------------------------------
 
 
