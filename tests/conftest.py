@@ -1,9 +1,10 @@
 """Session fixtures: the expensive command-line runs, each made once and shared.
 
-`cli_run(*argv)` runs `state-rosetta ARGV --json PATH` once per distinct command line in the
-session and returns its exit code, its output and the run it wrote (raw JSON and
-`shared.load_run`). The README's commands, the CLI tests and the model tests all read the
-same runs, so the default compare runs once, and each 200-step mlp-bn run once.
+The `cli_run` fixture is a function: `cli_run(*argv)` runs `state-rosetta ARGV --json PATH`
+once per distinct command line in the session and returns its exit code, its output and the
+run it wrote (raw JSON and `shared.load_run`). The README's commands, the CLI tests and the
+model tests all read the same runs, so the default compare runs once, and each 200-step
+mlp-bn run once (across pytest-xdist's workers too).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +78,7 @@ class CliRun:
 
 
 @functools.cache
-def cli_run(*argv: str) -> CliRun:
+def _cli_run(*argv: str) -> CliRun:
     """`state-rosetta *argv` (with `--json` added to compare and to checkpoint resume and
     transplant), once per test session.
 
@@ -115,19 +117,26 @@ def cli_run(*argv: str) -> CliRun:
 
 
 @pytest.fixture(scope="session")
-def default_run() -> CliRun:
+def cli_run() -> Callable[..., CliRun]:
+    """`cli_run(*argv)`: the session's run of `state-rosetta ARGV` (see the module's
+    docstring), made by the first test or worker that asks for it."""
+    return _cli_run
+
+
+@pytest.fixture(scope="session")
+def default_run(cli_run) -> CliRun:
     """`state-rosetta compare`: the Flax page's setup, every framework and loop."""
     return cli_run("compare")
 
 
 @pytest.fixture(scope="session")
-def mlp_bn_run() -> CliRun:
+def mlp_bn_run(cli_run) -> CliRun:
     """`state-rosetta compare --model mlp-bn`: 200 aligned sgd steps, every framework, loop."""
     return cli_run("compare", "--model", "mlp-bn")
 
 
 @pytest.fixture(scope="session")
-def mlp_bn_defaults_run() -> CliRun:
+def mlp_bn_defaults_run(cli_run) -> CliRun:
     """`state-rosetta compare --model mlp-bn --defaults`: each framework's own defaults."""
     return cli_run("compare", "--model", "mlp-bn", "--defaults")
 

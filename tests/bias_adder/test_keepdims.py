@@ -10,7 +10,6 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
-from conftest import cli_run
 from helpers import IMPLS, batches
 
 import shared
@@ -83,7 +82,7 @@ def test_stable_model_traces_once():
     assert {np.shape(m) for m in traj.state["mean"]} == {(FEATURES,)}
 
 
-def test_cli_seed_faithful_is_an_alias_of_keepdims():
+def test_cli_seed_faithful_is_an_alias_of_keepdims(cli_run):
     # The old flag's name still works, and means exactly `--keepdims`.
     argv = ("--impls", "jax", "--loop", "harness")
     runs = [cli_run("compare", flag, *argv) for flag in ("--keepdims", "--seed-faithful")]

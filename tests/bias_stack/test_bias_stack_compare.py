@@ -6,7 +6,6 @@ declared bound is for larger D; at the default D = 4 its dots sum in the same or
 from __future__ import annotations
 
 import numpy as np
-from conftest import cli_run
 from helpers import NEWER_RELEASE_SET
 
 import shared
@@ -67,7 +66,7 @@ def check_run(trajectories: dict[str, shared.Trajectory], optimizer: str) -> Non
             steps_equal(trajectory, reference)
 
 
-def test_compare_on_the_command_line_with_adam():
+def test_compare_on_the_command_line_with_adam(cli_run):
     run = cli_run("compare", "--model", "bias-stack", "--depth", str(DEPTH), "--optimizer", "adam")
     assert run.code == 0, run.output[-3000:]  # every pair within its declared bound
     assert "all trajectories agree" in run.output

@@ -10,7 +10,6 @@ fails here.
 from __future__ import annotations
 
 import pytest
-from conftest import cli_run
 
 import shared
 from shared.core import LOOPS, OPTIMIZERS
@@ -18,13 +17,13 @@ from shared.core import LOOPS, OPTIMIZERS
 STEPS, AT = "6", "3"
 
 
-def _resume_run(model: str, *extra: str) -> dict:
+def _resume_run(cli_run, model: str, *extra: str) -> dict:
     run = cli_run("checkpoint", "resume", "--model", model, "--steps", STEPS, "--at", AT, *extra)
     return {**run.json, "code": run.code, "output": run.output}
 
 
-def _cases(model: str, *extra: str) -> dict[tuple[str, str, str], dict]:
-    data = _resume_run(model, *extra)
+def _cases(cli_run, model: str, *extra: str) -> dict[tuple[str, str, str], dict]:
+    data = _resume_run(cli_run, model, *extra)
     return {
         (c["case"]["implementation"], c["case"]["loop"], c["case"]["optimizer"]): c
         for c in data["cases"]
@@ -70,44 +69,45 @@ def _assert_resumed(case: dict) -> None:
 
 
 @pytest.mark.parametrize(("impl", "loop", "optimizer"), BIAS)
-def test_bias_adder_resumes_bitwise(impl: str, loop: str, optimizer: str) -> None:
-    cases = _cases("bias-adder", "--optimizer", BIAS_OPTIMIZER)
+def test_bias_adder_resumes_bitwise(cli_run, impl: str, loop: str, optimizer: str) -> None:
+    cases = _cases(cli_run, "bias-adder", "--optimizer", BIAS_OPTIMIZER)
     _assert_resumed(cases[(impl, loop, optimizer)])
 
 
-def _mlp_case(model: str, impl: str, loop: str, optimizer: str, *mode: str) -> dict:
+def _mlp_case(cli_run, model: str, impl: str, loop: str, optimizer: str, *mode: str) -> dict:
     extra = ("--optimizer", optimizer, "--loop", ",".join(MLP_LOOPS), *mode)
-    return _cases(model, *extra)[(impl, loop, optimizer)]
+    return _cases(cli_run, model, *extra)[(impl, loop, optimizer)]
 
 
 @pytest.mark.slow  # the bias adder resumes every framework's native checkpoint in the fast tier
 @pytest.mark.parametrize(("impl", "loop", "optimizer"), _mlp_params("mlp-bn"))
-def test_mlp_bn_resumes_bitwise(impl: str, loop: str, optimizer: str) -> None:
-    _assert_resumed(_mlp_case("mlp-bn", impl, loop, optimizer))
+def test_mlp_bn_resumes_bitwise(cli_run, impl: str, loop: str, optimizer: str) -> None:
+    _assert_resumed(_mlp_case(cli_run, "mlp-bn", impl, loop, optimizer))
 
 
 @pytest.mark.slow  # every framework; the fast tier resumes the two whose stream is model state
 @pytest.mark.parametrize(("impl", "loop", "optimizer"), _mlp_params("mlp-dropout"))
-def test_mlp_dropout_native_keys_resume_bitwise(impl: str, loop: str, optimizer: str) -> None:
+def test_mlp_dropout_native_keys_resume_bitwise(
+    cli_run, impl: str, loop: str, optimizer: str
+) -> None:
     """Native keys: the dropout stream is the framework's own state (NNX's `nnx.Rngs`
     stream, Keras's seed generator, a step counter in Linen's `TrainState` and in the Haiku
     and Equinox loops), so a resume that lost it would draw step 0's masks again."""
-    _assert_resumed(_mlp_case("mlp-dropout", impl, loop, optimizer, "--native"))
+    _assert_resumed(_mlp_case(cli_run, "mlp-dropout", impl, loop, optimizer, "--native"))
 
 
-def test_resume_command_exits_0_and_says_so() -> None:
-    data = _resume_run("bias-adder", "--optimizer", BIAS_OPTIMIZER)
+def test_resume_command_exits_0_and_says_so(cli_run) -> None:
+    data = _resume_run(cli_run, "bias-adder", "--optimizer", BIAS_OPTIMIZER)
     assert data["code"] == 0, data["output"][-3000:]
     assert f"{len(BIAS)} of {len(BIAS)} resumed bitwise with a clean audit" in data["output"]
     assert (data["at"], data["steps"]) == (int(AT), int(STEPS))
 
 
-def test_an_nnx_rngs_stream_resumes_bitwise() -> None:
+def test_an_nnx_rngs_stream_resumes_bitwise(cli_run) -> None:
     """The fast tier's dropout-stream resume: NNX keeps its stream in the model as typed
     keys (`key<fry>`), which orbax cannot save as they are (the slow tier resumes every
     framework's stream)."""
-    cases = _cases(
-        "mlp-dropout", "--optimizer", "adam", "--loop", "native", "--native", "--impls", "flax_nnx"
-    )
+    nnx_only = ("--optimizer", "adam", "--loop", "native", "--native", "--impls", "flax_nnx")
+    cases = _cases(cli_run, "mlp-dropout", *nnx_only)
     assert set(cases) == {("flax_nnx", "native", "adam")}
     _assert_resumed(cases[("flax_nnx", "native", "adam")])

@@ -8,7 +8,6 @@ canonical names and back) must be bitwise. The expected pairs come from the regi
 from __future__ import annotations
 
 import pytest
-from conftest import cli_run
 from helpers import measured_on_the_311_set
 
 import shared
@@ -17,7 +16,7 @@ from shared.models import mlp_bn
 STEPS, AT = "6", "3"
 
 
-def _matrix(model: str, *extra: str) -> dict[tuple[str, str], dict]:
+def _matrix(cli_run, model: str, *extra: str) -> dict[tuple[str, str], dict]:
     run = cli_run(
         "checkpoint", "transplant", "--model", model, "--steps", STEPS, "--at", AT, *extra
     )
@@ -31,18 +30,18 @@ def _pairs(model: str) -> list:
 
 
 @pytest.mark.parametrize(("source", "target"), _pairs("bias-adder"))
-def test_bias_adder_transplants_bitwise(source: str, target: str) -> None:
+def test_bias_adder_transplants_bitwise(cli_run, source: str, target: str) -> None:
     """Every bias adder trains bitwise like every other (the equivalence tests), so a
     transplanted one must go on bitwise too."""
-    pair = _matrix("bias-adder")[(source, target)]
+    pair = _matrix(cli_run, "bias-adder")[(source, target)]
     assert pair["error"] is None, pair["error"]
     assert pair["bitwise"], pair
     assert pair["not_carried"] == pair["own"] == []
 
 
 @pytest.mark.parametrize(("source", "target"), _pairs("mlp-bn"))
-def test_mlp_bn_transplants_within_its_bounds(source: str, target: str) -> None:
-    pair = _matrix("mlp-bn")[(source, target)]
+def test_mlp_bn_transplants_within_its_bounds(cli_run, source: str, target: str) -> None:
+    pair = _matrix(cli_run, "mlp-bn")[(source, target)]
     assert pair["error"] is None, pair["error"]
     assert pair["ok"] and pair["first_divergence"] is None, pair
     assert pair["verdict"] != "expected"  # aligned: no pair may be excused
@@ -53,10 +52,10 @@ def test_mlp_bn_transplants_within_its_bounds(source: str, target: str) -> None:
 
 @pytest.mark.slow  # a third model's whole matrix; bias-adder and mlp-bn are in the fast tier
 @pytest.mark.parametrize(("source", "target"), _pairs("mlp-dropout"))
-def test_mlp_dropout_aligned_keys_transplant_bitwise(source: str, target: str) -> None:
+def test_mlp_dropout_aligned_keys_transplant_bitwise(cli_run, source: str, target: str) -> None:
     """Aligned keys: every framework draws the harness's masks, so nothing random is state;
     the frameworks train bitwise alike, and so do their transplants."""
-    pair = _matrix("mlp-dropout")[(source, target)]
+    pair = _matrix(cli_run, "mlp-dropout")[(source, target)]
     assert pair["error"] is None, pair["error"]
     assert pair["bitwise"], pair
 
@@ -76,28 +75,30 @@ NATIVE = ("flax_nnx", "keras", "haiku")
     ],
 )
 def test_native_dropout_streams_cannot_cross_frameworks(
-    source: str, target: str, not_carried: list[str], own: list[str]
+    cli_run, source: str, target: str, not_carried: list[str], own: list[str]
 ) -> None:
     """Native keys: each framework's dropout stream is its own kind of state (NNX's key and
     count, Keras's seed, none in Haiku, whose key is apply's argument). The report names
     what was not carried and what B started afresh, and the pair differs as expected."""
-    pair = _matrix("mlp-dropout", "--native", "--impls", ",".join(NATIVE))[(source, target)]
+    pair = _matrix(cli_run, "mlp-dropout", "--native", "--impls", ",".join(NATIVE))[
+        (source, target)
+    ]
     assert pair["error"] is None, pair["error"]
     assert (pair["not_carried"], pair["own"]) == (not_carried, own)
     assert pair["verdict"] == "expected" and pair["ok"]
 
 
 @pytest.mark.parametrize("name", NATIVE)
-def test_native_dropout_streams_carry_within_a_framework(name: str) -> None:
-    pair = _matrix("mlp-dropout", "--native", "--impls", ",".join(NATIVE))[(name, name)]
+def test_native_dropout_streams_carry_within_a_framework(cli_run, name: str) -> None:
+    pair = _matrix(cli_run, "mlp-dropout", "--native", "--impls", ",".join(NATIVE))[(name, name)]
     assert pair["bitwise"] and pair["not_carried"] == pair["own"] == []
 
 
 @pytest.mark.parametrize(
     "model", ["bias-adder", "mlp-bn", pytest.param("mlp-dropout", marks=pytest.mark.slow)]
 )
-def test_transplant_command_exits_0(model: str) -> None:
-    assert next(iter(_matrix(model).values()))["code"] == 0
+def test_transplant_command_exits_0(cli_run, model: str) -> None:
+    assert next(iter(_matrix(cli_run, model).values()))["code"] == 0
 
 
 def _tables(text: str, model: str) -> dict[tuple[str, str], str]:
@@ -129,13 +130,13 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
         ("docs/checkpoints.md", "mlp-bn"),
     ],
 )
-def test_the_documented_transplant_tables_match_a_run(document: str, model: str) -> None:
+def test_the_documented_transplant_tables_match_a_run(cli_run, document: str, model: str) -> None:
     """A cell says "bitwise" exactly where the run is bitwise; a number is the largest
     difference measured on the CPUs the project was measured on (their XLA code differs: up
     to 2.3x between two x86-64 machines), so this machine's must not exceed it, and it must
     not be looser than the model's bound, nor far above what is measured here."""
     cells = _tables((ROOT / document).read_text(), model)
-    run = _matrix(model)
+    run = _matrix(cli_run, model)
     assert set(cells) == set(run)
     for pair, cell in cells.items():
         measured = run[pair]

@@ -11,7 +11,6 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import cli_run
 
 import shared
 from shared.cli import main
@@ -129,7 +128,7 @@ def test_user_data_file(tmp_path, rank):
     } | {"oracle/float64"}
 
 
-def test_keepdims_run_reports_failures_whole_and_counts_them(capsys):
+def test_keepdims_run_reports_failures_whole_and_counts_them(cli_run, capsys):
     run = cli_run("compare", "--seed-faithful", "--loop", "harness,scan")
     assert run.code == 1
     raw = run.json

@@ -17,7 +17,6 @@ import shlex
 from pathlib import Path
 
 import pytest
-from conftest import cli_run
 from helpers import measured_on_the_311_set
 
 from shared.cli import main
@@ -138,7 +137,7 @@ def _marks(command: str) -> list[pytest.MarkDecorator]:
 @pytest.mark.parametrize(
     ("command", "expected"), [pytest.param(c, e, id=c, marks=_marks(c)) for c, e in SHARED]
 )
-def test_shell_command_from_the_docs_runs(command, expected):
+def test_shell_command_from_the_docs_runs(cli_run, command, expected):
     run = cli_run(*shlex.split(command)[1:])  # shared with the other tests, in the repo's root
     assert run.code == expected, run.output[-3000:]
 

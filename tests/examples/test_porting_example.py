@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli_run
 from helpers import where
 
 import shared
@@ -34,7 +33,7 @@ def _abs(plugin: str) -> str:
     return str(ROOT / plugin)
 
 
-def test_the_correct_port_agrees_bitwise_in_every_loop():
+def test_the_correct_port_agrees_bitwise_in_every_loop(cli_run):
     run = cli_run("compare", "--model", SPEC, "--impl", NNX, "--impl", EQX)
     assert run.code == 0, run.output[-3000:]
     raw = run.json
@@ -52,7 +51,7 @@ def test_the_correct_port_agrees_bitwise_in_every_loop():
     assert "nnx/harness" in run.output and "equinox/native" in run.output
 
 
-def test_the_buggy_port_is_named_at_the_first_step_and_leaf():
+def test_the_buggy_port_is_named_at_the_first_step_and_leaf(cli_run):
     run = cli_run("compare", "--model", SPEC, "--impl", NNX, "--impl", BUGGY, "--loop", "harness")
     assert run.code == 1
     pair = next(p for p in run.json["comparison"]["pairs"] if p["a"] == "equinox-buggy/harness")
@@ -64,7 +63,7 @@ def test_the_buggy_port_is_named_at_the_first_step_and_leaf():
     assert "ULP apart" in run.output
 
 
-def test_the_reference_and_the_tolerance_can_be_chosen():
+def test_the_reference_and_the_tolerance_can_be_chosen(cli_run):
     run = cli_run(
         "compare", "--model", SPEC, "--impl", NNX, "--impl", BUGGY, "--loop", "harness",
         "--reference", "equinox-buggy", "--tolerance", "4ulp",
@@ -127,7 +126,9 @@ def test_diff_with_ignore_config_reports_where_they_part(saved, capsys):
     assert "step 1, params.scale" in out
 
 
-def test_diff_against_another_implementation_gives_compare_s_first_divergence(saved, capsys):
+def test_diff_against_another_implementation_gives_compare_s_first_divergence(
+    cli_run, saved, capsys
+):
     compared = cli_run(
         "compare", "--model", SPEC, "--impl", NNX, "--impl", BUGGY, "--loop", "harness"
     )

@@ -10,7 +10,6 @@ import jax
 import numpy as np
 import optax
 import pytest
-from conftest import cli_run
 
 import impl_keras
 import shared
@@ -92,7 +91,7 @@ def test_with_epsilon_zero_kerass_adam_is_optaxs_up_to_rounding():
 
 
 @pytest.mark.parametrize(("model", "module"), [("mlp-bn", mlp_bn), ("mlp-dropout", mlp_dropout)])
-def test_mlp_native_with_momentum_within_the_stated_bound(model, module):
+def test_mlp_native_with_momentum_within_the_stated_bound(cli_run, model, module):
     run = cli_run(
         "compare",
         "--model",

@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import cli_run
 from flax import nnx
 from helpers import MLP_BN_IMPLS
 
@@ -414,7 +413,7 @@ def test_defaults_mode_drifts_and_names_the_defaults_responsible(mlp_bn_defaults
 
 
 @pytest.mark.slow  # a second defaults run, with adam; the sgd one is fast
-def test_defaults_mode_with_adam_names_kerass_optimizer_default():
+def test_defaults_mode_with_adam_names_kerass_optimizer_default(cli_run):
     # Keras's Adam keeps epsilon 1e-7 (optax: 1e-8); measured in its native loop against the
     # same loop with the optimizer aligned, it moves the results.
     run = cli_run(

@@ -12,7 +12,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import cli_run
 from flax import nnx
 from helpers import where
 
@@ -24,7 +23,7 @@ IMPLS = list(shared.implementations("mlp-dropout"))
 
 
 @pytest.fixture(scope="module")
-def aligned_run():
+def aligned_run(cli_run):
     return cli_run("compare", "--model", "mlp-dropout")
 
 
@@ -41,7 +40,7 @@ def test_aligned_keys_agree_across_frameworks_in_every_loop(aligned_run):
 
 
 @pytest.mark.slow  # a second 200-step run, every framework and loop
-def test_aligned_keys_agree_bitwise_with_adam_too():
+def test_aligned_keys_agree_bitwise_with_adam_too(cli_run):
     run = cli_run("compare", "--model", "mlp-dropout", "--optimizer", "adam", "--lr", "0.01")
     assert run.code == 0, run.output[-3000:]
     for pair in run.json["comparison"]["pairs"]:
@@ -94,7 +93,7 @@ def test_training_without_a_key_is_a_clear_error(impl_name):
 
 
 @pytest.mark.parametrize("rate", ["1.0", "-0.1"])
-def test_a_rate_outside_0_1_exits_2(rate):
+def test_a_rate_outside_0_1_exits_2(cli_run, rate):
     run = cli_run("compare", "--model", "mlp-dropout", "--rate", rate)
     assert run.code == 2
     assert "mlp-dropout: rate must be in [0, 1)" in run.output
@@ -104,7 +103,7 @@ def test_a_rate_outside_0_1_exits_2(rate):
 
 
 @pytest.fixture(scope="module")
-def native_run():
+def native_run(cli_run):
     return cli_run("compare", "--model", "mlp-dropout", "--native")  # the README's: 20 seeds
 
 

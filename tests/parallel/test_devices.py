@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import cli_run
 
 import shared
 from shared.models import bias_adder, mlp_bn, mlp_dropout
@@ -19,7 +18,7 @@ DEVICES = "8"
 # The fast tier runs shard_map (each framework's own cross-device argument); plain jit over a
 # sharded batch is the slow tier's (its numbers are the same kind: the replicas' sums).
 @pytest.mark.parametrize("mode", ["shard_map", pytest.param("jit", marks=pytest.mark.slow)])
-def test_bias_adder_on_8_devices_agrees_with_one_in_every_framework_and_loop(mode):
+def test_bias_adder_on_8_devices_agrees_with_one_in_every_framework_and_loop(cli_run, mode):
     run = cli_run("compare", "--devices", DEVICES, "--parallel", mode, "--batch", "16")
     assert run.code == 0, run.output[-3000:]
     raw = run.json
@@ -50,7 +49,7 @@ def _stacked_data(tmp_path):
     return path
 
 
-def test_unsynced_reports_the_first_step_and_the_replicas_that_part(tmp_path):
+def test_unsynced_reports_the_first_step_and_the_replicas_that_part(cli_run, tmp_path):
     data = _stacked_data(tmp_path)
     run = cli_run(
         "compare",
@@ -77,7 +76,7 @@ def test_unsynced_reports_the_first_step_and_the_replicas_that_part(tmp_path):
     assert "DIVERGES" in run.output
 
 
-def test_a_batch_that_does_not_divide_is_refused_before_training():
+def test_a_batch_that_does_not_divide_is_refused_before_training(cli_run):
     run = cli_run("compare", "--devices", "3", "--batch", "8")
     assert run.code == 2
     assert "the global batch of 8 examples does not divide across 3 devices" in run.output
@@ -85,7 +84,7 @@ def test_a_batch_that_does_not_divide_is_refused_before_training():
 
 @pytest.mark.slow  # 100 mlp-bn steps on 8 devices, per mode; the bias adder's is fast
 @pytest.mark.parametrize("mode", ["shard_map", "jit"])
-def test_mlp_bn_on_8_devices_within_the_stated_bound(mode):
+def test_mlp_bn_on_8_devices_within_the_stated_bound(cli_run, mode):
     # 100 steps: past step 93, where a relu flips in some frameworks (the bound's reason).
     # The harness loop: the scan and native loops' data-parallel paths are the bias adder's.
     run = cli_run(
@@ -120,7 +119,7 @@ def test_mlp_bn_on_8_devices_within_the_stated_bound(mode):
 
 
 @pytest.mark.slow  # two 8-device mlp-dropout runs
-def test_mlp_dropout_masks_partition_under_jit_but_not_per_replica():
+def test_mlp_dropout_masks_partition_under_jit_but_not_per_replica(cli_run):
     jit = cli_run(
         "compare",
         "--model",

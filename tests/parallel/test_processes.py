@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli_run
 
 import shared
 from shared.models import bias_adder
@@ -71,7 +70,7 @@ def _left_running(marker: Path) -> list[int]:
     return pids
 
 
-def test_two_processes_of_four_devices_equal_one_process_of_eight(tmp_path):
+def test_two_processes_of_four_devices_equal_one_process_of_eight(cli_run, tmp_path):
     proc, _, path = _launch(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "all trajectories agree" in proc.stdout  # process 0's report, relayed
@@ -120,7 +119,7 @@ def test_a_coordinator_port_in_use_is_reported(tmp_path):
 
 
 @pytest.mark.parametrize("flags", [("--devices", "6"), ()])
-def test_device_counts_that_do_not_match_are_refused(flags):
+def test_device_counts_that_do_not_match_are_refused(cli_run, flags):
     # The second is docs/parallel.md's command, which must agree.
     run = cli_run(
         "compare",
