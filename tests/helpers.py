@@ -19,6 +19,9 @@ import shared
 from shared.models import bias_adder
 
 STEPS = 50
+DIGITS_ACCURACY = 0.95
+"""The least test accuracy a trained MLP on digits may reach (measured 0.96 to 0.9644 in every
+framework and mode: docs/batchnorm.md, docs/parallel.md)."""
 SHAPES = [(8, 4), (5, 3), (33, 17)]  # B8xD4, and non-powers of two (XLA rewrites 1/B for 2^k)
 MOMENTA = [0.9, 0.5]
 OPTIMIZERS = ["sgd", "adam"]
@@ -39,6 +42,25 @@ MATRIX = [
 # of two, so that shape is the one that can tell programs apart), with each optimizer at the
 # default momentum.
 UNJITTED = [p for p in MATRIX if p.id.endswith("m0.9-B5xD3")]
+# Every jitted loop on the whole matrix; the unjitted harness on UNJITTED.
+LOOPS_AND_MATRIX = [
+    pytest.param(loop, True, *p.values, id=f"{loop}-True-{p.id}")
+    for loop in ("harness", "native", "scan")
+    for p in MATRIX
+] + [pytest.param("harness", False, *p.values, id=f"harness-False-{p.id}") for p in UNJITTED]
+REFERENCE = bias_adder.SPEC.reference
+"""The bias adder's reference implementation (pure JAX), which every other is compared with."""
+OTHERS = [impl for impl in IMPLS if impl != REFERENCE]
+
+
+def native_bound(impl: str, optimizer: str, features: int):
+    """The spec's bound of the bias adder's `impl/native` against the reference's harness
+    loop: bitwise, except for Keras's native loop, which trains with Keras's optimizer and
+    reports its loss tracker's loss."""
+    tolerances = bias_adder.tolerances(
+        bias_adder.BiasAdderConfig(features), shared.OptimizerConfig(optimizer)
+    )
+    return tolerances.for_pair(f"{impl}/native", f"{REFERENCE}/harness")
 
 
 @functools.cache
