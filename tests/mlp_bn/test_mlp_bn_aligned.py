@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import MLP_BN_IMPLS, against_reference, measured_on_the_311_set
+from helpers import DIGITS_ACCURACY, MLP_BN_IMPLS, against_reference, measured_on_the_311_set
 
 import shared
 from shared.cli import main
@@ -55,7 +55,7 @@ def test_aligned_sgd_run_agrees_with_stated_bounds(mlp_bn_run):
         assert pair["loss_max_ulp"] is not None and pair["loss_max_ulp"] <= mlp_bn.LOSS.max_ulp
         assert pair["first_divergence"] is None, pair
         # Params and running statistics: every leaf at every step within mlp_bn.PARAMS.
-        assert pair["max_abs"] <= max(mlp_bn.PARAMS.atol, 1e-6), pair
+        assert pair["max_abs"] <= mlp_bn.PARAMS.atol, pair
     assert run.comparison["agree"] is True
 
 
@@ -65,12 +65,12 @@ def test_aligned_sgd_eval_outputs_and_accuracies(mlp_bn_run):
     evals = _evals(run)
     assert set(evals) == {f"{f}/{loop}" for f in FRAMEWORKS for loop in shared.LOOPS}
     accuracies = {k: ev["accuracy"] for k, ev in evals.items()}
-    assert min(accuracies.values()) >= 0.95, accuracies
+    assert min(accuracies.values()) >= DIGITS_ACCURACY, accuracies
     assert len(set(accuracies.values())) == 1, accuracies  # equal, not merely close
     eval_diffs = run.comparison["eval"]["max_abs"]
     assert set(eval_diffs) == set(evals) - {"flax_linen/harness"}
     for name, diff in eval_diffs.items():
-        assert diff <= 1e-5, (name, diff)  # the issue's bound on eval logits
+        assert diff <= mlp_bn.EVAL_ATOL, (name, diff)  # the issue's bound on eval logits
     # The eval loss is the mean cross-entropy of the test logits: recompute it independently.
     digits = mlp_bn.load_digits_split()
     impl = shared.make("haiku", mlp_bn.MlpBnConfig(), "mlp-bn")
@@ -144,8 +144,13 @@ def test_adam_drops_the_dense_bias_before_batchnorm_and_agrees():
         assert pair.tolerance == mlp_bn.ADAM_PARAMS
         assert pair.loss_max_ulp <= mlp_bn.ADAM_LOSS.max_ulp
         assert pair.first_divergence is None, pair
-    assert max(result.eval_diffs.values()) <= 1e-5
-    assert min(ev["accuracy"] for ev in result.evals.values()) >= 0.95
+    assert max(result.eval_diffs.values()) <= mlp_bn.EVAL_ATOL
+    assert min(ev["accuracy"] for ev in result.evals.values()) >= DIGITS_ACCURACY
+
+
+BIAS_DRIFT = 1e-3
+"""How far apart the kept dense bias must drift in 60 adam steps, well above ADAM_PARAMS's
+5e-6 (measured about 1e-2 after 60 steps, 1e-1 after 200)."""
 
 
 def test_adam_with_the_dense_bias_kept_lets_it_drift_across_frameworks():
@@ -165,7 +170,7 @@ def test_adam_with_the_dense_bias_kept_lets_it_drift_across_frameworks():
     a, b = finals["flax_linen"], finals["equinox"]
     drift = np.max(np.abs(a["params.dense1.bias"] - b["params.dense1.bias"]))
     kernel = np.max(np.abs(a["params.dense2.kernel"] - b["params.dense2.kernel"]))
-    assert drift > 1e-3  # measured ~1e-1 after 200 steps, ~1e-2 after 60
+    assert drift > BIAS_DRIFT
     assert kernel < mlp_bn.ADAM_PARAMS.atol  # the rest still agrees
 
 

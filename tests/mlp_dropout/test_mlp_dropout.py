@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from helpers import where
+from helpers import DIGITS_ACCURACY, where
 
 import shared
 from shared.models import mlp_dropout
@@ -35,8 +35,13 @@ def test_aligned_keys_agree_across_frameworks_in_every_loop(aligned_run):
     for pair in raw["comparison"]["pairs"]:
         assert pair["bitwise"], pair  # the same masks and the same float32 programs
     accuracies = {k: t["eval"]["accuracy"] for k, t in raw["trajectories"].items()}
-    assert min(accuracies.values()) >= 0.95, accuracies
+    assert min(accuracies.values()) >= DIGITS_ACCURACY, accuracies
     assert len(set(accuracies.values())) == 1, accuracies  # equal, not merely close
+
+
+KERAS_ADAM_ACCURACY = 0.01
+"""How far Keras's own Adam may move the test accuracy from the others': its update differs
+by rounding only (epsilon before the bias correction), so by a point at most."""
 
 
 @pytest.mark.slow  # a second 200-step run, every framework and loop
@@ -51,8 +56,9 @@ def test_aligned_keys_agree_bitwise_with_adam_too(cli_run):
             assert pair["bitwise"], pair
     trajectories = run.json["trajectories"]
     accuracies = {t["eval"]["accuracy"] for k, t in trajectories.items() if k != "keras/native"}
-    assert len(accuracies) == 1 and min(accuracies) >= 0.95, accuracies
-    assert abs(trajectories["keras/native"]["eval"]["accuracy"] - accuracies.pop()) <= 0.01
+    assert len(accuracies) == 1 and min(accuracies) >= DIGITS_ACCURACY, accuracies
+    keras = trajectories["keras/native"]["eval"]["accuracy"]
+    assert abs(keras - accuracies.pop()) <= KERAS_ADAM_ACCURACY
 
 
 @functools.cache
