@@ -77,3 +77,44 @@ def test_json_round_trip_is_exact(value):
 
     back = shared.Trajectory.from_json(json.loads(json.dumps(t.to_json())))
     assert shared.compare(back, t).bitwise
+
+
+def _pair(a, b, kind="across", expected=False, diverges=False):
+    return shared.PairResult(
+        a=a,
+        b=b,
+        bitwise=not diverges,
+        max_abs=1.0 if diverges else 0.0,
+        max_ulp=0,
+        first_divergence=shared.Divergence(1, "loss") if diverges else None,
+        tolerance=shared.Tolerance(expected=expected),
+        kind=kind,
+    )
+
+
+def test_held_out_outputs_judge_only_the_pair_against_the_reference():
+    # haiku/native's outputs sit 0.15 from the reference's (its dropout keys are its own:
+    # its across pair is expected to differ), but its loop check against its own harness
+    # loop is bitwise: the outputs' distance to another framework must not fail that check.
+    pairs = [
+        _pair("haiku/native", "linen/native", expected=True, diverges=True),
+        _pair("haiku/native", "haiku/harness", kind="loop"),
+        _pair("linen/native", "linen/harness", kind="loop"),
+    ]
+    result = shared.CompareResult(
+        config={"steps": 2},
+        trajectories={
+            k: _traj([1.0], [0, 1], [0, 1]) for k in ("linen/harness", "linen/native", "haiku/native")
+        },
+        errors={},
+        reference="linen/harness",
+        pairs=pairs,
+        versions={},
+        eval_diffs={"haiku/native": 0.15, "linen/native": 0.0},
+        eval_atol=1e-5,
+    )
+    assert result.status("haiku/native") == "expected"
+    assert result.agree
+    # The same distance on a pair that claims agreement fails it.
+    result.pairs[0] = _pair("haiku/native", "linen/native")
+    assert result.status("haiku/native") == "diverge" and not result.agree
