@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from rich.console import Console
 from .._command import EXIT_AGREE, EXIT_DIVERGE, UsageError, check_output, csv
 from .._registry import MODELS, versions
 from ..core import ModelSpec, json_bytes, write_atomic
+from ._report import Target
 
 
 def add_parser(sub: Any, spec: ModelSpec | None = None) -> None:
@@ -163,6 +166,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.plot is not None:
         bench_plot(rows, args.plot)
         console.print(f"wrote {args.plot}")
+    return _checked(args, targets, console)
+
+
+def _checked(args: argparse.Namespace, targets: Sequence[Target], console: Console) -> int:
+    """`--check`: exit 1 when a judged target is missed, naming each."""
     missed = [t for t in targets if t.judged and not t.ok]
     if args.check and missed:
         for t in missed:
@@ -214,6 +222,7 @@ def _verdict_bench(args: argparse.Namespace, console: Console) -> int:
 
     from ..report import growth_table, verdict_table
     from ._verdict import SIZES, STEP_COUNTS, cases, fit, measure
+    from ._verdict_targets import verdict_targets
 
     sizes = _ints("--sizes", args.sizes) or list(SIZES)
     steps = _ints("--step-counts", args.step_counts) or list(STEP_COUNTS)
@@ -231,21 +240,34 @@ def _verdict_bench(args: argparse.Namespace, console: Console) -> int:
         for m in measured
     ]
     growth = [asdict(g) for g in fit(measured)]
+    targets = verdict_targets(rows, quick=args.quick)
     device = f"{jax.devices()[0].device_kind} ({jax.default_backend()})"
     console.print(f"device: {device}; versions: {versions()}")
     console.print(verdict_table(rows))
     console.print(growth_table(growth))
+    for t in targets:
+        verdict = ("met" if t.ok else "MISSED") if t.judged else "not judged"
+        console.print(f"target: {t.text} ({verdict})")
     seconds = time.perf_counter() - start
     console.print(f"measured in {seconds:.0f} s")
     if args.json is not None:
+        command = " ".join(
+            ["state-rosetta bench --verdict"]
+            + (["--quick"] if args.quick else [])
+            + ([f"--sizes {','.join(args.sizes)}"] if args.sizes else [])
+            + ([f"--step-counts {','.join(args.step_counts)}"] if args.step_counts else [])
+        )
         data = {
+            "python": ".".join(platform.python_version_tuple()[:2]),
+            "command": command,
             "versions": versions(),
             "device": device,
             "cpus": os.cpu_count(),
             "seconds": seconds,
             "rows": rows,
             "growth": growth,
+            "targets": [t._asdict() for t in targets],
         }
         write_atomic(args.json, json_bytes(data))
         console.print(f"wrote {args.json}")
-    return EXIT_AGREE
+    return _checked(args, targets, console)

@@ -242,7 +242,38 @@ def suite_lines(runs: Runs) -> str:
     return "\n".join(out)
 
 
+def verdict_rows_table(runs: Runs) -> str:
+    """The verdict bench (`bench --verdict --json`): each case's seconds and peak memory,
+    plain training against the whole cross-validation, per run."""
+    head = ["sweep", "case"]
+    for label in runs:
+        head += [f"{label}: plain s", "verdict s", "x plain", "plain MiB", "verdict MiB", "x plain"]
+    cases: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
+    for label, data in runs.items():
+        for row in data["rows"]:
+            cases.setdefault((row["sweep"], row["label"]), {})[label] = row
+    rows = []
+    for key, found in cases.items():
+        cells = list(key)
+        for label in runs:
+            r = found.get(label)
+            if r is None:
+                cells += ["-"] * 6
+                continue
+            cells += [
+                f"{r['plain_s']:.2f}",
+                f"{r['verdict_s']:.2f}",
+                f"{r['verdict_s'] / r['plain_s']:.2f}",
+                f"{r['plain_rss'] / 2**20:.0f}",
+                f"{r['verdict_rss'] / 2**20:.0f}",
+                f"{r['verdict_rss'] / r['plain_rss']:.2f}",
+            ]
+        rows.append(cells)
+    return markdown_table(head, rows, right=2)
+
+
 BLOCKS: dict[str, Callable[[Runs], str]] = {
+    "verdict": verdict_rows_table,
     "framework-summary": framework_summary_table,
     "suite": suite_lines,
     "runs": runs_header,

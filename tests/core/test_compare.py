@@ -92,6 +92,9 @@ def _pair(a, b, kind="across", expected=False, diverges=False):
     )
 
 
+RUNS = ("linen/harness", "linen/native", "haiku/native")
+
+
 def test_held_out_outputs_judge_only_the_pair_against_the_reference():
     # haiku/native's outputs sit 0.15 from the reference's (its dropout keys are its own:
     # its across pair is expected to differ), but its loop check against its own harness
@@ -103,9 +106,7 @@ def test_held_out_outputs_judge_only_the_pair_against_the_reference():
     ]
     result = shared.CompareResult(
         config={"steps": 2},
-        trajectories={
-            k: _traj([1.0], [0, 1], [0, 1]) for k in ("linen/harness", "linen/native", "haiku/native")
-        },
+        trajectories={k: _traj([1.0], [0, 1], [0, 1]) for k in RUNS},
         errors={},
         reference="linen/harness",
         pairs=pairs,
