@@ -6,6 +6,11 @@ from ._options import BenchOptions, Workload
 from ._report import Target, plot, print_report, roofline_table, table, targets, write_json
 from ._roofline import Passes, passes
 from ._suite import Row, measure, run_bench
+from ._verdict import Case as VerdictCase
+from ._verdict import Measured as VerdictMeasured
+from ._verdict import cases as verdict_cases
+from ._verdict import fit as verdict_fit
+from ._verdict_targets import verdict_targets
 
 __all__ = [
     "BenchOptions",
@@ -14,6 +19,8 @@ __all__ = [
     "Passes",
     "Row",
     "Target",
+    "VerdictCase",
+    "VerdictMeasured",
     "Workload",
     "depth_table",
     "device_models",
@@ -29,5 +36,8 @@ __all__ = [
     "run_device_bench",
     "table",
     "targets",
+    "verdict_cases",
+    "verdict_fit",
+    "verdict_targets",
     "write_json",
 ]

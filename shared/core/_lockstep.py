@@ -36,19 +36,26 @@ from ._step import InputsFn, LossFn, TrainStep
 from ._stream import PairStream
 from ._tolerance import Tolerance
 
-Probe = Callable[..., dict[str, Any]]
+Probe = Callable[..., Any]
+"""A jitted step: its outputs under canonical names (and, `native`, the new native values)."""
 
 
 def make_probe(
-    impl: Implementation, tx: optax.GradientTransformation, loss_fn: LossFn, inputs: InputsFn | None
+    impl: Implementation,
+    tx: optax.GradientTransformation,
+    loss_fn: LossFn,
+    inputs: InputsFn | None,
+    *,
+    native: bool = False,
 ) -> Probe:
     """`impl`'s harness step, jitted, with every output under canonical names: `"loss"`,
-    `"grads.NAME"`, `"params.NAME"`, `"state.NAME"`, `"opt_state.PATH"`."""
+    `"grads.NAME"`, `"params.NAME"`, `"state.NAME"`, `"opt_state.PATH"` (`native`: also
+    the new params and state as the framework holds them, `(outputs, (params, state))`)."""
     step = TrainStep(impl, loss_fn, tx, inputs)
 
     def probe(
         params: Params, state: State, opt_state: Any, batch: Batch, key: jax.Array | None
-    ) -> dict[str, Any]:
+    ) -> Any:
         new_params, new_state, new_opt, loss, grads = step.with_grads(
             params, state, opt_state, batch, key
         )
@@ -56,7 +63,7 @@ def make_probe(
         out.update({f"grads.{k}": v for k, v in impl.to_canonical(grads, new_state)[0].items()})
         opt = canonical_opt_state(impl, new_params, new_state, new_opt)
         out.update({f"opt_state.{k}": v for k, v in opt.items()})
-        return out
+        return (out, (new_params, new_state)) if native else out
 
     return jax.jit(probe)
 
@@ -102,8 +109,14 @@ class Lockstep:
         self._runners = dict(others)
         self._covered = {key: covered(r.impl, r.params, r.state) for key, r in others}
         self._probes = {
-            key: make_probe(impl, tx, loss_fn, inputs) for key, impl in self._others.items()
+            key: make_probe(impl, tx, loss_fn, inputs, native=True)
+            for key, impl in self._others.items()
         }
+        # The native leaves no canonical name covers (Haiku's EMA `hidden` and `counter`)
+        # cannot be taken from the reference: each port's are carried from its own lockstep
+        # step, not from its free-running run, which may have parted (and would then put its
+        # parting into every lockstep step after it).
+        self._kept: dict[str, tuple[Any, Any]] = {}
         self.streams: dict[str, PairStream] = {}
         for key in self._others:
             tolerance, loss_tolerance = tolerances[key]
@@ -143,7 +156,9 @@ class Lockstep:
                     own = self.delegate and _canonical_values(other, own_params, own_state, own_opt)
                     if own and _same(own, given):
                         self._delegated.append(name)
+                        self._kept.pop(name, None)  # the free run is the lockstep's own again
                         continue
+                    own_params, own_state = self._kept.get(name, (own_params, own_state))
                     self.probed[name] = self.probed.get(name, 0) + 1
                     if not expected:
                         expected.append(self._probe(params, state, opt_state, batch, key))
@@ -151,7 +166,9 @@ class Lockstep:
                     keep_params, keep_state = self._covered[name]
                     p, s = _merge(p, own_params, keep_params), _merge(s, own_state, keep_state)
                     o = opt_state_from_canonical(other, p, s, self.tx, copt, cstate)
-                    got = self._probes[name](p, s, o, batch, key)
+                    got, kept = self._probes[name](p, s, o, batch, key)
+                    if not (all(keep_params) and all(keep_state)):
+                        self._kept[name] = kept
                     self.streams[name].push(self.steps, got, expected[0])
             except Exception as e:  # reported with the pair: the free-running verdict stands
                 self.errors[name] = e

@@ -112,9 +112,9 @@ def explain_partings(
         ls = lockstep.get(p.a if loop == ref_loop else harness)
         if p.kind == "across" and loop == ref_loop and ls is not None:
             p = replace(p, lockstep=ls)  # its verdict: a local error beyond the bound is a bug
-            if not p.agree and ls.agree:
+            if not p.agree and ls.agrees_locally:
                 p = replace(p, parting=Parting(p.first_divergence.step, _local(ls)))  # type: ignore[union-attr]
-        elif p.kind == "across" and not p.agree and ls is not None and ls.agree:
+        elif p.kind == "across" and not p.agree and ls is not None and ls.agrees_locally:
             own = by_key.get((p.a, harness))
             theirs = by_key.get((p.b, f"{ref_impl}/{ref_loop}"))
             if own is not None and own.agree and theirs is not None and theirs.agree:
@@ -130,7 +130,14 @@ def explain_partings(
 
 
 def _local(ls: PairResult) -> str:
+    if ls.isolated:
+        steps = ", ".join(str(s) for s in ls.failing_steps)
+        return (
+            f"every lockstep step agrees locally but isolated step(s) {steps}, each followed "
+            "by agreeing steps: a value that rounding put across a threshold (a relu's zero, "
+            "a max), rounding, amplified"
+        )
     return (
-        f"every lockstep step agrees locally, within {ls.max_ulp} ULP "
+        f"every lockstep step agrees locally, within |diff| {ls.max_abs:.3g} "
         f"({ls.max_ulp_at_scale:.3g} ULP at the leaves' scale): rounding, amplified"
     )

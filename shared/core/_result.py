@@ -60,9 +60,13 @@ class CompareResult:
     def _eval_off(self, pair: PairResult) -> bool:
         # The held-out outputs are measured against the reference's, so they judge only the
         # pair that claims the two implementations agree: a loop check (native against its
-        # own harness loop) says nothing about the distance to another framework.
+        # own harness loop) says nothing about the distance to another framework. A pair
+        # that parts running free for a stated reason (`parting`: it agrees step by step)
+        # has its outputs parted with it: they are shown, not judged.
         atol = self.eval_atol_for(pair.a)
         if atol is None or pair.kind != "across" or pair.tolerance.expected or not pair.judged:
+            return False
+        if pair.parting is not None:
             return False
         return self.eval_diffs.get(pair.a, 0.0) > atol
 

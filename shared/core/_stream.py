@@ -75,6 +75,8 @@ class PairStream:
     _series: dict[str, list[tuple[int, float, int, float, float, float]]] = field(
         default_factory=dict, init=False
     )
+    _failing: list[int] = field(default_factory=list, init=False)
+    _last_step: int = field(default=0, init=False)
 
     @property
     def first_divergence(self) -> Divergence | None:
@@ -125,6 +127,8 @@ class PairStream:
             kind=self.kind,
             judged=self.judged,
             series=series,
+            failing_steps=tuple(self._failing),
+            last_step=self._last_step,
         )
 
     def _judge(self, leaf: str) -> Judge:
@@ -174,9 +178,19 @@ class PairStream:
                             size=p.sizes[leaf],
                         )
                     )
+        self._last_step = max(self._last_step, p.step)
+        # Lockstep steps are independent (each starts from the reference's values), so the
+        # steps that fail tell an isolated rounding event from a formula; a free-running
+        # pair fails at every step after its first, and keeps only that one.
+        if diverging and self.kind == "lockstep" and len(self._failing) < MAX_FAILING_KEPT:
+            self._failing.append(p.step)
         if diverging and self._first is None:
             leaves = sorted(diverging, key=lambda d: self.order.key(d.leaf))
             self._first = Divergence(p.step, leaves[0].leaf, tuple(leaves))
+
+
+MAX_FAILING_KEPT = 1000
+"""A lockstep pair's failing steps kept, at most (past that, they are not isolated)."""
 
 
 def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:

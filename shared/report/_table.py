@@ -79,6 +79,8 @@ def _lockstep(pair: PairResult) -> str:
     ls = pair.lockstep
     if ls is None:
         return "-"
+    if ls.isolated:
+        return f"isolated step {', '.join(str(s) for s in ls.failing_steps)}"
     if ls.first_divergence is not None:
         return f"DIVERGES at step {ls.first_divergence.step}"
     return "bitwise" if ls.bitwise else f"<= {ls.max_abs:.2g}"
@@ -210,6 +212,21 @@ def lockstep_line(pair: PairResult) -> str:
     )
 
 
+def isolated_line(pair: PairResult) -> str:
+    """A lockstep whose steps beyond the bound are isolated: each, and the first's leaves."""
+    ls = pair.lockstep
+    assert ls is not None and ls.first_divergence is not None
+    steps = ", ".join(str(s) for s in ls.failing_steps)
+    return (
+        f"{pair.a} parts from {pair.b} in lockstep at isolated step(s) {steps} only, each "
+        f"followed by agreeing steps: first at {ls.first_divergence.describe()} (tolerance: "
+        f"{ls.tolerance.describe()}){_more_leaves(ls.first_divergence.leaves)}; a value that "
+        "rounding put across a threshold (a relu's zero, a max) parts one step alone, a "
+        "wrong formula parts at every step (a bug that fires once would read the same: look "
+        "there)"
+    )
+
+
 def parting_line(pair: PairResult) -> str:
     """A pair that parts running free but agrees: where, and why that is not a bug."""
     assert pair.parting is not None and pair.first_divergence is not None
@@ -238,6 +255,11 @@ def print_report(result: CompareResult, console: Console) -> None:
         if p.expected:
             line = divergence_line(result, p)[len(p.a) + 1 :].replace("diverges", "differs", 1)
             console.print(f"[yellow]{escape(p.a)}[/] {escape(line)}, as expected")
+        elif p.lockstep is not None and p.lockstep.isolated:
+            # Reported, not failed: the step alone parts (see PairResult.isolated).
+            if p.parting is not None:
+                console.print(f"[yellow]{escape(p.a)}[/] {escape(parting_line(p)[len(p.a) + 1 :])}")
+            console.print(f"[yellow]{escape(p.a)}[/] {escape(isolated_line(p)[len(p.a) + 1 :])}")
         elif p.lockstep is not None and not p.lockstep.agree:
             if not p.agree:  # where it parts running free, then where its own step is wrong
                 line = divergence_line(result, p)[len(p.a) + 1 :]

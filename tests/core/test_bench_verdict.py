@@ -1,6 +1,6 @@
 """The verdict bench (`bench --verdict`): its targets judge rows as their statements say,
-its growth fit recovers a known power law, and a real quick run writes a JSON the site
-renders."""
+its growth fit recovers a known power law, and a real quick run writes its rows and
+targets."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import json
 
 import pytest
 
-from shared.bench._verdict import Case, Measured, cases, fit
-from shared.bench._verdict_targets import verdict_targets
+from shared.bench import VerdictCase as Case
+from shared.bench import VerdictMeasured as Measured
+from shared.bench import verdict_cases as cases
+from shared.bench import verdict_fit as fit
+from shared.bench import verdict_targets
 from shared.cli import main
-from shared.docs._performance import verdict_rows_table
 
 MIB = 2**20
 
@@ -70,7 +72,7 @@ def test_the_sweeps_cover_values_steps_depth_and_lockstep():
 
 
 @pytest.mark.slow  # ten cases, each two fresh processes that import JAX: about a minute
-def test_a_quick_verdict_bench_writes_rows_targets_and_a_site_table(tmp_path):
+def test_a_quick_verdict_bench_writes_rows_and_targets(tmp_path):
     path = tmp_path / "verdict.json"
     assert main(["bench", "--verdict", "--quick", "--json", str(path)]) == 0
     data = json.loads(path.read_text())
@@ -78,5 +80,3 @@ def test_a_quick_verdict_bench_writes_rows_targets_and_a_site_table(tmp_path):
     assert {r["sweep"] for r in data["rows"]} == {"values", "steps", "depth", "lockstep"}
     assert all(r["plain_s"] > 0 and r["verdict_rss"] > 0 for r in data["rows"])
     assert data["targets"] and not any(t["judged"] for t in data["targets"])
-    table = verdict_rows_table({"Python x": data})
-    assert table.count("\n") == len(data["rows"]) + 1

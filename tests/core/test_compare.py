@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -119,3 +121,53 @@ def test_held_out_outputs_judge_only_the_pair_against_the_reference():
     # The same distance on a pair that claims agreement fails it.
     result.pairs[0] = _pair("haiku/native", "linen/native")
     assert result.status("haiku/native") == "diverge" and not result.agree
+
+
+@pytest.mark.parametrize(
+    ("failing", "isolated"),
+    [
+        ((93,), True),  # one step alone: a threshold crossed by rounding
+        ((93, 150), True),
+        ((93, 94), False),  # two in a row: a formula, not one value's rounding
+        ((200,), False),  # the last step: nothing after it to agree
+        ((10, 50, 90, 130, 170), False),  # more than one step in 50
+        ((), False),
+    ],
+)
+def test_lockstep_partings_are_isolated_only_alone_rare_and_followed(failing, isolated):
+    pair = shared.PairResult(
+        "keras/harness",
+        "linen/harness",
+        bitwise=False,
+        max_abs=1e-3,
+        max_ulp=10,
+        first_divergence=shared.Divergence(failing[0], "grads.bn.bias") if failing else None,
+        tolerance=shared.Tolerance(atol=2e-6),
+        kind="lockstep",
+        failing_steps=failing,
+        last_step=200,
+    )
+    assert pair.isolated is isolated
+    assert pair.agrees_locally is (isolated or not failing)
+    # A free-running pair's steps are never isolated: a parting there compounds.
+    assert not dataclasses.replace(pair, kind="across").isolated
+
+
+def test_held_out_outputs_of_a_pair_that_parts_for_a_stated_reason_are_not_judged():
+    # haiku/harness parts running free at step 93 while every lockstep step agrees: its
+    # held-out outputs parted with it (1.75e-4 on the 3.12 set), and are shown, not judged.
+    parted = dataclasses.replace(
+        _pair("haiku/harness", "linen/harness", diverges=True),
+        parting=shared.Parting(93, "every lockstep step agrees locally"),
+    )
+    result = shared.CompareResult(
+        config={"steps": 2},
+        trajectories={k: _traj([1.0], [0, 1], [0, 1]) for k in ("linen/harness", "haiku/harness")},
+        errors={},
+        reference="linen/harness",
+        pairs=[parted],
+        versions={},
+        eval_diffs={"haiku/harness": 1.75e-4},
+        eval_atol=1e-5,
+    )
+    assert result.status("haiku/harness") == "agree" and result.agree
