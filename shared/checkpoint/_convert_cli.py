@@ -66,6 +66,7 @@ def run_convert(args: argparse.Namespace, console: Console) -> int:
             "bitwise": pair.bitwise,
             "max_abs": pair.max_abs,
             "tolerance": pair.tolerance.describe(),
+            "reason": pair.tolerance.reason,
             "first_divergence": None
             if pair.first_divergence is None
             else str(pair.first_divergence),
@@ -81,6 +82,8 @@ def run_convert(args: argparse.Namespace, console: Console) -> int:
             f"continued in a fresh process against {escape(source)}'s uninterrupted run: "
             f"{verdict}; bound {escape(pair.tolerance.describe())}"
         )
+        if pair.tolerance.reason:
+            console.print(f"the bound's reason: {escape(pair.tolerance.reason)}")
         code = EXIT_AGREE if pair.ok else EXIT_DIVERGE
     if args.json is not None:
         write_atomic(args.json, json_bytes(data))

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import optax
 
+from .._registry import FRAMEWORKS
 from ..core import load_object
 from ._errors import CheckpointError
 
@@ -55,9 +56,13 @@ def layout_for(implementation: str, option: str) -> NativeLayout:
     """The layout of `implementation`; a [`CheckpointError`][] naming `option` when it has
     none."""
     if implementation not in LAYOUTS:
+        what = (
+            "its native checkpoint is not converted yet"
+            if implementation in FRAMEWORKS
+            else "unknown framework for a native checkpoint"
+        )
         raise CheckpointError(
-            f"{option} {implementation}: unknown framework for a native checkpoint; expected "
-            f"one of {', '.join(LAYOUTS)}"
+            f"{option} {implementation}: {what}; expected one of {', '.join(LAYOUTS)}"
         )
     layout: NativeLayout = load_object(LAYOUTS[implementation], option=option)()
     return layout

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.checkpoint import CheckpointError, CheckpointStore, convert
+from shared.checkpoint import CheckpointError, CheckpointStore, continue_from, convert
 from shared.cli import main
 
 STEPS, AT = "6", "3"
@@ -190,6 +190,13 @@ def test_conversions_continue_within_bound(
     if model == "mlp-dropout" or source == target:
         assert done["check"]["bitwise"], done["check"]
     assert done["not_carried"] == done["own"] == []
+    # The converted values are exact: both checkpoints restored, under canonical names.
+    _, _, a = continue_from(src, int(AT) + 1)
+    _, _, b = continue_from(tmp_path / "dst", int(AT) + 1)
+    for mine, theirs in ((b.params, a.params), (b.state, a.state)):
+        assert sorted(mine) == sorted(theirs)
+        for name, values in mine.items():
+            np.testing.assert_array_equal(values[0], theirs[name][0], err_msg=name)
 
 
 @pytest.mark.slow
