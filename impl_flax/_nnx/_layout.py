@@ -49,7 +49,7 @@ class NNXLayout:
         """Optax's own state (tuples, NamedTuples) over the params, filled from the
         optimizer's int-keyed dict by path; and its step."""
         pure = nnx.to_pure_dict(tree["optimizer"])
-        saved = _named(pure["opt_state"])
+        saved = _named(pure.get("opt_state", {}))  # sgd: optax keeps nothing
         template = tx.init(self.mirrored(tree))
 
         def leaf(path: tuple[Any, ...], x: Any) -> Any:

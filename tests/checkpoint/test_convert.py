@@ -224,3 +224,14 @@ def test_nnx_rngs_are_reported_not_carried(tmp_path: Path) -> None:
     assert done["not_carried"] == ["dropout.rngs.count", "dropout.rngs.key"]
     assert done["code"] == 0 and done["check"]["ok"] and not done["check"]["bitwise"]
     assert int(_leaves(tmp_path / "dst")["step"]) == int(AT)
+
+
+@pytest.mark.slow
+def test_sgd_whose_optax_state_is_empty_converts(tmp_path: Path) -> None:
+    """Plain sgd keeps only `EmptyState()`s: NNX's optimizer then saves a step and no
+    `opt_state` leaf at all, and Haiku's opt_state has no leaf either."""
+    src = _save(tmp_path / "src", "mlp-bn", "flax_nnx", "--optimizer", "sgd")
+    assert not any(n.startswith("optimizer.opt_state") for n in _leaves(src))
+    done = _convert(src, tmp_path / "dst", "haiku", "--check")
+    assert done["code"] == 0 and done["check"]["ok"], done
+    assert not any(n.startswith("opt_state") for n in _leaves(tmp_path / "dst"))
