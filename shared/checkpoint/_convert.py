@@ -91,7 +91,13 @@ def _source(store: CheckpointStore, framework: str | None) -> tuple[Case, int]:
         raise CheckpointError(
             f"checkpoint {store.directory}: its metadata names no usable run ({e})"
         ) from None
-    trusted(case, (), store.directory)  # built-in models and implementations only
+    try:
+        trusted(case, (), store.directory)  # a checkpoint's code is never imported
+    except CheckpointError:
+        raise CheckpointError(
+            f"checkpoint {store.directory}: its run names --model {case.model!r} --impl "
+            f"{case.implementation!r}; convert reads checkpoints of built-in models only"
+        ) from None
     option = f"--from {framework or case.implementation}"
     if case.loop != "native":
         raise CheckpointError(
