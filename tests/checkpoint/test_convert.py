@@ -235,3 +235,33 @@ def test_sgd_whose_optax_state_is_empty_converts(tmp_path: Path) -> None:
     done = _convert(src, tmp_path / "dst", "haiku", "--check")
     assert done["code"] == 0 and done["check"]["ok"], done
     assert not any(n.startswith("opt_state") for n in _leaves(tmp_path / "dst"))
+
+
+def test_a_step_counter_that_disagrees_exits_2(linen_bn: Path, tmp_path: Path, capsys) -> None:
+    leaves = _leaves(linen_bn)
+    leaves["step"] = np.int32(5)  # saved at step 3
+    bad = _tampered(linen_bn, tmp_path / "bad", leaves)
+    line = _error_line(
+        capsys, ["checkpoint", "convert", str(bad), str(tmp_path / "d"), "--to", "haiku"]
+    )
+    assert "--from flax_linen:" in line and "its step counter says 5, expected 3" in line
+
+
+@pytest.mark.slow
+def test_an_integer_step_converts_only_where_its_value_fits(tmp_path: Path, capsys) -> None:
+    """NNX's uint32 step saved as int64 (as code of one's own might save it): cast, since
+    3 fits; -1 does not fit a uint32 and is refused, naming the leaf."""
+    src = _save(tmp_path / "src", "mlp-bn", "flax_nnx")
+    leaves = _leaves(src)
+    with CheckpointStore(src) as store:
+        meta = {k: store.meta()[k] for k in ("model", "implementation", "loop", "case")}
+    for value, folder in ((3, "fits"), (-1, "negative")):
+        leaves["optimizer.step.value"] = np.int64(value)
+        with CheckpointStore(tmp_path / folder, create=True) as store:
+            store.save(int(AT), _nested(leaves), meta)
+    done = _convert(tmp_path / "fits", tmp_path / "fits-linen", "flax_linen")
+    assert done["code"] == 0 and done["step_dtype"] == {"from": "uint32", "into": "int32"}
+    argv = ["checkpoint", "convert", str(tmp_path / "negative"), str(tmp_path / "d")]
+    line = _error_line(capsys, [*argv, "--to", "flax_linen"])
+    assert "--from flax_nnx:" in line and "leaf 'optimizer.step.value' is int64" in line
+    assert "expected uint32, which cannot hold it" in line
