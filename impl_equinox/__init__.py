@@ -9,6 +9,7 @@ from ._canonical import (
     equinox_state_canonical,
     equinox_state_from_canonical,
 )
+from ._layout import EquinoxLayout
 from ._mlp_bn import EquinoxMlpBn
 from ._mlp_dropout import EquinoxMlpDropout
 
@@ -16,6 +17,7 @@ __all__ = [
     "BiasAdderWithRunningMean",
     "EquinoxBiasAdder",
     "EquinoxBiasStack",
+    "EquinoxLayout",
     "EquinoxMlpBn",
     "EquinoxMlpDropout",
     "equinox_canonical",

@@ -8,12 +8,14 @@ from ._linen._bias_adder import BiasAdderWithRunningMean as LinenBiasAdderWithRu
 from ._linen._bias_adder import LinenBiasAdder
 from ._linen._bias_stack import LinenBiasStack
 from ._linen._canonical import linen_canonical, linen_from_canonical
+from ._linen._layout import LinenLayout
 from ._linen._mlp_bn import LinenMlpBn
 from ._linen._mlp_dropout import LinenMlpDropout
 from ._nnx._bias_adder import BiasAdderWithRunningMean as NNXBiasAdderWithRunningMean
 from ._nnx._bias_adder import NNXBiasAdder
 from ._nnx._bias_stack import NNXBiasStack
 from ._nnx._canonical import nnx_canonical, nnx_from_canonical
+from ._nnx._layout import NNXLayout
 from ._nnx._mlp_bn import NNXMlpBn
 from ._nnx._mlp_dropout import NNXMlpDropout
 
@@ -21,11 +23,13 @@ __all__ = [
     "LinenBiasAdder",
     "LinenBiasAdderWithRunningMean",
     "LinenBiasStack",
+    "LinenLayout",
     "LinenMlpBn",
     "LinenMlpDropout",
     "NNXBiasAdder",
     "NNXBiasAdderWithRunningMean",
     "NNXBiasStack",
+    "NNXLayout",
     "NNXMlpBn",
     "NNXMlpDropout",
     "linen_canonical",

@@ -1,9 +1,12 @@
-"""Checkpoints with orbax: save, resume bit-exactly, audit, transplant between frameworks."""
+"""Checkpoints with orbax: save, resume bit-exactly, audit, transplant and convert between
+frameworks."""
 
 from ..core import named_leaves
 from ._audit import KINDS, Finding, audit
 from ._case import Built, Case
+from ._convert import Converted, check_converted, convert
 from ._errors import CheckpointError
+from ._layouts import LAYOUTS, NativeLayout, layout_for
 from ._resume import (
     Resumed,
     Saved,
@@ -21,12 +24,15 @@ __all__ = [
     "DIGEST",
     "FORMAT",
     "KINDS",
+    "LAYOUTS",
     "Built",
     "Case",
     "CheckpointError",
     "CheckpointStore",
+    "Converted",
     "Finding",
     "HarnessTrainer",
+    "NativeLayout",
     "NativeTrainer",
     "Resumed",
     "Saved",
@@ -34,8 +40,11 @@ __all__ = [
     "Trainer",
     "abstract",
     "audit",
+    "check_converted",
     "continue_from",
+    "convert",
     "joined",
+    "layout_for",
     "make_trainer",
     "named_leaves",
     "read_trajectories",

@@ -30,13 +30,15 @@ from .._registry import DEFAULT_MODEL, MODELS, implementations, is_registered, l
 from ..core import LOOPS, OPTIMIZERS, ModelSpec, json_bytes, write_atomic
 from ..report import resume_table, transplant_matrix
 from ._case import Built, Case
+from ._convert_cli import add_convert_parser, run_convert
 from ._errors import CheckpointError
 from ._resume import continue_from, errors_path, resume, trajectory_bytes
 from ._store import CheckpointStore
 from ._transplant import transplant
 
-SUBCOMMANDS = ("resume", "transplant", "save", "continue")
-"""`checkpoint`'s subcommands; all but `continue` take the model's own options."""
+SUBCOMMANDS = ("resume", "transplant", "save", "continue", "convert")
+"""`checkpoint`'s subcommands; all but `continue` and `convert` take the model's own
+options."""
 
 
 def add_parser(sub: Any, spec: ModelSpec | None) -> None:
@@ -143,6 +145,7 @@ def add_parser(sub: Any, spec: ModelSpec | None) -> None:
     )
     g.add_argument("--steps", type=int, default=None, help="train on to this step")
     g.add_argument("--out", type=Path, required=True, metavar="FILE.npz")
+    add_convert_parser(actions)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -153,6 +156,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         "save": _save,
         "transplant": _transplant,
         "resume": _resume,
+        "convert": run_convert,
     }[args.action]
     for option in ("at", "until", "every"):  # --steps, --batch: the model checks them
         check_count(f"--{option}", getattr(args, option, None))
