@@ -1,0 +1,163 @@
+"""`shared.check_port` on models that ship in the pinned packages, each ported by hand to
+another framework (the port is this file's; the glue is the lines marked `# glue`).
+
+Slow: each trains two real models in lockstep.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import flax.linen as nn
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import shared
+
+pytestmark = pytest.mark.slow
+
+
+def mse(out, batch):
+    return jnp.mean((out - batch["y"]) ** 2)
+
+
+def xent(logits, batch):
+    picked = jnp.take_along_axis(jax.nn.log_softmax(logits), batch["label"][:, None], axis=1)
+    return -jnp.mean(picked)
+
+
+# eqx.nn.MLP -> Linen: Equinox's (out, in) weights against Linen's (in, out) kernels.
+
+
+class LinenMLP(nn.Module):
+    """`eqx.nn.MLP(4, 3, width_size=16, depth=2)` in Linen (relu, no final activation)."""
+
+    activation: object = jax.nn.relu
+
+    @nn.compact
+    def __call__(self, x):
+        x = jax.nn.relu(nn.Dense(16)(x))
+        x = self.activation(nn.Dense(16)(x))
+        return nn.Dense(3)(x)
+
+
+def _regression(steps=5):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((steps, 8, 4)).astype(np.float32)
+    return {"x": x, "y": np.sin(x[..., :3]).astype(np.float32)}
+
+
+# Measured: the two programs differ (Equinox's per-example matvec under vmap against
+# Linen's batched matmul), and the loss is 1 ULP apart at step 1; 4 ULP leaves room.
+MLP_TOLERANCE = shared.parse_tolerance("4ulp", reason="vmap'd matvec against a batched matmul")
+
+
+def test_eqx_nn_mlp_ported_to_linen_agrees_with_the_layouts_transposed():
+    reference = eqx.nn.MLP(4, 3, 16, 2, key=jax.random.key(0))  # glue
+    result = shared.check_port(
+        reference, LinenMLP(), data=_regression(), loss=mse, tolerance=MLP_TOLERANCE
+    )  # glue
+    assert result.agree, result.errors
+    aligned = {ref: port for ref, port, _ in result.config["alignment"]}
+    assert aligned["params.layers.0.weight"] == "params.Dense_0.kernel"
+    assert aligned["params.layers.2.bias"] == "params.Dense_2.bias"
+
+
+def test_eqx_nn_mlp_port_with_a_wrong_activation_is_found_at_step_one():
+    reference = eqx.nn.MLP(4, 3, 16, 2, key=jax.random.key(0))
+    with pytest.raises(AssertionError, match=r"at step 1, loss: "):
+        shared.assert_port(
+            reference,
+            LinenMLP(activation=jax.nn.gelu),
+            data=_regression(),
+            loss=mse,
+            tolerance=MLP_TOLERANCE,
+        )
+
+
+# hk.nets.ResNet (ResNet-18 layout, tiny widths) -> Linen with its stock nn.BatchNorm.
+
+RESNET = dict(
+    blocks_per_group=(2, 2, 2, 2),
+    bottleneck=False,
+    channels_per_group=(4, 8, 8, 16),
+    use_projection=(False, True, True, True),
+    initial_conv_config={"output_channels": 4},
+)
+
+
+class Block(nn.Module):
+    """Haiku's `BlockV1` without a bottleneck: conv-bn-relu, conv-bn, the shortcut, relu."""
+
+    channels: int
+    stride: int
+    projection: bool
+    eps: float
+
+    @nn.compact
+    def __call__(self, x, train):
+        def bn():
+            return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=self.eps)
+
+        def conv(k, s):
+            return nn.Conv(self.channels, (k, k), (s, s), use_bias=False, padding="SAME")
+
+        shortcut = bn()(conv(1, self.stride)(x)) if self.projection else x
+        y = nn.relu(bn()(conv(3, self.stride)(x)))
+        y = bn()(conv(3, 1)(y))
+        return nn.relu(y + shortcut)
+
+
+class LinenResNet(nn.Module):
+    eps: float = 1e-5  # Haiku's BatchNorm epsilon
+
+    @nn.compact
+    def __call__(self, x, train):
+        x = nn.Conv(4, (7, 7), (2, 2), use_bias=False, padding="SAME")(x)
+        bn = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=self.eps)
+        x = nn.max_pool(nn.relu(bn(x)), (3, 3), (2, 2), padding="SAME")
+        for group, (channels, projection) in enumerate(
+            zip((4, 8, 8, 16), RESNET["use_projection"], strict=True)
+        ):
+            for block in range(2):
+                stride = 2 if group and not block else 1
+                x = Block(channels, stride, projection and not block, self.eps)(x, train)
+        return nn.Dense(5)(jnp.mean(x, axis=(1, 2)))
+
+
+def _images(steps=2):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((steps, 4, 8, 8, 3)).astype(np.float32)
+    return {"x": x, "label": rng.integers(0, 5, (steps, 4)).astype(np.int32)}
+
+
+def _resnet():
+    def forward(x, is_training):  # glue
+        return hk.nets.ResNet(num_classes=5, **RESNET)(x, is_training=is_training)  # glue
+
+    return shared.wrap(hk.transform_with_state(forward), train_arg="is_training")  # glue
+
+
+def test_hk_nets_resnet_against_stock_linen_batchnorm_compares_params_and_reports_the_stats():
+    port = shared.wrap(LinenResNet(), train_arg="train")  # glue
+    result = shared.check_port(_resnet(), port, data=_images(), loss=xent)  # glue
+    aligned = [row for row in result.config["alignment"] if row[0].startswith("params.")]
+    assert len(aligned) == 62  # 20 convs and 20 BatchNorms (scale, offset), the logits layer
+    reshaped = [row for row in aligned if "reshaped" in row[2]]
+    assert len(reshaped) == 40  # Haiku's (1, 1, 1, C) scale and offset against (C,)
+    (report,) = [a for a in result.analyses if a.key == "not_comparable"]
+    ((ref_stats, port_stats, reason),) = report.rows
+    assert ref_stats.count("_ema.") == 20 * 6 and port_stats.count("batch_stats.") == 20 * 2
+    assert "zero-debiased" in reason and "no debiasing" in reason
+    (pair,) = result.pairs
+    # The params agree at step 1 bitwise; Linen's fast variance against Haiku's may part
+    # them by rounding afterwards (measured: 4 ULP in a conv weight at step 2).
+    assert pair.first_divergence is None or pair.first_divergence.step >= 2
+
+
+def test_hk_nets_resnet_port_with_a_wrong_epsilon_is_found_at_step_one():
+    port = shared.wrap(LinenResNet(eps=1e-3), train_arg="train")
+    with pytest.raises(AssertionError, match=r"at step 1, loss: "):
+        shared.assert_port(_resnet(), port, data=_images(), loss=xent)
