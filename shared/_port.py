@@ -139,6 +139,21 @@ def align(
     return Alignment(tuple(matches), tuple(aside))
 
 
+def _check_loss(loss: Any, ref: Any, values: Any, x: Any, batch: Any, key: Any) -> None:
+    """Trace the loss on the reference's output once, before training: an output it cannot
+    read is bad input, named with the output's structure."""
+    extra = {} if key is None else {"key": key}
+    out = jax.eval_shape(lambda p, s: ref.apply(p, s, x, train=True, **extra)[0], *values)
+    try:
+        jax.eval_shape(loss, out, batch)
+    except (TypeError, IndexError, KeyError) as e:
+        name = getattr(loss, "__name__", type(loss).__name__)
+        raise TypeError(
+            f"loss {name}: cannot read the reference's output {jax.tree.structure(out)} "
+            f"({type(e).__name__}: {e}); expected the structure the loss indexes"
+        ) from None
+
+
 def _set_aside_report(alignment: Alignment) -> AnalysisResult | None:
     if not alignment.set_aside:
         return None
@@ -210,6 +225,7 @@ def check_port(
     ref_values = ref.init(key0, x)
     port_values = ported.init(key0, x)
     step_key = jax.random.key(0) if random else None
+    _check_loss(loss, ref, ref_values, x, first, step_key)
     alignment = align(ref, ported, ref_values, port_values, x, mapping=mapping, key=step_key)
     _, ref_state = ref.to_canonical(*ref_values)
     fill_ref = {k: v for k, v in ref_state.items() if k not in set(alignment.names("state"))}

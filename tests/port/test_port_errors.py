@@ -1,0 +1,60 @@
+"""Bad input to `check_port` and to the engine: one clear error naming what is wrong."""
+
+from __future__ import annotations
+
+import haiku as hk
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import shared
+
+
+class Sum(nnx.Module):
+    """Two params of one shape read by one add: no data-flow order tells them apart."""
+
+    def __init__(self):
+        self.a = nnx.Param(jnp.ones((3,)))
+        self.b = nnx.Param(jnp.zeros((3,)))
+
+    def __call__(self, x):
+        return x * (self.a + self.b)
+
+
+def _forward(x):
+    a = hk.get_parameter("a", (3,), init=jnp.ones)
+    b = hk.get_parameter("b", (3,), init=jnp.zeros)
+    return x * (b + a)
+
+
+DATA = {"x": np.ones((2, 4, 3), np.float32), "y": np.zeros((2, 4, 3), np.float32)}
+
+
+def mse(y, batch):
+    return jnp.mean((y - batch["y"]) ** 2)
+
+
+def test_an_ambiguous_alignment_names_both_sides_and_takes_the_mapping_it_prints():
+    reference = hk.transform(_forward)
+    with pytest.raises(shared.AlignmentError, match=r"ambiguous params.*mapping=") as raised:
+        shared.check_port(reference, Sum(), data=DATA, loss=mse)
+    assert "~.a" in str(raised.value) and "params.b" in str(raised.value)
+    mapping = {"params.~.a": "params.a", "params.~.b": "params.b"}
+    result = shared.check_port(reference, Sum(), data=DATA, loss=mse, mapping=mapping)
+    assert result.agree
+
+
+def test_a_loss_that_cannot_read_the_output_names_the_loss_and_the_structure():
+    reference = hk.transform(lambda x: (_forward(x), x))  # a tuple, the loss wants a dict
+    with pytest.raises(TypeError, match=r"loss pick: cannot read the reference's output"):
+        shared.check_port(reference, Sum(), data=DATA, loss=pick)
+
+
+def pick(y, batch):
+    return y["out"].sum()
+
+
+def test_a_non_model_is_refused_naming_the_argument_and_what_is_expected():
+    with pytest.raises(TypeError, match=r"port: cannot tell the framework of a .*expected an hk"):
+        shared.check_port(hk.transform(_forward), object(), data=DATA, loss=mse)
