@@ -15,7 +15,7 @@ WRAPPERS = {
     "flax.linen": "impl_flax._linen._wrap",
     "flax.nnx": "impl_flax._nnx._wrap",
     "equinox": "impl_equinox._wrap",
-    "keras": "impl_keras._wrap",
+    "keras": "impl_keras._wrap",  # importing impl_keras selects the JAX backend first
 }
 """Where a class's module starts -> the package whose `wrap` takes its objects."""
 

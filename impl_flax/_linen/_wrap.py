@@ -27,19 +27,28 @@ class WrappedLinen:
     model = ""
     name = "flax_linen"
 
-    def __init__(self, module: nn.Module, *, train_arg: str | None, eval_arg: str | None):
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        train_arg: str | None,
+        eval_arg: str | None,
+        key_arg: str | None,
+    ):
         self.module = module
-        self.train_arg, self.eval_arg = train_arg, eval_arg
+        self.train_arg, self.eval_arg, self.key_arg = train_arg, eval_arg, key_arg
         self.templates: tuple[Any, Any] | None = None
         self.meanings: dict[str, str] = {}
 
-    def _switch(self, train: bool) -> dict[str, bool]:
-        switch = {} if self.train_arg is None else {self.train_arg: train}
+    def _switch(self, train: bool, key: Any = None) -> dict[str, Any]:
+        switch: dict[str, Any] = {} if self.train_arg is None else {self.train_arg: train}
+        if self.key_arg is not None:
+            switch[self.key_arg] = key
         return switch if self.eval_arg is None else {**switch, self.eval_arg: not train}
 
     def init(self, key: jax.Array, x: Any) -> tuple[Any, Any]:
         rngs = {"params": key, "dropout": key}
-        variables = self.module.init(rngs, x, **self._switch(True))
+        variables = self.module.init(rngs, x, **self._switch(True, key))
         params = variables.get("params", {})
         state = {k: v for k, v in variables.items() if k != "params"}
         self.templates = jax.tree.map(
@@ -55,14 +64,15 @@ class WrappedLinen:
     def apply(
         self, params: Any, state: Any, x: Any, *, train: bool, key: Any = None
     ) -> tuple[Array, Any]:
-        rngs = None if key is None else {"dropout": key}
+        rngs = None if key is None or self.key_arg else {"dropout": key}
         variables = {"params": params, **state}
         if train and state:
             y, new_state = self.module.apply(
-                variables, x, mutable=list(state), rngs=rngs, **self._switch(True)
+                variables, x, mutable=list(state), rngs=rngs, **self._switch(True, key)
             )
             return y, dict(new_state)
-        return self.module.apply(variables, x, rngs=rngs, **self._switch(train)), state
+        y = self.module.apply(variables, x, rngs=rngs, **self._switch(train, key))
+        return y, state
 
     def to_canonical(self, params: Any, state: Any) -> tuple[Canonical, Canonical]:
         return canonical_from_paths(params), canonical_from_paths(state)
@@ -82,6 +92,7 @@ def wrap(
     label: str = "model",
     train_arg: str | None = None,
     eval_arg: str | None = None,
+    key_arg: str | None = None,
 ) -> WrappedLinen:
     """A Linen module behind the protocol, called as `module.apply(variables, x, ...)`.
 
@@ -90,6 +101,8 @@ def wrap(
     - `train_arg`: the call argument that is `True` in training (e.g. `"train"`), or
       `eval_arg`: the one that is `True` in eval (e.g. `"use_running_average"`); neither
       for a module without a switch.
+    - `key_arg`: the call argument that takes the step's key (a module that hands it to
+      `nn.Dropout(...)(x, rng=key)`); without it the key is the `"dropout"` stream.
 
     **Raises:** `TypeError` naming `label` for anything but an `nn.Module`.
     """
@@ -97,4 +110,4 @@ def wrap(
         raise TypeError(
             f"{label} (flax_linen): got a {type(obj).__qualname__}; expected an nn.Module"
         )
-    return WrappedLinen(obj, train_arg=train_arg, eval_arg=eval_arg)
+    return WrappedLinen(obj, train_arg=train_arg, eval_arg=eval_arg, key_arg=key_arg)

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 import shared
 
@@ -161,3 +162,117 @@ def test_hk_nets_resnet_port_with_a_wrong_epsilon_is_found_at_step_one():
     port = shared.wrap(LinenResNet(eps=1e-3), train_arg="train")
     with pytest.raises(AssertionError, match=r"at step 1, loss: "):
         shared.assert_port(_resnet(), port, data=_images(), loss=xent)
+
+
+# A Keras Sequential with BatchNormalization -> NNX with Keras's BatchNorm settings.
+
+
+class NNXDenseBn(nnx.Module):
+    """Dense -> BatchNormalization -> relu -> Dense, with Keras's epsilon and two-pass
+    variance (Flax's defaults are 1e-5 and the fast variance)."""
+
+    def __init__(self, rngs, momentum=0.99):
+        self.dense1 = nnx.Linear(4, 16, rngs=rngs)
+        self.bn = nnx.BatchNorm(
+            16, momentum=momentum, epsilon=1e-3, use_fast_variance=False, rngs=rngs
+        )
+        self.dense2 = nnx.Linear(16, 3, rngs=rngs)
+
+    def __call__(self, x):
+        return self.dense2(jax.nn.relu(self.bn(self.dense1(x))))
+
+
+def _keras_sequential():
+    import keras  # impl_keras (imported by check_port) selects the JAX backend first
+
+    layers = keras.layers
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(  # glue
+        [
+            keras.Input((4,)),
+            layers.Dense(16),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+            layers.Dense(3),
+        ]
+    )
+
+
+# Measured: Keras normalises as x * inv + (beta - mean * inv), Flax as (x - mean) * inv * scale
+# + bias: 1 ULP in a Dense kernel at step 1 (the field notes measured up to 15 ULP in outputs).
+KERAS_TOLERANCE = shared.parse_tolerance("16ulp", reason="Keras's BatchNorm output formula")
+
+
+def test_a_keras_sequential_with_batchnorm_ported_to_nnx_agrees_stats_included():
+    import impl_keras  # noqa: F401  (the JAX backend, before keras)
+
+    result = shared.check_port(
+        _keras_sequential(),
+        NNXDenseBn(nnx.Rngs(0)),
+        data=_regression(),
+        loss=mse,
+        tolerance=KERAS_TOLERANCE,
+    )  # glue
+    assert result.agree, result.errors
+    aligned = {ref: port for ref, port, _ in result.config["alignment"]}
+    assert aligned["state.batch_normalization.moving_variance"] == "state.bn.var"
+    assert aligned["params.batch_normalization.gamma"] == "params.bn.scale"
+
+
+def test_a_keras_port_with_the_wrong_momentum_is_found_at_step_one_in_the_moving_mean():
+    import impl_keras  # noqa: F401
+
+    with pytest.raises(AssertionError, match=r"at step 1, state\.batch_normalization\.moving_mean"):
+        shared.assert_port(
+            _keras_sequential(),
+            NNXDenseBn(nnx.Rngs(0), momentum=0.9),
+            data=_regression(),
+            loss=mse,
+            tolerance=KERAS_TOLERANCE,
+        )
+
+
+# An NNX model with nnx.BatchNorm and nnx.Dropout -> Linen, the step's key to both dropouts.
+
+
+class NNXBnDropout(nnx.Module):
+    def __init__(self, rngs):
+        self.dense1 = nnx.Linear(4, 16, rngs=rngs)
+        self.bn = nnx.BatchNorm(16, rngs=rngs)
+        self.dropout = nnx.Dropout(0.2)  # no stream: the key comes with each call
+        self.dense2 = nnx.Linear(16, 3, rngs=rngs)
+
+    def __call__(self, x, *, key=None):
+        x = jax.nn.relu(self.bn(self.dense1(x)))
+        return self.dense2(self.dropout(x, rngs=key))
+
+
+class LinenBnDropout(nn.Module):
+    rate: float = 0.2
+
+    @nn.compact
+    def __call__(self, x, train, key=None):
+        x = jax.nn.relu(nn.BatchNorm(use_running_average=not train)(nn.Dense(16)(x)))
+        x = nn.Dropout(self.rate, deterministic=not train)(x, rng=key)  # the raw key
+        return nn.Dense(3)(x)
+
+
+def _bn_dropout(rate):
+    reference = shared.wrap(NNXBnDropout(nnx.Rngs(0)), key_arg="key")  # glue
+    port = shared.wrap(LinenBnDropout(rate), train_arg="train", key_arg="key")  # glue
+    return reference, port
+
+
+def test_an_nnx_model_with_batchnorm_and_dropout_ported_to_linen_is_bitwise_equal():
+    reference, port = _bn_dropout(0.2)
+    result = shared.check_port(reference, port, data=_regression(), loss=mse, random=True)  # glue
+    assert result.agree, result.errors
+    assert all(pair.bitwise for pair in result.pairs)
+    aligned = {ref: port for ref, port, _ in result.config["alignment"]}
+    assert aligned["state.bn.var"] == "state.batch_stats.BatchNorm_0.var"
+
+
+def test_an_nnx_dropout_port_with_the_wrong_rate_is_found_at_step_one():
+    reference, port = _bn_dropout(0.1)
+    with pytest.raises(AssertionError, match=r"at step 1, loss: "):
+        shared.assert_port(reference, port, data=_regression(), loss=mse, random=True)
