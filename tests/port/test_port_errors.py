@@ -58,3 +58,33 @@ def pick(y, batch):
 def test_a_non_model_is_refused_naming_the_argument_and_what_is_expected():
     with pytest.raises(TypeError, match=r"port: cannot tell the framework of a .*expected an hk"):
         shared.check_port(hk.transform(_forward), object(), data=DATA, loss=mse)
+
+
+def test_the_porting_examples_first_batches_do_not_depend_on_the_number_of_steps():
+    data = shared.load_object("examples/porting/scale_var.py:data", option="data")
+    spec = shared.load_object("examples/porting/scale_var.py:SPEC", option="spec")
+    short = data(
+        spec.configure(shared.Settings(steps=10, values={"features": 6, "momentum": 0.9})),
+        shared.Settings(steps=10),
+    )
+    long = data(
+        spec.configure(shared.Settings(steps=200, values={"features": 6, "momentum": 0.9})),
+        shared.Settings(steps=200),
+    )
+    for field in ("x", "y"):
+        assert np.array_equal(short[field], long[field][:10])
+
+
+def test_check_port_takes_the_first_steps_of_the_data():
+    reference = hk.transform(_forward)
+    mapping = {"params.~.a": "params.a", "params.~.b": "params.b"}
+    rng = np.random.default_rng(0)
+    data = {
+        "x": rng.standard_normal((4, 2, 3)).astype(np.float32),
+        "y": np.zeros((4, 2, 3), np.float32),
+    }
+    short = shared.check_port(reference, Sum(), data=data, loss=mse, mapping=mapping, steps=2)
+    long = shared.check_port(reference, Sum(), data=data, loss=mse, mapping=mapping)
+    ref = short.reference
+    assert np.array_equal(short.trajectories[ref].loss[:2], long.trajectories[ref].loss[:2])
+    assert len(short.trajectories[ref].loss) == 2

@@ -160,7 +160,8 @@ def test_hk_nets_resnet_against_stock_linen_batchnorm_compares_params_and_report
 
 def test_hk_nets_resnet_port_with_a_wrong_epsilon_is_found_at_step_one():
     port = shared.wrap(LinenResNet(eps=1e-3), train_arg="train")
-    with pytest.raises(AssertionError, match=r"at step 1, loss: "):
+    # Measured: the lockstep names step 1 and, first, the logits layer's weight.
+    with pytest.raises(AssertionError, match=r"in lockstep .* at step 1, params\."):
         shared.assert_port(_resnet(), port, data=_images(), loss=xent)
 
 
@@ -186,6 +187,7 @@ def _keras_sequential():
     import keras  # impl_keras (imported by check_port) selects the JAX backend first
 
     layers = keras.layers
+    keras.utils.clear_session()  # layer names from 0 again: "batch_normalization"
     keras.utils.set_random_seed(0)
     return keras.Sequential(  # glue
         [
@@ -198,9 +200,12 @@ def _keras_sequential():
     )
 
 
-# Measured: Keras normalises as x * inv + (beta - mean * inv), Flax as (x - mean) * inv * scale
-# + bias: 1 ULP in a Dense kernel at step 1 (the field notes measured up to 15 ULP in outputs).
-KERAS_TOLERANCE = shared.parse_tolerance("16ulp", reason="Keras's BatchNorm output formula")
+# Measured: the Dense bias right before BatchNorm has a true gradient of zero, and its
+# computed one is rounding noise (+-1.5e-9 at step 1, opposite signs in the two), which no
+# ULP bound holds; every other leaf is within 1 ULP. An absolute 1e-6 holds over 5 steps.
+KERAS_TOLERANCE = shared.parse_tolerance(
+    "1e-6", reason="a bias before BatchNorm: zero true gradient, rounding-noise updates"
+)
 
 
 def test_a_keras_sequential_with_batchnorm_ported_to_nnx_agrees_stats_included():
@@ -222,7 +227,9 @@ def test_a_keras_sequential_with_batchnorm_ported_to_nnx_agrees_stats_included()
 def test_a_keras_port_with_the_wrong_momentum_is_found_at_step_one_in_the_moving_mean():
     import impl_keras  # noqa: F401
 
-    with pytest.raises(AssertionError, match=r"at step 1, state\.batch_normalization\.moving_mean"):
+    with pytest.raises(
+        AssertionError, match=r"at step 1, state\.batch_normalization(_\d+)?\.moving_mean"
+    ):
         shared.assert_port(
             _keras_sequential(),
             NNXDenseBn(nnx.Rngs(0), momentum=0.9),
