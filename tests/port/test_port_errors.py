@@ -88,3 +88,31 @@ def test_check_port_takes_the_first_steps_of_the_data():
     ref = short.reference
     assert np.array_equal(short.trajectories[ref].loss[:2], long.trajectories[ref].loss[:2])
     assert len(short.trajectories[ref].loss) == 2
+
+
+BOOM_SPEC = """
+import dataclasses, sys
+sys.path.insert(0, {examples!r})
+from scale_var import SPEC as BASE
+
+def data(config, settings):
+    raise RuntimeError("no such file: batches.npz")
+
+SPEC = dataclasses.replace(BASE, data=data)
+"""
+
+
+def test_a_spec_data_callable_that_raises_exits_2_with_one_line_naming_it(tmp_path, capsys):
+    from pathlib import Path
+
+    from shared.cli import main
+
+    examples = Path(__file__).resolve().parents[2] / "examples" / "porting"
+    spec = tmp_path / "boom.py"
+    spec.write_text(BOOM_SPEC.format(examples=str(examples)))
+    impl = f"{examples / 'scale_var_nnx.py'}:NNXScaleVar"
+    code = main(["compare", "--model", f"{spec}:SPEC", "--impl", impl, "--loop", "harness"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1
+    assert "its data callable raised RuntimeError: no such file: batches.npz" in err
