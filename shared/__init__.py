@@ -13,6 +13,7 @@ from ._api import (
     run_compare,
     suggest_tolerances,
 )
+from ._port import AlignmentError, assert_port, check_port, default_inputs
 from ._registry import (
     DEFAULT_MODEL,
     FRAMEWORKS,
@@ -25,11 +26,13 @@ from ._registry import (
     make,
     versions,
 )
+from ._wrap import wrap
 from .core import (
     BITWISE,
     LOOPS,
     OPTIMIZERS,
     ORACLE_KEY,
+    RUNNING_AVERAGE,
     UNDECLARED,
     Analysis,
     AnalysisContext,
@@ -113,7 +116,9 @@ __all__ = [
     "MODELS",
     "OPTIMIZERS",
     "ORACLE_KEY",
+    "RUNNING_AVERAGE",
     "UNDECLARED",
+    "AlignmentError",
     "Analysis",
     "AnalysisContext",
     "AnalysisResult",
@@ -153,16 +158,19 @@ __all__ = [
     "TrainStep",
     "Trajectory",
     "assert_cross_validated",
+    "assert_port",
     "build",
     "canonical_from_paths",
     "check_agreement",
     "check_batch_size",
     "check_finite",
     "check_float_array",
+    "check_port",
     "check_steps",
     "compare",
     "config_differences",
     "cross_validate",
+    "default_inputs",
     "describe_divergence",
     "diff_runs",
     "forward_order",
@@ -195,5 +203,6 @@ __all__ = [
     "ulp_distance",
     "unstack",
     "versions",
+    "wrap",
     "write_atomic",
 ]

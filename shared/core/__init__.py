@@ -6,6 +6,7 @@ jitted optax step (per call, or in one `lax.scan`) or with its own native loop, 
 every step under canonical names, and compares trajectories leaf by leaf.
 """
 
+from ._align import RUNNING_AVERAGE, AlignmentError
 from ._analysis import AnalysisContext
 from ._canonical import canonical_from_paths, tree_from_canonical
 from ._compare import Divergence, PairResult, compare, describe_divergence, leaf_value
@@ -110,8 +111,10 @@ __all__ = [
     "OPTIMIZERS",
     "ORACLE_KEY",
     "PARALLEL_MODES",
+    "RUNNING_AVERAGE",
     "SIDECAR_SUFFIX",
     "UNDECLARED",
+    "AlignmentError",
     "Analysis",
     "AnalysisContext",
     "AnalysisResult",

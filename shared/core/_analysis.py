@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import jax
 import numpy as np
 
 from ._optim import OptimizerConfig
@@ -99,12 +100,14 @@ def run_analyses(
     return [a for a in results if a is not None]
 
 
-def eval_differences(outputs: dict[str, np.ndarray], reference: str) -> dict[str, float]:
+def eval_differences(outputs: dict[str, Any], reference: str) -> dict[str, float]:
     """Per trajectory, the largest |difference| of its held-out outputs from the reference's."""
     if reference not in outputs:
         return {}
-    return {
-        k: float(np.max(np.abs(np.float64(v) - outputs[reference])))
-        for k, v in outputs.items()
-        if k != reference
-    }
+    ref_leaves = jax.tree.leaves(outputs[reference])
+
+    def largest(v: Any) -> float:  # outputs may be pytrees: the largest over every leaf
+        pairs = zip(jax.tree.leaves(v), ref_leaves, strict=True)
+        return max(float(np.max(np.abs(np.float64(a) - b), initial=0.0)) for a, b in pairs)
+
+    return {k: largest(v) for k, v in outputs.items() if k != reference}

@@ -23,7 +23,7 @@ from ._plugin import contained  # the user's code may call sys.exit()
 from ._protocol import Implementation, ImplementationFactory
 from ._result import CompareResult
 from ._runners import HarnessRunner, NativeRunner, ScanRunner
-from ._setup import RunSetup, build, describe_error, preflight, settings_for
+from ._setup import RunSetup, build, configure, describe_error, preflight, settings_for
 from ._spec import ModelSpec, Settings
 from ._stream import PairStream
 from ._stream_run import KEEP_VALUES, Track, train_side_by_side
@@ -70,7 +70,7 @@ def run_model(
     if not factories:
         raise ValueError("no implementation selected; expected at least one")
     settings = settings_for(spec, options)
-    config = spec.configure(settings)
+    config = configure(spec, settings)
     run = RunSetup(spec, options, settings, config)
     impls = [(label, build(label, factory, config, spec)) for label, factory in factories]
     names = [impl.name for _, impl in impls]
@@ -116,7 +116,7 @@ def _run_side_by_side(
     planned = [(i, lp, c) for i, lp, c in planned if lp != "native" or hasattr(i, "native_loop")]
     if aside is not None and ref_factory is not None:
         ref_name, ref_mode = aside
-        ref_config = spec.configure(replace(settings, mode=ref_mode))
+        ref_config = configure(spec, replace(settings, mode=ref_mode))
         reference = f"{ref_name}/{ref_mode}"
         planned.insert(0, (build(ref_name, ref_factory, ref_config, spec), ref_mode, ref_config))
     record = options.keep == "trajectories" or (

@@ -100,9 +100,11 @@ class RunSetup:
         self.optimizer = OptimizerConfig(options.optimizer, learning_rate=lr)
         if options.data is not None:
             assert spec.user_data is not None
-            self.batches = spec.user_data(config, np.asarray(options.data), settings)
+            self.batches = _called(
+                "user_data", spec, spec.user_data, config, np.asarray(options.data), settings
+            )
         else:
-            self.batches = spec.data(config, settings)
+            self.batches = _called("data", spec, spec.data, config, settings)
         self.batches = fault_hooks().batches(self.batches)  # a test's may change them
         self.steps = len(unstack(self.batches))
         self.keys = step_keys(options.seed, self.steps) if spec.random else None
@@ -180,12 +182,26 @@ class RunSetup:
             {k: jnp.asarray(v) for k, v in state.items()},
         )
         x = self.spec.model_inputs(self.held_out)
-        outputs = np.asarray(
+        # Outputs may be any pytree (a dict of heads, say): each leaf to NumPy, as it is.
+        outputs = jax.tree.map(
+            np.asarray,
             jax.jit(lambda p, s, x: impl.apply(p, s, x, train=False)[0])(
                 native_params, native_state, x
-            )
+            ),
         )
         return outputs, evaluation.metrics(outputs, self.held_out)
+
+
+def _called(what: str, spec: ModelSpec, fn: Any, *args: Any) -> Any:
+    """`fn(*args)`, a spec's callable; what it raises becomes a `ValueError` naming it (a bad
+    spec is bad input: exit 2 with one line, not a traceback)."""
+    try:
+        with contained(f"model spec {spec.name!r}: its {what}"):
+            return fn(*args)
+    except Exception as e:
+        raise ValueError(
+            f"model spec {spec.name!r}: its {what} callable raised {describe_error(e)[0]}"
+        ) from e
 
 
 def describe_error(e: BaseException) -> tuple[str, str]:
@@ -233,7 +249,7 @@ def preflight(
                 what = f"missing {missing}" if missing else f"unexpected {extra}"
                 raise ValueError(
                     f"implementation {label} ({impl.name}): canonical {group} {what}; model "
-                    f"{spec.name} expects {names}"
+                    f"{spec.name} expects {names}; the implementation gives {sorted(values)}"
                 )
             got = {k: tuple(np.shape(v)) for k, v in values.items()}
             if group in shapes:
@@ -253,4 +269,18 @@ def setup_run(spec: ModelSpec, options: RunOptions | None = None) -> RunSetup:
     """The settings, config, optimizer, data and keys of a run of `spec` with `options`."""
     options = RunOptions() if options is None else options
     settings = settings_for(spec, options)
-    return RunSetup(spec, options, settings, spec.configure(settings))
+    return RunSetup(spec, options, settings, configure(spec, settings))
+
+
+def configure(spec: ModelSpec, settings: Settings) -> Any:
+    """`spec.configure(settings)`; a `ValueError` it raises (a bad option) stays as it is,
+    anything else is named as the spec's `configure` raising."""
+    try:
+        with contained(f"model spec {spec.name!r}: its configure"):
+            return spec.configure(settings)
+    except ValueError:
+        raise
+    except Exception as e:
+        raise ValueError(
+            f"model spec {spec.name!r}: its configure callable raised {describe_error(e)[0]}"
+        ) from e

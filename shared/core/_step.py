@@ -64,12 +64,25 @@ class TrainStep:
         def loss_of(params: Params) -> tuple[jax.Array, State]:
             x = batch if self.inputs is None else self.inputs(batch)
             y, new_state = self.impl.apply(params, state, x, train=True, **extra)
-            return self.loss_fn(y, batch), new_state
+            return read_loss(self.loss_fn, y, batch), new_state
 
         (loss, new_state), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
         updates, opt_state = self.tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         return params, new_state, opt_state, loss, grads
+
+
+def read_loss(loss_fn: LossFn, y: Any, batch: Batch) -> jax.Array:
+    """`loss_fn(y, batch)`; an output the loss cannot read (a tuple where it indexes a dict,
+    say) is named with the output's structure, not only Python's indexing error."""
+    try:
+        return loss_fn(y, batch)
+    except (TypeError, IndexError, KeyError) as e:
+        name = getattr(loss_fn, "__name__", type(loss_fn).__name__)
+        raise TypeError(
+            f"loss {name}: cannot read the model's output {jax.tree.structure(y)} "
+            f"({type(e).__name__}: {e}); expected the structure the loss indexes"
+        ) from e
 
 
 def scan_body(step: TrainStep) -> Callable[[Any, Any], Any]:

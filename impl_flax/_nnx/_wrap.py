@@ -1,0 +1,74 @@
+"""An NNX model behind the harness protocol, with no adapter class to write.
+
+The model is split once into its graphdef, its `nnx.Param`s, its `nnx.BatchStat`s and the
+rest (RNG streams, counters), and merged per call; `model.train()` / `model.eval()` is the
+switch. The rest travels as state but is not compared: an RNG stream's key and counter mean
+nothing to another framework.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from shared import RUNNING_AVERAGE, Canonical
+
+from ._canonical import nnx_canonical, nnx_from_canonical
+
+STATS = ("mean", "var")
+
+
+class WrappedNNX:
+    """An `nnx.Module` behind the protocol (see `wrap`)."""
+
+    wrapped_by_rosetta = True
+    model = ""
+    name = "flax_nnx"
+
+    def __init__(self, module: nnx.Module, *, key_arg: str | None):
+        graphdef, params, stats, rest = nnx.split(module, nnx.Param, nnx.BatchStat, ...)
+        self.graphdef = graphdef
+        copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731 (the caller keeps its own)
+        self.values = copy(params), (copy(stats), copy(rest))
+        self.key_arg = key_arg
+        self.meanings = {
+            name: RUNNING_AVERAGE
+            for name in nnx_canonical(stats)
+            if name.rsplit(".", 1)[-1] in STATS
+        }
+
+    def init(self, key: jax.Array, x: Any) -> tuple[Any, Any]:
+        """The model's own values (an NNX model is built with them)."""
+        return self.values
+
+    def apply(self, params: Any, state: Any, x: Any, *, train: bool, key: Any = None) -> Any:
+        stats, rest = state
+        model = nnx.merge(self.graphdef, params, stats, rest, copy=True)
+        model.train() if train else model.eval()
+        y = model(x) if self.key_arg is None else model(x, **{self.key_arg: key})
+        _, _, new_stats, new_rest = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+        return y, (new_stats, new_rest)
+
+    def to_canonical(self, params: Any, state: Any) -> tuple[Canonical, Canonical]:
+        return nnx_canonical(params), nnx_canonical(state[0])
+
+    def from_canonical(self, params: Canonical, state: Canonical) -> tuple[Any, Any]:
+        p, (s, rest) = self.values
+        return nnx_from_canonical(p, params), (nnx_from_canonical(s, state), rest)
+
+
+def wrap(obj: Any, *, label: str = "model", key_arg: str | None = None) -> WrappedNNX:
+    """An `nnx.Module` behind the protocol: called as `model(x)`, or `model(x, **{key_arg:
+    key})` with the step's key when `key_arg` is given (a model whose dropout takes a key
+    per call; a model with its own `nnx.Rngs` stream needs none).
+
+    **Raises:** `TypeError` naming `label` for anything but an `nnx.Module`.
+    """
+    if not isinstance(obj, nnx.Module):
+        raise TypeError(
+            f"{label} (flax_nnx): got a {type(obj).__qualname__}; expected an nnx.Module"
+        )
+    return WrappedNNX(obj, key_arg=key_arg)
