@@ -37,6 +37,7 @@ from ._harness import (
     unstack,
 )
 from ._keys import step_keys
+from ._layers import LayerDiff, LayerReport
 from ._loader import load_object
 from ._lockstep import Lockstep, make_probe
 from ._optim import OPTIMIZERS, NumpyOptimizer, OptimizerConfig, optimizer_config_of
@@ -57,6 +58,8 @@ from ._protocol import (
     Canonical,
     Implementation,
     ImplementationFactory,
+    LayerCall,
+    LayerTrace,
     NativeLoop,
     Params,
     State,
@@ -128,6 +131,10 @@ __all__ = [
     "Implementation",
     "ImplementationFactory",
     "InputsFn",
+    "LayerCall",
+    "LayerDiff",
+    "LayerReport",
+    "LayerTrace",
     "LeafDiff",
     "LeafOrder",
     "Lockstep",

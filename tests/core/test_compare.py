@@ -104,7 +104,8 @@ def test_held_out_outputs_judge_only_the_pair_against_the_reference():
     result = shared.CompareResult(
         config={"steps": 2},
         trajectories={
-            k: _traj([1.0], [0, 1], [0, 1]) for k in ("linen/harness", "linen/native", "haiku/native")
+            k: _traj([1.0], [0, 1], [0, 1])
+            for k in ("linen/harness", "linen/native", "haiku/native")
         },
         errors={},
         reference="linen/harness",
