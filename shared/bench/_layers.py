@@ -22,9 +22,7 @@ import optax
 
 def measure(repeats: int = 5) -> dict[str, Any]:
     """Median seconds of one analysis and of one first lockstep step, and their ratio."""
-    from impl_flax import LinenMlpBn
-    from impl_haiku import HaikuMlpBn
-
+    from .._registry import implementations, load_factory
     from ..core._harness import unstack
     from ..core._layers import first_layer
     from ..core._optim import OptimizerConfig
@@ -38,8 +36,9 @@ def measure(repeats: int = 5) -> dict[str, Any]:
     config = mlp_bn.SPEC.configure(settings)
     batches = mlp_bn.SPEC.data(config, settings)
     batch = unstack(batches)[0]
-    ref = HaikuMlpBn(config)
-    port = LinenMlpBn(dataclasses.replace(config, epsilon=1e-1))
+    impls = implementations("mlp-bn")
+    ref = load_factory(impls["haiku"])(config)
+    port = load_factory(impls["flax_linen"])(dataclasses.replace(config, epsilon=1e-1))
     x = mlp_bn.SPEC.model_inputs(batch)
     ref_native = ref.init(jax.random.key(0), x)
     cparams, cstate = ref.to_canonical(*ref_native)
@@ -49,8 +48,8 @@ def measure(repeats: int = 5) -> dict[str, Any]:
     for _ in range(repeats):
         start = time.perf_counter()
         for impl, (p, s) in ((ref, ref_native), (port, port_native)):
-            step = jax.jit(TrainStep(impl, mlp_bn.SPEC.loss, tx, mlp_bn.SPEC.inputs).with_grads)
-            jax.block_until_ready(step(p, s, tx.init(p), batch))
+            run = jax.jit(TrainStep(impl, mlp_bn.SPEC.loss, tx, mlp_bn.SPEC.inputs).with_grads)
+            jax.block_until_ready(run(p, s, tx.init(p), batch))  # type: ignore[no-untyped-call]
         step_s.append(time.perf_counter() - start)
         # The divergence the lockstep found (its leaves only order the report's fallbacks).
         stream = PairStream(("port", "ref"))
