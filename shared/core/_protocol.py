@@ -40,7 +40,7 @@ class LayerCall(NamedTuple):
 
 LayerTrace: TypeAlias = Mapping[str, LayerCall]
 """A forward pass seen layer by layer: canonical layer path (`"block1.conv2"`; `""` for the
-model itself) -> its [`LayerCall`][], in the order the layers returned (a layer after the
+model itself) -> its `LayerCall`, in the order the layers returned (a layer after the
 layers it calls)."""
 
 
@@ -122,7 +122,7 @@ class Implementation(Protocol):
     def layer_trace(
         self, params: Params, state: State, x: Any, *, train: bool, key: jax.Array | None = None
     ) -> LayerTrace:
-        """Optional: `apply`'s forward pass, seen layer by layer (see [`LayerTrace`][]).
+        """Optional: `apply`'s forward pass, seen layer by layer (see `LayerTrace`).
 
         Each framework's adapter base implements it its own way (Linen and Haiku intercept
         module methods, NNX, Equinox and Keras wrap their submodules for one call); the
