@@ -36,10 +36,10 @@ LAYER_SCALE_ULP = 64
 
 Activations are compared by the pair's own bound (made for params and state), and, where
 that is tighter, by their scale: two correct frameworks' BatchNorm outputs differ by
-rounding that is many ULP of an element near zero but few of the layer (Keras's
-`x * inv + (beta - mean * inv)` against Flax's form: up to 15 ULP, the field notes). 64 is
-a choice with room over that, not a measured floor: every pair of the five mlp-bn ports
-agrees within it at every layer before `bn` (`tests/layers`, slow), and each planted bug is
+rounding that is many ULP of an element near zero but few of the layer (up to 15 ULP
+between two frameworks' forms, the field notes). 64 is a choice with room over that, not a
+measured floor: every pair of the five frameworks' built-in BatchNorm MLP agrees within it
+at every layer before its BatchNorm (`tests/layers`, slow), and each planted bug there is
 thousands of ULP or more beyond it.
 """
 
