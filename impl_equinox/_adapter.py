@@ -9,6 +9,7 @@ them again, switched to training or inference by `eqx.nn.inference_mode`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, PyTree
 
-from shared import Canonical, NativeLoop
+from shared import Canonical, LayerCall, LayerTrace, NativeLoop
 
 from ._canonical import (
     equinox_canonical,
@@ -57,6 +58,9 @@ class EquinoxAdapter(Generic[ConfigT, ModelT]):
     params_rename: Mapping[str, str] = {}
     state_rename: Mapping[str, str] = {}
     transposed: Collection[str] = ()
+    batch_axis: ClassVar[str | None] = None
+    """The named `jax.vmap` axis of a model called on one example (`apply` maps it over the
+    batch), or `None` for a model called on the whole batch."""
 
     def __init__(self, config: ConfigT):
         self.config = config
@@ -103,6 +107,41 @@ class EquinoxAdapter(Generic[ConfigT, ModelT]):
         return model(x, state)
         # --8<-- [end:equinox-eval]
 
+    def layer_trace(
+        self,
+        params: PyTree,
+        state: eqx.nn.State | None,
+        x: Any,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
+    ) -> LayerTrace:
+        """The forward pass, every submodule's call recorded. Equinox has no hooks: the
+        model, an immutable pytree, is rebuilt with each submodule wrapped in a `Recorded`
+        module (`eqx.tree_at`). A per-example model (`batch_axis`) is recorded inside the
+        same `jax.vmap` that batches it, and its records mapped out with the outputs; a
+        layer that the model's own code `vmap`s inside (the bias stack's) cannot be recorded
+        this way: its values would leak out of that `vmap`."""
+        model = eqx.nn.inference_mode(self.combine(params), value=not train)
+        order: list[str] = []
+
+        def record(x: Any, state: eqx.nn.State | None) -> list[tuple[Any, Any]]:
+            calls: dict[str, LayerCall] = {}
+            # --8<-- [start:equinox-layer-trace]
+            recorded = recording(model, "", calls)  # every submodule wrapped
+            y = recorded(x, state)
+            # --8<-- [end:equinox-layer-trace]
+            calls[""] = LayerCall(x, _first(y))
+            order[:] = list(calls)
+            return [(c.input, c.output) for c in calls.values()]
+
+        if self.batch_axis is None:
+            values = record(x, state)
+        else:
+            batched = jax.vmap(record, axis_name=self.batch_axis, in_axes=(0, None))
+            values = batched(x, state)
+        return {path: LayerCall(*v) for path, v in zip(order, values, strict=True)}
+
     def to_canonical(
         self, params: PyTree, state: eqx.nn.State | None
     ) -> tuple[Canonical, Canonical]:
@@ -143,3 +182,65 @@ class EquinoxAdapter(Generic[ConfigT, ModelT]):
         self, params: PyTree, state: eqx.nn.State | None, tx: optax.GradientTransformation
     ) -> NativeLoop:
         return equinox_native_loop(self.train_step, self.combine(params), state, tx)
+
+
+class Recorded(eqx.Module):
+    """A submodule, called as before, its input and output recorded under its path."""
+
+    layer: Any
+    path: str = eqx.field(static=True)
+    calls: Any = eqx.field(static=True)  # a dict, compared and hashed by identity
+
+    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        out = self.layer(x, *args, **kwargs)
+        self.calls.record(self.path, LayerCall(x, _first(out)))
+        return out
+
+
+class _Sink:
+    """Where `Recorded` writes (static: hashed by identity)."""
+
+    def __init__(self, calls: dict[str, LayerCall]):
+        self.calls = calls
+
+    def record(self, path: str, call: LayerCall) -> None:
+        self.calls[path] = call
+
+
+def recording(module: eqx.Module, path: str, calls: dict[str, LayerCall]) -> Any:
+    """`module` with every callable submodule (fields, and tuples or lists of them: an
+    `eqx.nn.Sequential`'s layers) wrapped in a `Recorded`, children first."""
+    sink = _Sink(calls)
+
+    def walk(module: eqx.Module, path: str) -> eqx.Module:
+        for f in dataclasses.fields(module):
+            value = getattr(module, f.name)
+            child = f"{path}.{f.name}" if path else f.name
+            if _is_layer(value):
+                new: Any = Recorded(walk(value, child), child, sink)
+            elif isinstance(value, (tuple, list)) and any(_is_layer(v) for v in value):
+                new = type(value)(
+                    Recorded(walk(v, f"{child}.{i}"), f"{child}.{i}", sink) if _is_layer(v) else v
+                    for i, v in enumerate(value)
+                )
+            else:
+                continue
+            module = eqx.tree_at(lambda m, name=f.name: getattr(m, name), module, new)
+        return module
+
+    return walk(module, path)
+
+
+def _is_layer(value: Any) -> bool:
+    return (
+        isinstance(value, eqx.Module)
+        and callable(value)
+        and not isinstance(value, eqx.nn.StateIndex)
+    )
+
+
+def _first(out: Any) -> Any:
+    """A stateful layer's `(y, state)` -> `y`; any other output as it is."""
+    if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], eqx.nn.State):
+        return out[0]
+    return out

@@ -135,6 +135,7 @@ class EquinoxMlpBn(EquinoxAdapter[MlpBnConfig, MlpBn]):
         "dense2.weight": "dense2.kernel",
     }
     transposed: Collection[str] = ("dense1.kernel", "dense2.kernel")
+    batch_axis: ClassVar[str | None] = AXIS
     bn_defaults: ClassVar[dict[str, str]] = {  # defaults that differ from the aligned ones
         "momentum": "momentum=0.99",
         "mode": "mode='ema' (unset)",

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array
 
-from shared import Canonical, NativeLoop
+from shared import Canonical, LayerCall, LayerTrace, NativeLoop
 
 from ._canonical import haiku_canonical, haiku_from_canonical
 from ._native import HaikuStep, haiku_native_loop
@@ -83,6 +83,30 @@ class HaikuAdapter(Generic[ConfigT]):
         return self.forward.apply(params, state, x, is_training=train)
         # --8<-- [end:haiku-eval]
 
+    def layer_trace(
+        self,
+        params: hk.Params,
+        state: hk.State,
+        x: Any,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
+    ) -> LayerTrace:
+        """`apply`, every module's `__call__` recorded by a Haiku method interceptor."""
+        calls: dict[str, LayerCall] = {}
+
+        # --8<-- [start:haiku-layer-trace]
+        def record(next_f, args, kwargs, context: hk.MethodContext):
+            out = next_f(*args, **kwargs)
+            if context.method_name == "__call__":
+                calls[layer_path(context.module.module_name)] = LayerCall(args[0], out)
+            return out
+
+        with hk.intercept_methods(record):  # every module method called inside the block
+            self.apply(params, state, x, train=train, key=key)
+        # --8<-- [end:haiku-layer-trace]
+        return calls
+
     def to_canonical(self, params: hk.Params, state: hk.State) -> tuple[Canonical, Canonical]:
         return (
             haiku_canonical(params, self.params_rename),
@@ -106,3 +130,10 @@ class HaikuAdapter(Generic[ConfigT]):
         self, params: hk.Params, state: hk.State, tx: optax.GradientTransformation
     ) -> NativeLoop:
         return haiku_native_loop(self.make_train_step(self.forward, tx), params, state, tx)
+
+
+def layer_path(module_name: str) -> str:
+    """A Haiku module's canonical layer path: its scope less the model's own name and
+    Haiku's `~` (a module made in `__init__`), dotted: `"resnet/block1/~/conv1"` ->
+    `"block1.conv1"`; the outermost module is the model itself, `""`."""
+    return ".".join(part for part in module_name.split("/")[1:] if part != "~")

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import keras
 from jaxtyping import Array
 
-from shared import Canonical
+from shared import Canonical, LayerCall, LayerTrace
 
 from ._canonical import keras_canonical, keras_from_canonical
 
@@ -81,6 +81,32 @@ class KerasAdapter:
         # --8<-- [end:keras-apply-update]
         return y, state
 
+    def layer_trace(
+        self,
+        params: list[Array],
+        state: list[Array],
+        x: Any,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
+    ) -> LayerTrace:
+        """`stateless_call`, every sublayer's `call` recorded. Keras 3 has no call hook, and
+        a subclassed model has no functional graph to cut outputs from, so each sublayer's
+        `call` is wrapped on the instance for the duration of this one trace."""
+        calls: dict[str, LayerCall] = {}
+        sublayers = self.layer._flatten_layers(include_self=False)  # every nested layer
+        # --8<-- [start:keras-layer-trace]
+        for sub in sublayers:
+            object.__setattr__(sub, "call", _recording(sub, calls))  # found before the class's
+        try:
+            y, _ = self.layer.stateless_call(params, state, x, training=train)
+        finally:
+            for sub in sublayers:
+                object.__delattr__(sub, "call")
+        # --8<-- [end:keras-layer-trace]
+        calls[""] = LayerCall(x, y)
+        return calls
+
     def to_canonical(self, params: list[Array], state: list[Array]) -> tuple[Canonical, Canonical]:
         return (
             keras_canonical(self.layer.trainable_variables, params, self.params_rename),
@@ -97,6 +123,20 @@ class KerasAdapter:
             )
         except ValueError as e:
             raise ValueError(f"{self.name}: canonical {self.model} weights: {e}") from None
+
+
+def _recording(layer: keras.Layer, calls: dict[str, LayerCall]) -> Any:
+    """`layer.call`, its first argument and its output recorded under its canonical path
+    (`"mlp_bn/block1/conv1"` -> `"block1.conv1"`: the model's name dropped)."""
+    call = type(layer).call.__get__(layer)
+    path = ".".join(layer.path.split("/")[1:])
+
+    def recorded(x: Any, *args: Any, **kwargs: Any) -> Any:
+        out = call(x, *args, **kwargs)
+        calls[path] = LayerCall(x, out)
+        return out
+
+    return recorded
 
 
 def built(layer: LayerT, features: int) -> LayerT:

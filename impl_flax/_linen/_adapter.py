@@ -20,7 +20,7 @@ import optax
 from flax.typing import Collection, VariableDict
 from jaxtyping import Array
 
-from shared import Batch, Canonical, NativeLoop
+from shared import Batch, Canonical, LayerCall, LayerTrace, NativeLoop
 
 from ._canonical import linen_canonical, linen_from_canonical
 from ._native import TrainState, linen_native_loop
@@ -80,6 +80,31 @@ class LinenAdapter:
             return self.module.apply({"params": params, **state}, x, train=False), state
         # --8<-- [end:linen-eval]
         return self.module.apply({"params": params, **state}, x, train=True, mutable=list(state))
+
+    def layer_trace(
+        self,
+        params: Collection,
+        state: VariableDict,
+        x: Any,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
+    ) -> LayerTrace:
+        """`apply`, every module's `__call__` recorded by a Linen method interceptor
+        (`capture_intermediates` records outputs only; the inputs are needed too)."""
+        calls: dict[str, LayerCall] = {}
+
+        # --8<-- [start:linen-layer-trace]
+        def record(next_fun, args, kwargs, context: nn.module.InterceptorContext):
+            out = next_fun(*args, **kwargs)
+            if context.method_name == "__call__":
+                calls[".".join(context.module.path)] = LayerCall(args[0], out)
+            return out
+
+        with nn.intercept_methods(record):  # every bound module's methods inside the block
+            self.apply(params, state, x, train=train, key=key)
+        # --8<-- [end:linen-layer-trace]
+        return calls
 
     def to_canonical(self, params: Collection, state: VariableDict) -> tuple[Canonical, Canonical]:
         return (

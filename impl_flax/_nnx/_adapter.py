@@ -17,7 +17,7 @@ import optax
 from flax import nnx
 from jaxtyping import Array
 
-from shared import Canonical, NativeLoop
+from shared import Canonical, LayerCall, LayerTrace, NativeLoop
 
 from ._canonical import nnx_canonical, nnx_from_canonical
 from ._native import NNXStep, nnx_native_loop
@@ -114,6 +114,32 @@ class NNXAdapter(Generic[ConfigT, ModelT]):
         # --8<-- [end:nnx-eval]
         return y, nnx.state(model, nnx.BatchStat)
 
+    def layer_trace(
+        self,
+        params: NNXState,
+        state: NNXState,
+        x: Any,
+        *,
+        train: bool,
+        key: jax.Array | None = None,
+    ) -> LayerTrace:
+        """`apply`, every submodule's call recorded: NNX has no method interceptor, and
+        `Module.sow` records only what a model's own code sows, so a fresh copy of the
+        model has each submodule swapped for a `Recorded` wrapper (model surgery)."""
+        calls: dict[str, LayerCall] = {}
+        model = self.merge(params, state)  # a fresh copy: the surgery touches nothing else
+        model.train() if train else model.eval()
+        # --8<-- [start:nnx-layer-trace]
+        modules = dict(nnx.iter_modules(model))  # collected before the surgery
+        for path, module in modules.items():
+            if path:
+                wrapper = Recorded(module, ".".join(map(str, path)), calls)
+                _put(modules[path[:-1]], path[-1], wrapper)
+        y = model(x)
+        # --8<-- [end:nnx-layer-trace]
+        calls[""] = LayerCall(x, y)  # the model itself returns last
+        return calls
+
     def to_canonical(self, params: NNXState, state: NNXState) -> tuple[Canonical, Canonical]:
         return nnx_canonical(params, self.params_rename), nnx_canonical(state, self.state_rename)
 
@@ -130,3 +156,34 @@ class NNXAdapter(Generic[ConfigT, ModelT]):
         self, params: NNXState, state: NNXState, tx: optax.GradientTransformation
     ) -> NativeLoop:
         return nnx_native_loop(self.train_step, self.merge(params, state), tx)
+
+
+class Recorded(nnx.Module):
+    """A submodule, called as before, its input and output recorded under its path."""
+
+    def __init__(self, layer: nnx.Module, path: str, calls: dict[str, LayerCall]):
+        self.layer = layer
+        self.path = path
+        self.calls = _Sink(calls)
+
+    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        out = self.layer(x, *args, **kwargs)
+        self.calls.record(self.path, LayerCall(x, out))
+        return out
+
+
+class _Sink:
+    """Where `Recorded` writes (a static attribute: NNX keeps no arrays in it)."""
+
+    def __init__(self, calls: dict[str, LayerCall]):
+        self.calls = calls
+
+    def record(self, path: str, call: LayerCall) -> None:
+        self.calls[path] = call
+
+
+def _put(parent: Any, part: Any, value: Any) -> None:
+    if isinstance(part, int):
+        parent[part] = value
+    else:
+        setattr(parent, part, value)

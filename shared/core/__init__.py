@@ -38,6 +38,7 @@ from ._harness import (
     unstack,
 )
 from ._keys import step_keys
+from ._layers import LayerDiff, LayerReport
 from ._loader import load_object
 from ._lockstep import Lockstep, make_probe
 from ._optim import OPTIMIZERS, NumpyOptimizer, OptimizerConfig, optimizer_config_of
@@ -58,6 +59,8 @@ from ._protocol import (
     Canonical,
     Implementation,
     ImplementationFactory,
+    LayerCall,
+    LayerTrace,
     NativeLoop,
     Params,
     State,
@@ -131,6 +134,10 @@ __all__ = [
     "Implementation",
     "ImplementationFactory",
     "InputsFn",
+    "LayerCall",
+    "LayerDiff",
+    "LayerReport",
+    "LayerTrace",
     "LeafDiff",
     "LeafOrder",
     "Lockstep",

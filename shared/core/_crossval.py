@@ -96,6 +96,8 @@ def check_agreement(result: CompareResult) -> None:
                 f"{pair.a} diverges from {pair.b} in lockstep (one step from the same values) "
                 f"at {ls.first_divergence.describe()} (tolerance: {ls.tolerance.describe()})"
             )
+            if ls.first_divergence.layers is not None:  # where inside the step it starts
+                lines.append(f"{pair.a} {ls.first_divergence.layers.note}")
         elif pair.first_divergence is not None:
             detail = describe_divergence(
                 result.trajectories.get(pair.a),

@@ -78,6 +78,8 @@ class Divergence:
     step: int
     leaf: str
     leaves: tuple[LeafDiff, ...] = field(default=(), compare=False)
+    layers: Any = field(default=None, compare=False)
+    """A lockstep divergence's `LayerReport` (the first diverging layer), or `None`."""
 
     def __str__(self) -> str:
         return f"step {self.step}, {self.leaf}"
@@ -89,11 +91,17 @@ class Divergence:
         return f"step {self.step}, {self.leaves[0].describe()}"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "step": self.step,
             "leaf": self.leaf,
             "leaves": [leaf.to_json() for leaf in self.leaves],
         }
+        if self.layers is not None:
+            report = self.layers.to_json()
+            out["layer"] = report.pop("layer")
+            out["layers"] = report.pop("layers")
+            out["layer_analysis"] = report
+        return out
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ so those loops are checked against their own implementation's harness loop inste
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import jax
@@ -28,6 +30,7 @@ import optax
 
 from ._dataflow import LeafOrder, covered
 from ._divergence import PairResult
+from ._layers import LayerReport, first_layer, grads_at
 from ._optstate import canonical_opt_state, opt_state_from_canonical
 from ._plugin import contained  # the user's code may call sys.exit()
 from ._protocol import Batch, Implementation, Params, State
@@ -82,6 +85,9 @@ class Lockstep:
     - `order`: the data-flow order of the leaves, for the report.
     - `delegate`: let the free-running step stand for the lockstep step where it starts from
       the reference's own values (`False`: run every lockstep step, as the bench does).
+    - `layers`: at a pair's first diverging step, name its first diverging layer (see
+      `first_layer`); it holds the last steps' starting values (references to arrays the
+      run has made anyway) until then.
 
     Call `step(batch, key)` before the free-running runners take the same step, then
     `results()`.
@@ -99,8 +105,16 @@ class Lockstep:
         order: LeafOrder,
         *,
         delegate: bool = True,
+        layers: bool = True,
     ):
         self.reference = reference
+        self.inputs = inputs
+        self.layers = layers
+        # Each step's starting values, held (not copied) for as long as a divergence found
+        # at that step is read: one step late, so three steps suffice.
+        self._held: deque[dict[str, Any]] = deque(maxlen=3)
+        self._wanted: dict[str, dict[str, Any]] = {}
+        self.layer_errors: dict[str, BaseException] = {}
         self.reference_key = reference_key
         self.delegate = delegate
         self.tx = tx
@@ -140,9 +154,14 @@ class Lockstep:
         the steps that ran); `delegated()` names them, and `judge_free` takes their values.
         """
         self.steps += 1
+        self._hold_divergences()
         impl = self.reference.impl
         params, state, opt_state = self.reference.native()
         cparams, cstate = impl.to_canonical(params, state)
+        held: dict[str, Any] = {"step": self.steps, "ref": (params, state), "batch": batch}
+        held.update(canonical=(cparams, cstate), key=key, own={})
+        if self.layers:
+            self._held.append(held)
         copt = canonical_opt_state(impl, params, state, opt_state)
         given = {**flat(cparams, cstate), **{f"opt_state.{k}": v for k, v in copt.items()}}
         expected: list[dict[str, Any]] = []  # the reference's own step, made once if needed
@@ -153,12 +172,14 @@ class Lockstep:
             try:
                 with contained(f"the lockstep of {name}"):
                     own_params, own_state, own_opt = self._runners[name].native()
+                    held["own"][name] = (own_params, own_state)
                     own = self.delegate and _canonical_values(other, own_params, own_state, own_opt)
                     if own and _same(own, given):
                         self._delegated.append(name)
                         self._kept.pop(name, None)  # the free run is the lockstep's own again
                         continue
                     own_params, own_state = self._kept.get(name, (own_params, own_state))
+                    held["own"][name] = (own_params, own_state)  # what this step merges
                     self.probed[name] = self.probed.get(name, 0) + 1
                     if not expected:
                         expected.append(self._probe(params, state, opt_state, batch, key))
@@ -189,10 +210,59 @@ class Lockstep:
         self.streams.pop(key, None)
 
     def results(self) -> dict[str, PairResult]:
-        """The lockstep verdict of each implementation that ran every step."""
-        return {
+        """The lockstep verdict of each implementation that ran every step, its first
+        divergence with its first diverging layer (`Divergence.layers`)."""
+        out = {
             key: stream.result() for key, stream in self.streams.items() if key not in self.errors
         }
+        self._hold_divergences()
+        for key, result in out.items():
+            div = result.first_divergence
+            if div is not None and key in self._wanted:
+                report = self._first_layer(key, result)
+                out[key] = replace(result, first_divergence=replace(div, layers=report))
+        return out
+
+    def _hold_divergences(self) -> None:
+        """Keep the starting values of each newly found first divergence's step."""
+        for key, stream in self.streams.items():
+            div = stream.first_divergence
+            if div is None or key in self._wanted:
+                continue
+            held = next((h for h in self._held if h["step"] == div.step), None)
+            if held is not None:
+                self._wanted[key] = held
+
+    def _first_layer(self, key: str, result: PairResult) -> LayerReport:
+        """`key`'s first diverging layer at its first diverging step, from the values that
+        step started from (a second forward and backward pass of both implementations)."""
+        held = self._wanted.pop(key)
+        div = result.first_divergence
+        assert div is not None
+        other = self._others[key]
+        try:
+            with contained(f"the layer trace of {key}"):
+                p, s = other.from_canonical(*held["canonical"])
+                if key in held["own"]:
+                    own_params, own_state = held["own"][key]
+                    keep_params, keep_state = self._covered[key]
+                    p, s = _merge(p, own_params, keep_params), _merge(s, own_state, keep_state)
+                return first_layer(
+                    div.step,
+                    (key, self.reference_key),
+                    (other, self.reference.impl),
+                    ((p, s), held["ref"]),
+                    held["batch"],
+                    held["key"],
+                    self.inputs,
+                    result.tolerance,
+                    div,
+                    grads_at(result.series, div.step),
+                )
+        except Exception as e:  # the lockstep's verdict stands; the report says why
+            self.layer_errors[key] = e
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            return LayerReport(div.step, None, "unavailable", note=f"no layer trace: {first}")
 
 
 def _merge(given: Any, own: Any, covered: list[bool]) -> Any:

@@ -26,6 +26,24 @@ Batch: TypeAlias = Any
 and labels). The spec's `inputs` picks what the model sees of it."""
 
 
+class LayerCall(NamedTuple):
+    """What one layer (module) took and gave in a forward pass.
+
+    **Fields:** `input`: its first positional argument (an array, or a pytree of arrays);
+    `output`: what it returned (for a layer that returns `(y, state)`, as Equinox's
+    stateful layers do, `y`).
+    """
+
+    input: Any
+    output: Any
+
+
+LayerTrace: TypeAlias = Mapping[str, LayerCall]
+"""A forward pass seen layer by layer: canonical layer path (`"block1.conv2"`; `""` for the
+model itself) -> its `LayerCall`, in the order the layers returned (a layer after the
+layers it calls)."""
+
+
 class NativeLoop(NamedTuple):
     """A framework's own training loop, one step at a time.
 
@@ -101,6 +119,18 @@ class Implementation(Protocol):
         """
         ...
 
+    def layer_trace(
+        self, params: Params, state: State, x: Any, *, train: bool, key: jax.Array | None = None
+    ) -> LayerTrace:
+        """Optional: `apply`'s forward pass, seen layer by layer (see `LayerTrace`).
+
+        Each framework's adapter base implements it its own way (Linen and Haiku intercept
+        module methods, NNX, Equinox and Keras wrap their submodules for one call); the
+        comparison calls it only at a pair's first diverging lockstep step, to name the
+        first layer whose output differs while its input agrees. Must be traceable.
+        """
+        ...
+
     def native_variants(
         self, params: Params, state: State, tx: optax.GradientTransformation
     ) -> Mapping[str, NativeLoop]:
@@ -119,5 +149,5 @@ ImplementationFactory: TypeAlias = Callable[[Any], Implementation]
 """What the registry holds and `--impl MODULE:ATTR` names: config -> implementation."""
 
 REQUIRED = ("name", "model", "init", "apply", "to_canonical", "from_canonical")
-"""The attributes an implementation must have (`native_loop` and `native_variants` are
-optional)."""
+"""The attributes an implementation must have (`native_loop`, `native_variants` and
+`layer_trace` are optional)."""

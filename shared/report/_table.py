@@ -206,10 +206,13 @@ def lockstep_line(pair: PairResult) -> str:
     ls = pair.lockstep
     assert ls is not None and ls.first_divergence is not None
     div = ls.first_divergence
-    return (
+    line = (
         f"{pair.a} diverges from {pair.b} in lockstep (one step from the same values) first "
         f"at {div.describe()} (tolerance: {ls.tolerance.describe()}){_more_leaves(div.leaves)}"
     )
+    if div.layers is not None and div.layers.note:  # where inside the step it starts
+        line += f"\n{pair.a} {div.layers.note}"
+    return line
 
 
 def isolated_line(pair: PairResult) -> str:
