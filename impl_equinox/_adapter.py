@@ -10,7 +10,7 @@ them again, switched to training or inference by `eqx.nn.inference_mode`.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import equinox as eqx
 import jax
@@ -53,7 +53,7 @@ class EquinoxAdapter(Generic[ConfigT, ModelT]):
 
     name = "equinox"
     model = ""
-    train_step: ClassVar[EquinoxStep]
+    train_step: EquinoxStep  # a staticmethod: called as a plain function
     params_rename: Mapping[str, str] = {}
     state_rename: Mapping[str, str] = {}
     transposed: Collection[str] = ()
