@@ -10,8 +10,8 @@ them again, switched to training or inference by `eqx.nn.inference_mode`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Generic, Protocol, TypeVar
 
 import equinox as eqx
 import jax
@@ -54,11 +54,11 @@ class EquinoxAdapter(Generic[ConfigT, ModelT]):
 
     name = "equinox"
     model = ""
-    train_step: ClassVar[EquinoxStep]
+    train_step: EquinoxStep  # a staticmethod: called as a plain function
     params_rename: Mapping[str, str] = {}
     state_rename: Mapping[str, str] = {}
     transposed: Collection[str] = ()
-    batch_axis: ClassVar[str | None] = None
+    batch_axis: str | None = None
     """The named `jax.vmap` axis of a model called on one example (`apply` maps it over the
     batch), or `None` for a model called on the whole batch."""
 
@@ -225,7 +225,7 @@ def recording(module: eqx.Module, path: str, calls: dict[str, LayerCall]) -> Any
                 )
             else:
                 continue
-            module = eqx.tree_at(lambda m, name=f.name: getattr(m, name), module, new)
+            module = eqx.tree_at(_getter(f.name), module, new)
         return module
 
     return walk(module, path)
@@ -244,3 +244,8 @@ def _first(out: Any) -> Any:
     if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], eqx.nn.State):
         return out[0]
     return out
+
+
+def _getter(name: str) -> Callable[[Any], Any]:
+    """The field `name` of a module, as `eqx.tree_at` wants its `where`."""
+    return lambda m: getattr(m, name)

@@ -22,7 +22,7 @@ class BiasAdderWithRunningMean(eqx.Module):
     """The Flax page's model in Equinox: the state is a separate pytree, indexed by a StateIndex."""
 
     bias: Float[Array, " features"]
-    mean_index: eqx.nn.StateIndex
+    mean_index: eqx.nn.StateIndex[Float[Array, " features"]]
     # Static: a float leaf would be traced under jax.jit, and `1.0 - momentum` would then be
     # computed in float32 (0.100000024), not rounded once from the Python float.
     momentum: float = eqx.field(static=True)
@@ -68,7 +68,9 @@ class BiasAdderWithRunningMean(eqx.Module):
 
 # --8<-- [start:equinox-apply-update]
 @eqx.filter_value_and_grad(has_aux=True)
-def compute_loss(model: BiasAdderWithRunningMean, state: eqx.nn.State, x: Array):
+def compute_loss(
+    model: BiasAdderWithRunningMean, state: eqx.nn.State, x: Array
+) -> tuple[Array, eqx.nn.State]:
     y, state = model(x, state)
     return ((x - y) ** 2).sum(), state
 
@@ -78,7 +80,13 @@ def compute_loss(model: BiasAdderWithRunningMean, state: eqx.nn.State, x: Array)
 
 # --8<-- [start:equinox-train-step]
 @eqx.filter_jit
-def train_step(model, state, opt_state, x, tx: optax.GradientTransformation):
+def train_step(
+    model: BiasAdderWithRunningMean,
+    state: eqx.nn.State,
+    opt_state: optax.OptState,
+    x: Array,
+    tx: optax.GradientTransformation,
+) -> tuple[BiasAdderWithRunningMean, eqx.nn.State, optax.OptState, Array]:
     (loss, state), grads = compute_loss(model, state, x)
     updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
     model = eqx.apply_updates(model, updates)

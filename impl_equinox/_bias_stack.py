@@ -24,7 +24,8 @@ from ._variants import equinox_variants
 def identity_linear(features: int, *, key: jax.Array) -> eqx.nn.Linear:
     """`eqx.nn.Linear(features, features)` without bias, its weight set to the identity."""
     linear = eqx.nn.Linear(features, features, use_bias=False, key=key)
-    return eqx.tree_at(lambda layer: layer.weight, linear, jnp.eye(features))
+    identity: eqx.nn.Linear = eqx.tree_at(lambda layer: layer.weight, linear, jnp.eye(features))
+    return identity
 
 
 class BiasStack(eqx.Module):
@@ -66,13 +67,19 @@ class BiasStack(eqx.Module):
 
 
 @eqx.filter_value_and_grad(has_aux=True)
-def compute_loss(model: BiasStack, state: eqx.nn.State, x: Array):
+def compute_loss(model: BiasStack, state: eqx.nn.State, x: Array) -> tuple[Array, eqx.nn.State]:
     y, state = model(x, state)
     return ((x - y) ** 2).sum(), state
 
 
 @eqx.filter_jit
-def train_step(model, state, opt_state, x, tx: optax.GradientTransformation):
+def train_step(
+    model: BiasStack,
+    state: eqx.nn.State,
+    opt_state: optax.OptState,
+    x: Array,
+    tx: optax.GradientTransformation,
+) -> tuple[BiasStack, eqx.nn.State, optax.OptState, Array]:
     (loss, state), grads = compute_loss(model, state, x)
     updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
     model = eqx.apply_updates(model, updates)

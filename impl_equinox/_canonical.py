@@ -155,7 +155,9 @@ def equinox_state_from_canonical(
     indices, treedef = jax.tree_util.tree_flatten(model, is_leaf=_is_index)
     new = tree_from_canonical(_state_tree(model, state), values, rename)
     by_marker: dict[Any, Any] = {}
-    for index, value in zip(indices, treedef.flatten_up_to(new), strict=True):
+    # jaxlib 0.10 ships no type stub for PyTreeDef's methods.
+    up_to = treedef.flatten_up_to(new)  # type: ignore[attr-defined]
+    for index, value in zip(indices, up_to, strict=True):
         if _is_index(index):
             by_marker.setdefault(index.marker, value)
     sub = state.substate(model)

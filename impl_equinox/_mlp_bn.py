@@ -69,7 +69,9 @@ class MlpBn(eqx.Module):
         return self.dense2(jax.nn.relu(h)), state
 
 
-def batched(model: MlpBn, x: Float[Array, "batch features"], state: eqx.nn.State):
+def batched(
+    model: MlpBn, x: Float[Array, "batch features"], state: eqx.nn.State
+) -> tuple[Array, eqx.nn.State]:
     """Run the per-example model on a batch: BatchNorm reduces over the named vmap axis."""
     return jax.vmap(model, axis_name=AXIS, in_axes=(0, None), out_axes=(0, None))(x, state)
 
@@ -79,13 +81,20 @@ def batched(model: MlpBn, x: Float[Array, "batch features"], state: eqx.nn.State
 
 # --8<-- [start:equinox-mlp-bn-train-step]
 @eqx.filter_value_and_grad(has_aux=True)
-def compute_loss(model: MlpBn, state: eqx.nn.State, batch: Labelled):
-    logits, state = batched(model, batch.x, state)
+def compute_loss(model: MlpBn, state: eqx.nn.State, batch: Labelled) -> tuple[Array, eqx.nn.State]:
+    # Labelled.x may be NumPy outside a trace; under filter_jit it is an Array.
+    logits, state = batched(model, batch.x, state)  # type: ignore[arg-type]
     return mlp_bn_loss(logits, batch), state
 
 
 @eqx.filter_jit
-def train_step(model, state, opt_state, batch: Labelled, tx: optax.GradientTransformation):
+def train_step(
+    model: MlpBn,
+    state: eqx.nn.State,
+    opt_state: optax.OptState,
+    batch: Labelled,
+    tx: optax.GradientTransformation,
+) -> tuple[MlpBn, eqx.nn.State, optax.OptState, Array]:
     (loss, state), grads = compute_loss(model, state, batch)
     updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
     model = eqx.apply_updates(model, updates)
@@ -135,7 +144,7 @@ class EquinoxMlpBn(EquinoxAdapter[MlpBnConfig, MlpBn]):
         "dense2.weight": "dense2.kernel",
     }
     transposed: Collection[str] = ("dense1.kernel", "dense2.kernel")
-    batch_axis: ClassVar[str | None] = AXIS
+    batch_axis: str | None = AXIS
     bn_defaults: ClassVar[dict[str, str]] = {  # defaults that differ from the aligned ones
         "momentum": "momentum=0.99",
         "mode": "mode='ema' (unset)",
@@ -175,6 +184,8 @@ class EquinoxMlpBn(EquinoxAdapter[MlpBnConfig, MlpBn]):
         key: jax.Array | None = None,
     ) -> tuple[Array, eqx.nn.State | None]:
         self.check(x)
+        if state is None:
+            raise ValueError(f"{self.name}: mlp-bn needs its eqx.nn.State (BatchNorm's); got None")
         model = eqx.nn.inference_mode(self.combine(params), value=not train)
         return batched(model, x, state)
 
@@ -206,9 +217,12 @@ class EquinoxMlpBn(EquinoxAdapter[MlpBnConfig, MlpBn]):
         stats = (jnp.asarray(state["bn.mean"]), jnp.asarray(state["bn.var"]))
         bn = model.bn
         if bn.mode == "batch":
+            # The mode decides which indices BatchNorm made (the others are None).
+            assert bn.batch_counter is not None and bn.batch_state_index is not None
             native_state = native_state.set(bn.batch_counter, jnp.asarray(SATURATED_COUNT))
             native_state = native_state.set(bn.batch_state_index, stats)
         else:
+            assert bn.ema_first_time_index is not None and bn.ema_state_index is not None
             native_state = native_state.set(bn.ema_first_time_index, jnp.array(False))
             native_state = native_state.set(bn.ema_state_index, stats)
         return native_state

@@ -51,11 +51,20 @@ class MlpDropout(eqx.Module):
 # --8<-- [start:equinox-dropout-train-step]
 @eqx.filter_value_and_grad
 def compute_loss(model: MlpDropout, batch: Labelled, key: Array) -> Array:
-    return mlp_bn_loss(model(batch.x, key=key), batch)
+    # Labelled.x may be NumPy outside a trace; under filter_jit it is an Array.
+    return mlp_bn_loss(model(batch.x, key=key), batch)  # type: ignore[arg-type]
 
 
 @eqx.filter_jit
-def train_step(model, opt_state, batch: Labelled, root, step, tx, key=None):
+def train_step(
+    model: MlpDropout,
+    opt_state: optax.OptState,
+    batch: Labelled,
+    root: Array,
+    step: Array,
+    tx: optax.GradientTransformation,
+    key: Array | None = None,
+) -> tuple[MlpDropout, optax.OptState, Array]:
     # The step folded into one root key: a run resumed at step k draws what the
     # uninterrupted run drew. An explicit `key` (aligned keys) is used as it is.
     key = jax.random.fold_in(root, step) if key is None else key

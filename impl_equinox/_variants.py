@@ -10,11 +10,12 @@ flat list of leaves). Both compile the model's own train step, undecorated.
 from __future__ import annotations
 
 import inspect
+from typing import Any, cast
 
 import equinox as eqx
 import jax
 import optax
-from jaxtyping import Array
+from jaxtyping import Array, PyTree
 
 from shared import Batch, NativeLoop
 
@@ -24,7 +25,7 @@ from ._native import EquinoxStep
 def equinox_variants(
     train_step: EquinoxStep,
     model: eqx.Module,
-    state: eqx.nn.State,
+    state: eqx.nn.State | None,
     tx: optax.GradientTransformation,
 ) -> dict[str, NativeLoop]:
     """Equinox's variants: `partition` and `flat`.
@@ -46,7 +47,10 @@ def equinox_variants(
 
 
 def _equinox_partition(
-    step_fn: EquinoxStep, model: eqx.Module, state: eqx.nn.State, tx: optax.GradientTransformation
+    step_fn: EquinoxStep,
+    model: eqx.Module,
+    state: eqx.nn.State | None,
+    tx: optax.GradientTransformation,
 ) -> NativeLoop:
     """`eqx.partition` once, outside the JIT region; plain `jax.jit` on the arrays, with the
     static part closed over and `eqx.combine`d inside. `jax.jit` still flattens the module
@@ -56,7 +60,9 @@ def _equinox_partition(
     opt_state = tx.init(params)
 
     @jax.jit  # params, state and opt_state are pytrees of arrays: no filtering needed
-    def make_step(params, state, opt_state, x):
+    def make_step(
+        params: PyTree, state: eqx.nn.State | None, opt_state: optax.OptState, x: Batch
+    ) -> tuple[PyTree, eqx.nn.State | None, optax.OptState, Array]:
         model = eqx.combine(params, static)
         model, state, opt_state, loss = step_fn(model, state, opt_state, x, tx)
         return eqx.filter(model, eqx.is_array), state, opt_state, loss
@@ -66,13 +72,16 @@ def _equinox_partition(
     def step(x: Batch) -> Array:
         nonlocal params, state, opt_state
         params, state, opt_state, loss = make_step(params, state, opt_state, x)
-        return loss
+        return cast(Array, loss)
 
     return NativeLoop(step, lambda: (eqx.combine(params, static), state))
 
 
 def _equinox_flat(
-    step_fn: EquinoxStep, model: eqx.Module, state: eqx.nn.State, tx: optax.GradientTransformation
+    step_fn: EquinoxStep,
+    model: eqx.Module,
+    state: eqx.nn.State | None,
+    tx: optax.GradientTransformation,
 ) -> NativeLoop:
     """Equinox's *Low-overhead training loops*: the flattening on the way into the JIT
     region cancelled out by the unflattening on the way out, by keeping a flat list.
@@ -86,7 +95,7 @@ def _equinox_flat(
     flat, treedef = jax.tree_util.tree_flatten((params, state, tx.init(params)))  # once
 
     @jax.jit
-    def make_step(flat, x):
+    def make_step(flat: list[Any], x: Batch) -> tuple[list[Any], Array]:
         params, state, opt_state = jax.tree_util.tree_unflatten(treedef, flat)
         model = eqx.combine(params, static)
         model, state, opt_state, loss = step_fn(model, state, opt_state, x, tx)
@@ -98,9 +107,9 @@ def _equinox_flat(
     def step(x: Batch) -> Array:
         nonlocal flat
         flat, loss = make_step(flat, x)
-        return loss
+        return cast(Array, loss)
 
-    def read() -> tuple[eqx.Module, eqx.nn.State]:
+    def read() -> tuple[eqx.Module, eqx.nn.State | None]:
         params, state, _ = jax.tree_util.tree_unflatten(treedef, flat)
         return eqx.combine(params, static), state
 

@@ -10,7 +10,7 @@ frameworks' in the canonical view: a `Linear`'s (out, in) weight into (in, out),
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import equinox as eqx
 import jax
@@ -45,7 +45,7 @@ def _layouts(model: Any) -> dict[str, tuple[str, int]]:
     )
     out: dict[str, tuple[str, int]] = {}
     for path, layer in canonical_from_paths(marked).items():
-        node, prefix = layer.node, f"{path}." if path else ""
+        node, prefix = cast(_Layer, layer).node, f"{path}." if path else ""
         kind = "linear" if isinstance(node, eqx.nn.Linear) else "conv"
         out[f"{prefix}weight"] = (kind, node.weight.ndim)
         if kind == "conv" and node.bias is not None:
@@ -97,8 +97,12 @@ class WrappedEquinox:
         extra = {} if self.key_arg is None or key is None else {self.key_arg: key}
         if state is None:
             return jax.vmap(lambda x: model(x, **extra))(x), None
+
+        def one(x: Any, s: Any) -> Any:
+            return model(x, s, **extra)
+
         batched = jax.vmap(
-            lambda x, s: model(x, s, **extra),
+            one,
             axis_name=self.axis_name,
             in_axes=(0, None),
             out_axes=(0, None),

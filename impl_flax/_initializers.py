@@ -11,4 +11,5 @@ from jaxtyping import Array
 def identity_init(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
     """A kernel initializer: the identity matrix (`nn.initializers` has none)."""
     del key  # deterministic
-    return jnp.eye(*shape, dtype=dtype)
+    n, m = shape  # a kernel: (fan_in, fan_out)
+    return jnp.eye(n, m, dtype=dtype)

@@ -9,7 +9,7 @@ merged; the train/eval switch is the forward pass's own `is_training` argument.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import haiku as hk
 import jax
@@ -45,9 +45,8 @@ class HaikuAdapter(Generic[ConfigT]):
 
     name = "haiku"
     model = ""
-    make_train_step: ClassVar[
-        Callable[[hk.TransformedWithState, optax.GradientTransformation], HaikuStep]
-    ]
+    # A staticmethod: called as a plain function.
+    make_train_step: Callable[[hk.TransformedWithState, optax.GradientTransformation], HaikuStep]
     params_rename: Mapping[str, str] = {}
     state_rename: Mapping[str, str] = {}
 
@@ -96,7 +95,12 @@ class HaikuAdapter(Generic[ConfigT]):
         calls: dict[str, LayerCall] = {}
 
         # --8<-- [start:haiku-layer-trace]
-        def record(next_f, args, kwargs, context: hk.MethodContext):
+        def record(
+            next_f: Callable[..., Any],
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+            context: hk.MethodContext,
+        ) -> Any:
             out = next_f(*args, **kwargs)
             if context.method_name == "__call__":
                 calls[layer_path(context.module.module_name)] = LayerCall(args[0], out)

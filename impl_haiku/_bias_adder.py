@@ -14,6 +14,7 @@ from jaxtyping import Array, Float
 from shared.models.bias_adder import BiasAdderConfig, check_input
 
 from ._adapter import HaikuAdapter
+from ._native import HaikuStep
 
 
 class BiasAdderWithRunningMean(hk.Module):
@@ -52,7 +53,7 @@ class BiasAdderWithRunningMean(hk.Module):
 
 # --8<-- [start:haiku-split]
 def make_forward(**kwargs: Any) -> hk.TransformedWithState:
-    def forward(x, is_training):
+    def forward(x: Array, is_training: bool) -> Array:
         return BiasAdderWithRunningMean(**kwargs, name="bias_adder")(x, is_training)
 
     return hk.without_apply_rng(hk.transform_with_state(forward))
@@ -63,11 +64,15 @@ def make_forward(**kwargs: Any) -> hk.TransformedWithState:
 
 # --8<-- [start:haiku-train-step]
 # --8<-- [start:haiku-fast-loop]
-def make_train_step(forward: hk.TransformedWithState, tx: optax.GradientTransformation):
+def make_train_step(
+    forward: hk.TransformedWithState, tx: optax.GradientTransformation
+) -> HaikuStep:
     @jax.jit
-    def train_step(params, state, opt_state, x):
+    def train_step(
+        params: hk.Params, state: hk.State, opt_state: optax.OptState, x: Array
+    ) -> tuple[hk.Params, hk.State, optax.OptState, Array]:
         # --8<-- [start:haiku-apply-update]
-        def loss_fn(params):
+        def loss_fn(params: hk.Params) -> tuple[Array, hk.State]:
             y, state_out = forward.apply(params, state, x, is_training=True)
             return ((x - y) ** 2).sum(), state_out
 

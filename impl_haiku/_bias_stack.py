@@ -52,8 +52,8 @@ class BiasStack(hk.Module):
         return h
 
 
-def make_forward(depth: int, features: int, **kwargs) -> hk.TransformedWithState:
-    def forward(x, is_training):
+def make_forward(depth: int, features: int, **kwargs: Any) -> hk.TransformedWithState:
+    def forward(x: Array, is_training: bool) -> Array:
         return BiasStack(depth, features, **kwargs, name="bias_stack")(x, is_training)
 
     return hk.without_apply_rng(hk.transform_with_state(forward))

@@ -28,6 +28,7 @@ from shared.models.mlp_bn import (
 )
 
 from ._adapter import HaikuAdapter
+from ._native import HaikuStep
 
 RESNET_DECAY_RATE = 0.999
 """hk.BatchNorm's `decay_rate` has no default; this is `hk.nets.ResNet`'s `bn_config` default,
@@ -62,7 +63,7 @@ class MlpBn(hk.Module):
 
     def __call__(self, x: Float[Array, "batch features"], is_training: bool) -> Array:
         x = hk.Linear(self.hidden, with_bias=self.dense1_bias, name="dense1")(x)
-        eps = {} if self.eps is None else {"eps": self.eps}
+        eps: dict[str, Any] = {} if self.eps is None else {"eps": self.eps}
         # --8<-- [start:haiku-cross-device]
         x = hk.BatchNorm(
             create_scale=True,
@@ -98,10 +99,14 @@ def make_forward(config: MlpBnConfig) -> hk.TransformedWithState:
 
 
 # --8<-- [start:haiku-mlp-bn-train-step]
-def make_train_step(forward: hk.TransformedWithState, tx: optax.GradientTransformation):
+def make_train_step(
+    forward: hk.TransformedWithState, tx: optax.GradientTransformation
+) -> HaikuStep:
     @jax.jit
-    def train_step(params, state, opt_state, batch: Labelled):
-        def loss_fn(params):
+    def train_step(
+        params: hk.Params, state: hk.State, opt_state: optax.OptState, batch: Labelled
+    ) -> tuple[hk.Params, hk.State, optax.OptState, Array]:
+        def loss_fn(params: hk.Params) -> tuple[Array, hk.State]:
             logits, state_out = forward.apply(params, state, batch.x, is_training=True)
             return mlp_bn_loss(logits, batch), state_out
 

@@ -9,7 +9,7 @@ so its state is the empty `{}`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import haiku as hk
@@ -67,14 +67,21 @@ def make_forward(config: MlpDropoutConfig) -> hk.TransformedWithState:
 # --8<-- [start:haiku-dropout-train-step]
 def make_train_step(
     forward: hk.TransformedWithState, tx: optax.GradientTransformation, root: jax.Array
-):
+) -> Callable[..., tuple[hk.Params, hk.State, optax.OptState, Array]]:
     @jax.jit
-    def train_step(params, state, opt_state, batch: Labelled, step, dropout_rng=None):
+    def train_step(
+        params: hk.Params,
+        state: hk.State,
+        opt_state: optax.OptState,
+        batch: Labelled,
+        step: int,
+        dropout_rng: Array | None = None,
+    ) -> tuple[hk.Params, hk.State, optax.OptState, Array]:
         # The step folded into one root key: a run resumed at step k draws what the
         # uninterrupted run drew. An explicit `dropout_rng` (aligned keys) takes precedence.
         rng = jax.random.fold_in(root, step)
 
-        def loss_fn(params):
+        def loss_fn(params: hk.Params) -> tuple[Array, hk.State]:
             logits, state_out = forward.apply(
                 params, state, rng, batch.x, is_training=True, dropout_rng=dropout_rng
             )

@@ -8,7 +8,7 @@ the function has one, is one of its arguments (`train_arg`, e.g. `"is_training"`
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, cast
 
 import haiku as hk
 import jax
@@ -63,9 +63,11 @@ class WrappedHaiku:
         self, params: hk.Params, state: hk.State, x: Any, *, train: bool, key: Any = None
     ) -> tuple[Array, hk.State]:
         keyed = (key,) if self.takes_key else ()
+        switch = self._switch(train)
         if self.stateful:
-            return self.transformed.apply(params, state, *keyed, x, **self._switch(train))
-        return self.transformed.apply(params, *keyed, x, **self._switch(train)), state
+            out, new_state = self.transformed.apply(params, state, *keyed, x, **switch)
+            return cast(Array, out), new_state
+        return cast(Array, self.transformed.apply(params, *keyed, x, **switch)), state
 
     def to_canonical(self, params: hk.Params, state: hk.State) -> tuple[Canonical, Canonical]:
         return haiku_canonical(params), haiku_canonical(state)

@@ -10,7 +10,7 @@ both in the layer's variable order.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -33,8 +33,8 @@ class KerasAdapter:
 
     name = "keras"
     model = ""
-    params_rename: ClassVar[Mapping[str, str]] = {}
-    state_rename: ClassVar[Mapping[str, str]] = {}
+    params_rename: Mapping[str, str] = {}
+    state_rename: Mapping[str, str] = {}
 
     def __init__(self, config: Any):
         self.config = config

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+from pathlib import Path
 
 from shared.core import private_folder
 
@@ -38,8 +39,9 @@ def _keras_home() -> None:
     # keras.json of theirs. Otherwise a fresh private one for this process, removed at exit.
     home = private_folder(shared_home)
     if home is None:
-        home = tempfile.mkdtemp(prefix="state-rosetta-keras-")
-        atexit.register(shutil.rmtree, home, ignore_errors=True)
+        fresh = tempfile.mkdtemp(prefix="state-rosetta-keras-")
+        atexit.register(shutil.rmtree, fresh, ignore_errors=True)
+        home = Path(fresh)
     os.environ["KERAS_HOME"] = str(home)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import keras
@@ -26,14 +27,14 @@ class BiasAdderWithRunningMean(keras.layers.Layer):
         momentum: float = 0.9,
         keepdims: bool = False,
         axis_name: str | None = None,
-        **kwargs,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.momentum = momentum  # a Python float: a traced one breaks bitwise equality
         self.keepdims = keepdims  # True raises: assign() checks the variable's shape
         self.axis_name = axis_name
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         # --8<-- [start:keras-declare-param]
         self.bias = self.add_weight(shape=input_shape[1:], initializer="zeros", name="bias")
         # --8<-- [end:keras-declare-param]
@@ -62,14 +63,21 @@ class BiasAdderWithRunningMean(keras.layers.Layer):
 class BiasAdderModel(keras.Model):
     """The layer as a model for `compile`/`train_on_batch`; its loss is against its input."""
 
-    def __init__(self, adder: BiasAdderWithRunningMean, **kwargs):
+    def __init__(self, adder: BiasAdderWithRunningMean, **kwargs: Any):
         super().__init__(**kwargs)
         self.adder = adder
 
-    def call(self, x, training=False):
+    def call(self, x: Float[Array, "batch features"], training: bool = False) -> Array:
         return self.adder(x, training=training)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Array:
         return keras.ops.sum((x - y_pred) ** 2)
 
 

@@ -4,6 +4,7 @@ Keras bias adder layers."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import keras
@@ -34,7 +35,7 @@ class BiasStack(keras.Model):
         features: int,
         momentum: float = 0.9,
         axis_name: str | None = None,
-        **kwargs,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.denses = [
@@ -55,7 +56,14 @@ class BiasStack(keras.Model):
             h = z - adder(z, training=training)
         return h
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Array:
         return keras.ops.sum((x - y_pred) ** 2)
 
 

@@ -8,6 +8,7 @@ it takes the batch variance in two passes (`jnp.var`) and normalises as
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import jax
@@ -15,7 +16,7 @@ import keras
 import optax
 from jaxtyping import Array, Float
 
-from shared import NativeLoop
+from shared import Canonical, NativeLoop
 from shared.models.mlp_bn import Labelled, MlpBnConfig, check_canonical, check_features, mlp_bn_loss
 
 from ._adapter import KerasAdapter, built
@@ -39,7 +40,7 @@ class MlpBn(keras.Model):
         dense1_bias: bool = True,
         momentum: float = 0.99,
         epsilon: float = 1e-3,
-        **kwargs,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.dense1 = keras.layers.Dense(hidden, use_bias=dense1_bias, name="dense1")
@@ -50,7 +51,14 @@ class MlpBn(keras.Model):
         x = self.bn(self.dense1(x), training=training)  # training: update the moving stats
         return self.dense2(keras.ops.relu(x))
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Array:
         # The loss every framework trains on (optax's cross-entropy): Keras's built-in
         # SparseCategoricalCrossentropy rounds differently, a few ULP in the first step.
         return mlp_bn_loss(y_pred, Labelled(x, y))
@@ -71,8 +79,8 @@ class KerasMlpBn(KerasAdapter):
     """Adapter from the Keras MLP to the harness protocol (`stateless_call`)."""
 
     model = "mlp-bn"
-    params_rename: ClassVar[dict[str, str]] = {"bn.gamma": "bn.scale", "bn.beta": "bn.bias"}
-    state_rename: ClassVar[dict[str, str]] = {
+    params_rename: Mapping[str, str] = {"bn.gamma": "bn.scale", "bn.beta": "bn.bias"}
+    state_rename: Mapping[str, str] = {
         "bn.moving_mean": "bn.mean",
         "bn.moving_variance": "bn.var",
     }
@@ -110,7 +118,9 @@ class KerasMlpBn(KerasAdapter):
     def check(self, x: jax.Array) -> None:
         check_features(self.name, x, self.config)
 
-    def from_canonical(self, params, state):
+    def from_canonical(
+        self, params: Canonical, state: Canonical
+    ) -> tuple[list[Array], list[Array]]:
         check_canonical(self.name, params, state, self.config)
         return super().from_canonical(params, state)
 

@@ -9,7 +9,7 @@ non-trainable values in and out, like BatchNorm's statistics.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import jax
 import keras
@@ -29,7 +29,7 @@ from ._native import keras_native_loop
 class MlpDropout(keras.Model):
     """Dense -> relu -> Dropout -> Dense."""
 
-    def __init__(self, hidden: int, classes: int, rate: float, *, seed: int, **kwargs):
+    def __init__(self, hidden: int, classes: int, rate: float, *, seed: int, **kwargs: Any):
         super().__init__(**kwargs)
         self.dense1 = keras.layers.Dense(hidden, activation="relu", name="dense1")
         # An explicit seed: unseeded, each layer draws one at random when it is built.
@@ -39,7 +39,14 @@ class MlpDropout(keras.Model):
     def call(self, x: Float[Array, "batch features"], training: bool = False) -> Array:
         return self.dense2(self.dropout(self.dense1(x), training=training))
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Array:
         return mlp_bn_loss(y_pred, Labelled(x, y))  # optax's cross-entropy, as everywhere
 
 
@@ -67,7 +74,7 @@ class KerasMlpDropout(KerasAdapter):
     model = "mlp-dropout"
     # The seed generator's variable is named outside the model:
     # "seed_generator/seed_generator_state".
-    state_rename: ClassVar[Mapping[str, str]] = {"seed_generator_state": "dropout.seed"}
+    state_rename: Mapping[str, str] = {"seed_generator_state": "dropout.seed"}
 
     def make(self) -> MlpDropout:
         c = self.config

@@ -45,7 +45,9 @@ def _keras_stateless_call(
     """The guide's loop, with optax's update in place of `optimizer.stateless_apply`."""
 
     # --8<-- [start:keras-fast-loop]
-    def compute_loss_and_updates(trainable_variables, non_trainable_variables, x):
+    def compute_loss_and_updates(
+        trainable_variables: list[Array], non_trainable_variables: list[Array], x: Batch
+    ) -> tuple[Array, list[Array]]:
         y_pred, non_trainable_variables = model.stateless_call(
             trainable_variables, non_trainable_variables, x, training=True
         )
@@ -54,7 +56,7 @@ def _keras_stateless_call(
     grad_fn = jax.value_and_grad(compute_loss_and_updates, has_aux=True)
 
     @jax.jit
-    def train_step(state, x):
+    def train_step(state: tuple[Any, ...], x: Batch) -> tuple[Array, tuple[Any, ...]]:
         trainable_variables, non_trainable_variables, opt_state = state
         (loss, non_trainable_variables), grads = grad_fn(
             trainable_variables, non_trainable_variables, x

@@ -283,7 +283,7 @@ def join(coordinator: str, processes: int, process_id: int) -> None:
     """gloo CPU collectives, then `jax.distributed.initialize` with a short heartbeat."""
     import jax
 
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # type: ignore[no-untyped-call]
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(
         coordinator_address=coordinator,
         # Without it the coordination service listens on every interface ([::]:PORT).

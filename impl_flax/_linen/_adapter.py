@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, cast
 
 import flax
 import flax.linen as nn
@@ -40,7 +40,7 @@ class LinenAdapter:
 
     name = "flax_linen"
     model = ""
-    train_step: ClassVar[LinenStep]
+    train_step: LinenStep  # a staticmethod: called as a plain function
     params_rename: Mapping[str, str] = {}
     state_rename: Mapping[str, str] = {}
 
@@ -77,9 +77,13 @@ class LinenAdapter:
         self.check(x)
         # --8<-- [start:linen-eval]
         if not train:
-            return self.module.apply({"params": params, **state}, x, train=False), state
+            y = self.module.apply({"params": params, **state}, x, train=False)
+            return cast(Array, y), state  # apply's annotation is a union: it covers `mutable=`
         # --8<-- [end:linen-eval]
-        return self.module.apply({"params": params, **state}, x, train=True, mutable=list(state))
+        return cast(
+            tuple[Array, VariableDict],
+            self.module.apply({"params": params, **state}, x, train=True, mutable=list(state)),
+        )
 
     def layer_trace(
         self,
@@ -95,7 +99,12 @@ class LinenAdapter:
         calls: dict[str, LayerCall] = {}
 
         # --8<-- [start:linen-layer-trace]
-        def record(next_fun, args, kwargs, context: nn.module.InterceptorContext):
+        def record(
+            next_fun: Callable[..., Any],
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+            context: nn.module.InterceptorContext,
+        ) -> Any:
             out = next_fun(*args, **kwargs)
             if context.method_name == "__call__":
                 calls[".".join(context.module.path)] = LayerCall(args[0], out)

@@ -51,7 +51,7 @@ class BiasAdderWithRunningMean(nn.Module):
 @jax.jit
 def train_step(state: TrainState, x: Array) -> tuple[TrainState, Array]:
     # --8<-- [start:linen-apply-update]
-    def loss_fn(params):
+    def loss_fn(params: Collection) -> tuple[Array, VariableDict]:
         y, updates = state.apply_fn(
             {"params": params, "batch_stats": state.batch_stats}, x, mutable=["batch_stats"]
         )

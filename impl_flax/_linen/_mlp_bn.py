@@ -29,7 +29,7 @@ class MlpBn(nn.Module):
 
     @nn.compact
     def __call__(self, x: Float[Array, "batch features"], train: bool) -> Array:
-        given = {
+        given: dict[str, Any] = {
             "momentum": self.momentum,
             "epsilon": self.epsilon,
         }
@@ -52,7 +52,7 @@ class MlpBn(nn.Module):
 # --8<-- [start:linen-mlp-bn-train-step]
 @jax.jit
 def train_step(state: TrainState, batch: Labelled) -> tuple[TrainState, Array]:
-    def loss_fn(params):
+    def loss_fn(params: Collection) -> tuple[Array, VariableDict]:
         logits, updates = state.apply_fn(
             {"params": params, "batch_stats": state.batch_stats},
             batch.x,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -55,7 +55,7 @@ def train_step(
 ) -> tuple[TrainState, Array]:
     step_key = jax.random.fold_in(state.key, state.step)  # a new key every step, from one root
 
-    def loss_fn(params):
+    def loss_fn(params: Collection) -> Array:
         logits = state.apply_fn(
             {"params": params},
             batch.x,
@@ -111,8 +111,10 @@ class LinenMlpDropout(LinenAdapter):
             )
         variables = {"params": params}
         if self.config.aligned:
-            return self.module.apply(variables, x, train=True, rng=dropout_key(key, 0)), state
-        return self.module.apply(variables, x, train=True, rngs={"dropout": key}), state
+            y = self.module.apply(variables, x, train=True, rng=dropout_key(key, 0))
+        else:
+            y = self.module.apply(variables, x, train=True, rngs={"dropout": key})
+        return cast(Array, y), state  # apply's annotation is a union: it covers `mutable=`
 
     def to_canonical(self, params: Collection, state: VariableDict) -> tuple[Canonical, Canonical]:
         return linen_canonical(params), {}
@@ -152,7 +154,7 @@ class LinenMlpDropout(LinenAdapter):
                 )
             else:
                 ts, loss = train_step(ts, batch, dropout_key(key, 0))
-            return loss
+            return cast(Array, loss)
 
         def restore(restored: TrainState) -> None:
             nonlocal ts

@@ -31,7 +31,7 @@ def linen_native_loop(
 ) -> NativeLoop:
     """Linen's loop: a `TrainState` threaded through a jitted `train_step(state, batch)`."""
     # --8<-- [start:linen-optimizer-create]
-    ts = TrainState.create(
+    ts: TrainState = TrainState.create(
         apply_fn=apply_fn, params=params, tx=tx, batch_stats=state["batch_stats"]
     )
     # --8<-- [end:linen-optimizer-create]

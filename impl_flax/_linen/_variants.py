@@ -8,10 +8,11 @@ call.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import optax
+from flax.typing import Collection, VariableDict
 from jaxtyping import Array
 
 from shared import Batch, NativeLoop
@@ -49,8 +50,10 @@ def _linen_dicts(
 
     # --8<-- [start:linen-fast-loop]
     @jax.jit
-    def update_step(params, state, opt_state, x):
-        def loss(params):
+    def update_step(
+        params: Collection, state: VariableDict, opt_state: optax.OptState, x: Batch
+    ) -> tuple[Collection, VariableDict, optax.OptState, Array]:
+        def loss(params: Collection) -> tuple[Array, VariableDict]:
             y, updated_state = apply_fn({"params": params, **state}, x, mutable=list(state.keys()))
             return loss_fn(y, x), updated_state
 
@@ -64,6 +67,6 @@ def _linen_dicts(
     def step(x: Batch) -> Array:
         nonlocal params, state, opt_state
         params, state, opt_state, loss = update_step(params, state, opt_state, x)
-        return loss
+        return cast(Array, loss)
 
     return NativeLoop(step, lambda: (params, state))

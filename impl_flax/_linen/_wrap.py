@@ -9,7 +9,7 @@ step's key.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -72,7 +72,7 @@ class WrappedLinen:
             )
             return y, dict(new_state)
         y = self.module.apply(variables, x, rngs=rngs, **self._switch(train, key))
-        return y, state
+        return cast(Array, y), state
 
     def to_canonical(self, params: Any, state: Any) -> tuple[Canonical, Canonical]:
         return canonical_from_paths(params), canonical_from_paths(state)

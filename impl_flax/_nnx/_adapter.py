@@ -10,7 +10,7 @@ with `model.train()` or `model.eval()` and calls it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar, cast
 
 import jax
 import optax
@@ -52,7 +52,7 @@ class NNXAdapter(Generic[ConfigT, ModelT]):
 
     name = "flax_nnx"
     model = ""
-    train_step: ClassVar[NNXStep]
+    train_step: NNXStep  # a staticmethod: called as a plain function
     params_rename: Mapping[str, str] = {}
     state_rename: Mapping[str, str] = {}
 
@@ -130,7 +130,7 @@ class NNXAdapter(Generic[ConfigT, ModelT]):
         model = self.merge(params, state)  # a fresh copy: the surgery touches nothing else
         model.train() if train else model.eval()
         # --8<-- [start:nnx-layer-trace]
-        modules = dict(nnx.iter_modules(model))  # collected before the surgery
+        modules = dict(nnx.iter_modules(cast(nnx.Module, model)))  # collected before the surgery
         for path, module in modules.items():
             if path:
                 wrapper = Recorded(module, ".".join(map(str, path)), calls)
@@ -155,7 +155,9 @@ class NNXAdapter(Generic[ConfigT, ModelT]):
     def native_loop(
         self, params: NNXState, state: NNXState, tx: optax.GradientTransformation
     ) -> NativeLoop:
-        return nnx_native_loop(self.train_step, self.merge(params, state), tx)
+        model = self.merge(params, state)
+        assert isinstance(model, nnx.Module)  # a Model to the type checker; an nnx.Module
+        return nnx_native_loop(self.train_step, model, tx)
 
 
 class Recorded(nnx.Module):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -55,9 +55,11 @@ class BiasAdderWithRunningMean(nnx.Module):
 
 # --8<-- [start:nnx-train-step]
 @nnx.jit
-def train_step(model: BiasAdderWithRunningMean, optimizer: nnx.Optimizer, x: Array) -> Array:
+def train_step(
+    model: BiasAdderWithRunningMean, optimizer: nnx.Optimizer[BiasAdderWithRunningMean], x: Array
+) -> Array:
     # --8<-- [start:nnx-apply-update]
-    def loss_fn(model):
+    def loss_fn(model: BiasAdderWithRunningMean) -> Array:
         y = model(x)  # updates model.mean in place; nnx.grad carries the update out
         return ((x - y) ** 2).sum()
 
@@ -65,7 +67,7 @@ def train_step(model: BiasAdderWithRunningMean, optimizer: nnx.Optimizer, x: Arr
 
     loss, grads = nnx.value_and_grad(loss_fn)(model)  # gradients w.r.t. nnx.Param only
     optimizer.update(model, grads)
-    return loss
+    return cast(Array, loss)  # nnx.value_and_grad's annotation: Any
 
 
 # --8<-- [end:nnx-train-step]

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import optax
 from flax import nnx
@@ -58,14 +58,14 @@ class BiasStack(nnx.Module):
 
 
 @nnx.jit
-def train_step(model: BiasStack, optimizer: nnx.Optimizer, x: Array) -> Array:
-    def loss_fn(model):
+def train_step(model: BiasStack, optimizer: nnx.Optimizer[BiasStack], x: Array) -> Array:
+    def loss_fn(model: BiasStack) -> Array:
         y = model(x)  # updates every layer's mean in place; nnx.grad carries the updates out
         return ((x - y) ** 2).sum()
 
     loss, grads = nnx.value_and_grad(loss_fn)(model)  # gradients w.r.t. nnx.Param only
     optimizer.update(model, grads)
-    return loss
+    return cast(Array, loss)  # nnx.value_and_grad's annotation: Any
 
 
 class NNXBiasStack(NNXAdapter[BiasStackConfig, BiasStack]):

@@ -8,6 +8,7 @@ keys with `"."` gives the derived names; a `rename` map turns them into canonica
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 from flax import nnx
@@ -16,7 +17,9 @@ from jaxtyping import Array
 from shared import canonical_from_paths, tree_from_canonical
 
 
-def nnx_canonical(state: nnx.State, rename: Mapping[str, str] | None = None) -> dict[str, Array]:
+def nnx_canonical(
+    state: nnx.State[Any, Any], rename: Mapping[str, str] | None = None
+) -> dict[str, Array]:
     """An NNX `State` -> `{canonical name: array}`, named by its attribute paths.
 
     The derived names are the keys of `nnx.to_pure_dict(state)` joined with `"."`, e.g.
@@ -41,8 +44,10 @@ def nnx_canonical(state: nnx.State, rename: Mapping[str, str] | None = None) -> 
 
 
 def nnx_from_canonical(
-    template: nnx.State, values: Mapping[str, Array], rename: Mapping[str, str] | None = None
-) -> nnx.State:
+    template: nnx.State[Any, Any],
+    values: Mapping[str, Array],
+    rename: Mapping[str, str] | None = None,
+) -> nnx.State[Any, Any]:
     """The inverse of [`nnx_canonical`][]: a new `State` like `template`, values from `values`.
 
     The result has the template's variables (types and metadata) holding the new values, and
@@ -65,6 +70,6 @@ def nnx_from_canonical(
     the template's (see `shared.tree_from_canonical`).
     """
     pure = tree_from_canonical(nnx.to_pure_dict(template), values, rename)
-    out: nnx.State = jax.tree_util.tree_map(lambda leaf: leaf, template)  # new Variables
+    out: nnx.State[Any, Any] = jax.tree_util.tree_map(lambda leaf: leaf, template)  # new Variables
     nnx.replace_by_pure_dict(out, pure)
     return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from flax import nnx
 from jaxtyping import Array, Float
@@ -40,13 +40,15 @@ class MlpBn(nnx.Module):
 
 # --8<-- [start:nnx-mlp-bn-train-step]
 @nnx.jit
-def train_step(model: MlpBn, optimizer: nnx.Optimizer, batch: Labelled) -> Array:
-    def loss_fn(model):
-        return mlp_bn_loss(model(batch.x), batch)  # updates model.bn's BatchStats in place
+def train_step(model: MlpBn, optimizer: nnx.Optimizer[MlpBn], batch: Labelled) -> Array:
+    def loss_fn(model: MlpBn) -> Array:
+        # Updates model.bn's BatchStats in place. (Labelled.x may be NumPy outside a trace;
+        # under nnx.jit it is an Array.)
+        return mlp_bn_loss(model(batch.x), batch)  # type: ignore[arg-type]
 
     loss, grads = nnx.value_and_grad(loss_fn)(model)
     optimizer.update(model, grads)
-    return loss
+    return cast(Array, loss)  # nnx.value_and_grad's annotation: Any
 
 
 # --8<-- [end:nnx-mlp-bn-train-step]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -43,14 +43,19 @@ class MlpDropout(nnx.Module):
 # --8<-- [start:nnx-dropout-train-step]
 @nnx.jit
 def train_step(
-    model: MlpDropout, optimizer: nnx.Optimizer, batch: Labelled, key: jax.Array | None = None
+    model: MlpDropout,
+    optimizer: nnx.Optimizer[MlpDropout],
+    batch: Labelled,
+    key: jax.Array | None = None,
 ) -> Array:
-    def loss_fn(model):
-        return mlp_bn_loss(model(batch.x, key=key), batch)  # key None: count += 1, kept
+    def loss_fn(model: MlpDropout) -> Array:
+        # key None: count += 1, kept. (Labelled.x may be NumPy outside a trace; under
+        # nnx.jit it is an Array.)
+        return mlp_bn_loss(model(batch.x, key=key), batch)  # type: ignore[arg-type]
 
     loss, grads = nnx.value_and_grad(loss_fn)(model)
     optimizer.update(model, grads)
-    return loss
+    return cast(Array, loss)  # nnx.value_and_grad's annotation: Any
 
 
 # --8<-- [end:nnx-dropout-train-step]

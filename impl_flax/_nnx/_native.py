@@ -11,7 +11,7 @@ from jaxtyping import Array
 
 from shared import Batch, NativeLoop
 
-NNXStep = Callable[[Any, nnx.Optimizer, Batch], Array]
+NNXStep = Callable[[Any, nnx.Optimizer[Any], Batch], Array]
 """A model's NNX train step: `(model, optimizer, batch) -> loss`, updating both in place."""
 
 
@@ -35,7 +35,7 @@ def nnx_native_loop(
 
 
 def nnx_checkpoint(
-    model: nnx.Module, optimizer: nnx.Optimizer
+    model: nnx.Module, optimizer: nnx.Optimizer[Any]
 ) -> tuple[Callable[[], Any], Callable[[Any], None]]:
     """NNX's checkpoint of a model and its optimizer: `nnx.state` out, `nnx.update` in."""
 
@@ -43,10 +43,12 @@ def nnx_checkpoint(
     # Everything, unfiltered: Params, BatchStats, RNG streams, any custom Variable type, and
     # the optimizer's step and moments. A filter here (nnx.Param only, say) would leave
     # state out of the checkpoint, and the restore would silently keep its initial value.
-    def checkpoint() -> dict[str, nnx.State]:
+    def checkpoint() -> dict[str, nnx.State[Any, Any]]:
         return {"model": nnx.state(model), "optimizer": nnx.state(optimizer)}
 
-    def restore(restored: dict[str, nnx.State]) -> None:  # against a fresh model's nnx.state
+    def restore(
+        restored: dict[str, nnx.State[Any, Any]],
+    ) -> None:  # against a fresh model's nnx.state
         nnx.update(model, restored["model"])
         nnx.update(optimizer, restored["optimizer"])
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -53,7 +54,7 @@ def nnx_variants(
     }
 
 
-def _nnx_read(model: nnx.Module) -> tuple[nnx.State, nnx.State]:
+def _nnx_read(model: nnx.Module) -> tuple[nnx.State[Any, Any], nnx.State[Any, Any]]:
     """The model's params and state, as the adapter's `init` splits them."""
     return nnx.state(model, nnx.Param), nnx.state(model, nnx.BatchStat)
 
@@ -82,7 +83,9 @@ def _nnx_split_merge(
     graphdef, state = nnx.split((model, optimizer))  # once, before the loop
 
     @jax.jit  # plain JAX: the graph traversal is traced once, not run at every call
-    def jax_train_step(graphdef, state, x):
+    def jax_train_step(
+        graphdef: nnx.GraphDef[Any], state: nnx.State[Any, Any], x: Batch
+    ) -> tuple[Array, nnx.State[Any, Any]]:
         model, optimizer = nnx.merge(graphdef, state)
         loss = step_fn(model, optimizer, x)  # the model's own step, undecorated
         return loss, nnx.state((model, optimizer))
@@ -92,9 +95,9 @@ def _nnx_split_merge(
     def step(x: Batch) -> Array:
         nonlocal state
         loss, state = jax_train_step(graphdef, state, x)
-        return loss
+        return cast(Array, loss)
 
-    def read() -> tuple[nnx.State, nnx.State]:
+    def read() -> tuple[nnx.State[Any, Any], nnx.State[Any, Any]]:
         nnx.update((model, optimizer), state)  # the guide's "update objects after training"
         return _nnx_read(model)
 
@@ -114,7 +117,7 @@ def _nnx_split_merge_pure(
     state = nnx.as_pure(state)  # plain arrays: no Variable to flatten at every call
 
     @functools.partial(jax.jit, donate_argnums=0)  # XLA may write the new state in place
-    def jax_train_step(state, x):
+    def jax_train_step(state: nnx.State[Any, Any], x: Batch) -> tuple[Array, nnx.State[Any, Any]]:
         model, optimizer = nnx.merge(graphdef, state)
         loss = step_fn(model, optimizer, x)
         return loss, nnx.as_pure(nnx.state((model, optimizer)))
@@ -126,9 +129,9 @@ def _nnx_split_merge_pure(
     def step(x: Batch) -> Array:
         nonlocal state
         loss, state = jax_train_step(state, x)
-        return loss
+        return cast(Array, loss)
 
-    def read() -> tuple[nnx.State, nnx.State]:
+    def read() -> tuple[nnx.State[Any, Any], nnx.State[Any, Any]]:
         # Copies: the next step donates (deletes) the buffers of `state`.
         nnx.update((model, optimizer), jax.tree.map(jnp.copy, state))
         return _nnx_read(model)
@@ -147,13 +150,14 @@ def _nnx_pure_dict(
     graphdef, template = nnx.split((model, optimizer))
     state = nnx.to_pure_dict(template)  # nested plain dicts of arrays
 
-    def merge(pure):  # the checkpointing guide's pair of calls, the other way
+    # the checkpointing guide's pair of calls, the other way
+    def merge(pure: dict[str, Any]) -> tuple[nnx.Module, nnx.Optimizer[Any]]:
         full = jax.tree.map(lambda v: v, template)  # new containers: `template` stays as is
         nnx.replace_by_pure_dict(full, pure)
         return nnx.merge(graphdef, full)
 
     @functools.partial(jax.jit, donate_argnums=0)  # XLA may write the new state in place
-    def jax_train_step(state, x):
+    def jax_train_step(state: dict[str, Any], x: Batch) -> tuple[Array, dict[str, Any]]:
         model, optimizer = merge(state)
         loss = step_fn(model, optimizer, x)
         return loss, nnx.to_pure_dict(nnx.state((model, optimizer)))
@@ -164,9 +168,9 @@ def _nnx_pure_dict(
     def step(x: Batch) -> Array:
         nonlocal state
         loss, state = jax_train_step(state, x)
-        return loss
+        return cast(Array, loss)
 
-    def read() -> tuple[nnx.State, nnx.State]:
+    def read() -> tuple[nnx.State[Any, Any], nnx.State[Any, Any]]:
         # Copies: the next step donates (deletes) the buffers of `state`.
         nnx.update((model, optimizer), nnx.state(merge(jax.tree.map(jnp.copy, state))))
         return _nnx_read(model)

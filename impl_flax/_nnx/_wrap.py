@@ -8,7 +8,7 @@ nothing to another framework.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -29,10 +29,10 @@ class WrappedNNX:
     name = "flax_nnx"
 
     def __init__(self, module: nnx.Module, *, key_arg: str | None):
-        graphdef, params, stats, rest = nnx.split(module, nnx.Param, nnx.BatchStat, ...)
+        graphdef, params, stats, rest = _split(module)
         self.graphdef = graphdef
-        copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731 (the caller keeps its own)
-        self.values = copy(params), (copy(stats), copy(rest))
+        # Copies: the caller keeps its own model.
+        self.values = _copy(params), (_copy(stats), _copy(rest))
         self.key_arg = key_arg
         self.meanings = {
             name: RUNNING_AVERAGE
@@ -49,7 +49,7 @@ class WrappedNNX:
         model = nnx.merge(self.graphdef, params, stats, rest, copy=True)
         model.train() if train else model.eval()
         y = model(x) if self.key_arg is None else model(x, **{self.key_arg: key})
-        _, _, new_stats, new_rest = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+        _, _, new_stats, new_rest = _split(model)
         return y, (new_stats, new_rest)
 
     def to_canonical(self, params: Any, state: Any) -> tuple[Canonical, Canonical]:
@@ -72,3 +72,13 @@ def wrap(obj: Any, *, label: str = "model", key_arg: str | None = None) -> Wrapp
             f"{label} (flax_nnx): got a {type(obj).__qualname__}; expected an nnx.Module"
         )
     return WrappedNNX(obj, key_arg=key_arg)
+
+
+def _split(module: nnx.Module) -> tuple[Any, Any, Any, Any]:
+    """The graph, the params, the batch statistics and the rest (its RNG streams, ...)."""
+    return cast(tuple[Any, Any, Any, Any], nnx.split(module, nnx.Param, nnx.BatchStat, ...))
+
+
+def _copy(tree: Any) -> Any:
+    """A copy of every array in `tree`."""
+    return jax.tree.map(jnp.copy, tree)

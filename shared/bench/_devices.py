@@ -99,13 +99,13 @@ def _worker(model: str, mode: str, devices: int, quick: bool) -> dict[str, Any]:
     parallel = Parallel(devices, mode)
     step = parallel_step(impl, spec.loss, tx, spec.inputs, parallel, mesh, spec.loss_reduction)
     carry = step(params, state, opt_state, per_step[0], keys[0])[:3]  # compile
-    jax.block_until_ready(carry)  # type: ignore[no-untyped-call]
+    jax.block_until_ready(carry)
     times = []
     for _ in range(shape.samples):
         start = time.perf_counter()
         for batch, key in zip(per_step, keys, strict=True):
             carry = step(*carry, batch, key)[:3]
-        jax.block_until_ready(carry)  # type: ignore[no-untyped-call]
+        jax.block_until_ready(carry)
         times.append((time.perf_counter() - start) / len(per_step))
     times.sort()
     return {

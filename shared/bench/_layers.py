@@ -49,7 +49,7 @@ def measure(repeats: int = 5) -> dict[str, Any]:
         start = time.perf_counter()
         for impl, (p, s) in ((ref, ref_native), (port, port_native)):
             run = jax.jit(TrainStep(impl, mlp_bn.SPEC.loss, tx, mlp_bn.SPEC.inputs).with_grads)
-            jax.block_until_ready(run(p, s, tx.init(p), batch))  # type: ignore[no-untyped-call]
+            jax.block_until_ready(run(p, s, tx.init(p), batch))
         step_s.append(time.perf_counter() - start)
         # The divergence the lockstep found (its leaves only order the report's fallbacks).
         stream = PairStream(("port", "ref"))

@@ -86,7 +86,7 @@ class _Case:
 
 
 def _block(x: Any) -> None:
-    jax.block_until_ready(x)  # type: ignore[no-untyped-call]
+    jax.block_until_ready(x)
 
 
 def _cases(work: Workload, impl_name: str) -> list[_Case]:
@@ -206,7 +206,7 @@ class _Program:
 
     def __init__(self, jitted: Any, *args: Any) -> None:
         self._jitted = jitted
-        self._specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), args)  # type: ignore[no-untyped-call]
+        self._specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), args)
         self._compiled: list[Any] = []  # empty until compiled; then [program or None]
 
     def compiled(self) -> Any:
@@ -256,7 +256,7 @@ def measure(work: Workload, progress: Callable[[str], None] | None = None) -> li
         if progress:
             progress(f"{label}: compiling {case.impl}/{case.path}")
         if work.cold:  # identical programs would otherwise hit XLA's cache of the first one
-            jax.clear_caches()  # type: ignore[no-untyped-call]
+            jax.clear_caches()
         start = time.perf_counter()
         _block(case.run())  # trace, lower, compile, run
         case.first_call_s = time.perf_counter() - start

@@ -207,7 +207,7 @@ def _plain(case: Case) -> None:
         loss = None
         for batch, key in zip(per_step, keys, strict=True):
             params, state, opt_state, loss = step(params, state, opt_state, batch, key)
-        jax.block_until_ready(loss)  # type: ignore[no-untyped-call]
+        jax.block_until_ready(loss)
 
 
 def _verdict(case: Case) -> None:

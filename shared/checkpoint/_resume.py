@@ -272,7 +272,7 @@ def _child_env() -> dict[str, str]:
             ("jax_persistent_cache_min_compile_time_secs", 0),
             ("jax_persistent_cache_min_entry_size_bytes", 0),
         ):
-            jax.config.update(name, value)  # type: ignore[no-untyped-call]
+            jax.config.update(name, value)
     env["JAX_COMPILATION_CACHE_DIR"] = cache
     env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"

@@ -60,9 +60,9 @@ def abstract(tree: Any, saved: Mapping[str, Mapping[str, Any]] | None = None) ->
         if isinstance(x, bool | int | float):
             name = leaf_name(path)
             if saved is not None and name in saved:
-                return jax.ShapeDtypeStruct((), np.dtype(saved[name]["dtype"]))  # type: ignore[no-untyped-call]
+                return jax.ShapeDtypeStruct((), np.dtype(saved[name]["dtype"]))
             return x
-        return jax.ShapeDtypeStruct(np.shape(x), x.dtype)  # type: ignore[no-untyped-call]
+        return jax.ShapeDtypeStruct(np.shape(x), x.dtype)
 
     return jax.tree_util.tree_map_with_path(leaf, tree)
 

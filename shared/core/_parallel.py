@@ -38,9 +38,9 @@ PARALLEL_MODES: tuple[str, ...] = get_args(ParallelMode)
 DATA_AXIS = "data"
 """The mesh axis the batch is split over, and the models' cross-device axis name."""
 
-REPLICATED: P = P()  # type: ignore[no-untyped-call]
-BY_BATCH: P = P(DATA_AXIS)  # type: ignore[no-untyped-call]
-BY_STEP_BATCH: P = P(None, DATA_AXIS)  # type: ignore[no-untyped-call]
+REPLICATED: P = P()
+BY_BATCH: P = P(DATA_AXIS)
+BY_STEP_BATCH: P = P(None, DATA_AXIS)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ def apply(
     if train:
         batch_mean = jnp.mean(x, axis=0, keepdims=config.keepdims)
         if config.axis_name is not None:
-            batch_mean = jax.lax.pmean(batch_mean, config.axis_name)  # type: ignore[no-untyped-call]
+            batch_mean = jax.lax.pmean(batch_mean, config.axis_name)
         # `1.0 - momentum` is a Python float, rounded to float32 once: every framework
         # writes it this way, so that their graphs are identical.
         mean = config.momentum * mean + (1.0 - config.momentum) * batch_mean

@@ -57,7 +57,7 @@ def bias_adder(
     if train:
         batch_mean = jnp.mean(h, axis=0)
         if config.axis_name is not None:
-            batch_mean = jax.lax.pmean(batch_mean, config.axis_name)  # type: ignore[no-untyped-call]
+            batch_mean = jax.lax.pmean(batch_mean, config.axis_name)
         # `1.0 - momentum` is a Python float, rounded to float32 once, as in every framework.
         mean = config.momentum * mean + (1.0 - config.momentum) * batch_mean
     return mean + params["bias"], {"mean": mean}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, cast
 
 import jax
 import numpy as np
@@ -192,7 +192,14 @@ def mlp_bn_loss(logits: Float[Array, "batch classes"], batch: Labelled) -> jax.A
     return cast(jax.Array, losses.mean())
 
 
-def check_features(where: str, x: object, config: MlpBnConfig, *, name: str = "x") -> None:
+class HasFeatures(Protocol):
+    """A config that fixes the input's feature count (mlp-bn's, mlp-dropout's)."""
+
+    @property
+    def features(self) -> int: ...
+
+
+def check_features(where: str, x: object, config: HasFeatures, *, name: str = "x") -> None:
     """Check the rank, feature count and dtype of the model's input (tracers too).
 
     **Arguments:**

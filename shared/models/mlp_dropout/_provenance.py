@@ -71,7 +71,7 @@ def recording_keys() -> Iterator[KeyLog]:
     try:
         yield log
     finally:
-        jax.effects_barrier()  # type: ignore[no-untyped-call]
+        jax.effects_barrier()
         _LOGS.remove(log)
         if not _LOGS:
             jax.random.bernoulli = _ORIGINAL
@@ -100,7 +100,7 @@ def key_provenance(context: AnalysisContext) -> AnalysisResult | None:
             with recording_keys() as log:
                 context.train(impl, context.config, loop, batches=first)
             if len(log.keys) < steps:  # compiled before for these shapes: trace anew
-                jax.clear_caches()  # type: ignore[no-untyped-call]
+                jax.clear_caches()
                 with recording_keys() as log:
                     context.train(impl, context.config, loop, batches=first)
             logs[impl.name][loop] = log
