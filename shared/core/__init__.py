@@ -77,6 +77,7 @@ from ._runfile import (
     save_run,
     summary_counts,
 )
+from ._runners import NativeRunner
 from ._setup import RunSetup, build, settings_for, setup_run
 from ._spec import (
     Analysis,
@@ -145,6 +146,7 @@ __all__ = [
     "Measured",
     "ModelSpec",
     "NativeLoop",
+    "NativeRunner",
     "NumpyOptimizer",
     "OptimizerConfig",
     "Option",

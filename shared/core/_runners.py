@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -96,7 +97,11 @@ class NativeRunner:
         self.loss = self.loop.step(batch) if key is None else self.loop.step(batch, key)
 
     def values(self) -> dict[str, Any]:
-        return flat(*self.impl.to_canonical(*self.loop.read()), self.loss)
+        # Copies on the device: a native loop may donate its buffers to its next step
+        # (Keras's jitted train step does), and a run holds the last steps' values for the
+        # window around a divergence; a canonical leaf may be the framework's own array.
+        values = flat(*self.impl.to_canonical(*self.loop.read()), self.loss)
+        return {k: jnp.copy(v) if isinstance(v, jax.Array) else v for k, v in values.items()}
 
 
 class ScanRunner:

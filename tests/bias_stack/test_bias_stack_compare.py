@@ -1,12 +1,11 @@
 """The bias stack at depth 3 through the real comparison path, 10 steps: every implementation
 in every loop, with adam (the richest optimizer state), on the command line (`state-rosetta
-compare`); harness and native runs bitwise to `jax/harness` at every step (Equinox too: its
-declared bound is for larger D; at the default D = 4 its dots sum in the same order)."""
+compare`); harness and native runs bitwise to `jax/harness` at every step (Equinox within
+its declared bound: its vmapped dots sum in the reference's order on some CPUs only)."""
 
 from __future__ import annotations
 
 import numpy as np
-from helpers import NEWER_RELEASE_SET
 
 import shared
 from shared.models import bias_stack
@@ -52,11 +51,10 @@ def check_run(trajectories: dict[str, shared.Trajectory], optimizer: str) -> Non
         assert result.first_divergence is None, (key, result)
         if key == shared.ORACLE_KEY:
             assert tolerance == bias_stack.oracle_tolerance(DEPTH)
-        elif key.startswith("equinox/"):  # a vmapped matvec: a declared bound, but at D = 4
-            assert tolerance == bias_stack.EQUINOX  # the same bits on the 3.11 set (jax 0.10.2;
-            # jax 0.12's dots sum its transposed product in another order: within EQUINOX)
-            if not key.endswith("/scan") and not NEWER_RELEASE_SET:
-                steps_equal(trajectory, reference)
+        elif key.startswith("equinox/"):  # a vmapped matvec: its declared bound
+            # At D = 4 the same bits on the 3.11 set on AVX-512 x86-64 CPUs; an AVX2 one
+            # (and jax 0.12's transposed product) sums in another order: within EQUINOX.
+            assert tolerance == bias_stack.EQUINOX
         elif key.endswith("/scan"):  # one program for every step: a few ULP in the loss
             assert tolerance == bias_stack.SCAN
         elif key == "keras/native":  # Keras's own optimizer: a declared, measured bound

@@ -119,3 +119,39 @@ def test_its_json_names_per_step_series_and_a_window_in_the_sidecar(summary_run)
     tx = shared.OptimizerConfig().make()
     reference = shared.run_harness(model, params, state, tx, xs, bias_adder.bias_adder_loss)[0]
     assert np.array_equal(theirs[0], reference.state["mean"][4])
+
+
+class _DonatingLoop:
+    """A native loop whose step deletes the arrays it was holding, as a jitted step with
+    donated buffers does (Keras's train step)."""
+
+    def __init__(self):
+        self.bias = jnp.zeros(3)
+
+    def step(self, batch):
+        old, self.bias = self.bias, self.bias + 1.0
+        old.delete()
+        return jnp.float32(0.0)
+
+    def read(self):
+        return {"bias": self.bias}, {}
+
+
+class _Donating:
+    name = "donating"
+
+    def native_loop(self, params, state, tx):
+        return _DonatingLoop()
+
+    def to_canonical(self, params, state):
+        return dict(params), dict(state)  # the loop's own arrays, as an identity mapping is
+
+
+def test_a_native_runners_values_outlive_its_next_step_when_the_loop_donates():
+    # The run holds the last steps' values for the window around a divergence: they must
+    # still read after the loop's next step has deleted its own buffers.
+    runner = shared.core.NativeRunner(_Donating(), {"bias": jnp.zeros(3)}, {}, None)
+    runner.advance(None, None)
+    held = runner.values()
+    runner.advance(None, None)
+    assert np.array_equal(np.asarray(held["params.bias"]), np.ones(3))
