@@ -33,10 +33,20 @@ def test_aligned_keys_agree_across_frameworks_in_every_loop(aligned_run):
     assert raw["comparison"]["reference"] == "flax_linen/harness"
     assert set(raw["trajectories"]) == {f"{i}/{loop}" for i in IMPLS for loop in shared.LOOPS}
     for pair in raw["comparison"]["pairs"]:
-        assert pair["bitwise"], pair  # the same masks and the same float32 programs
+        _bitwise_or_equinox_within_its_bound(pair)  # the same masks, the same programs
     accuracies = {k: t["eval"]["accuracy"] for k, t in raw["trajectories"].items()}
     assert min(accuracies.values()) >= DIGITS_ACCURACY, accuracies
     assert len(set(accuracies.values())) == 1, accuracies  # equal, not merely close
+
+
+def _bitwise_or_equinox_within_its_bound(pair: dict) -> None:
+    """Bitwise, except Equinox against the other frameworks, whose vmapped dot products sum
+    in their order on some CPUs only: there, within its declared bound and not bitwise-claimed."""
+    if pair["a"].startswith("equinox/") and pair["kind"] == "across" and not pair["bitwise"]:
+        assert pair["first_divergence"] is None, pair
+        assert pair["tolerance"]["atol"] == mlp_dropout.EQUINOX_ALIGNED.atol, pair
+        return
+    assert pair["bitwise"], pair
 
 
 KERAS_ADAM_ACCURACY = 0.01
@@ -53,7 +63,7 @@ def test_aligned_keys_agree_bitwise_with_adam_too(cli_run):
             assert pair["expected"] and not pair["bitwise"], pair
             assert "sqrt(v_hat)" in pair["tolerance"]["reason"]
         else:
-            assert pair["bitwise"], pair
+            _bitwise_or_equinox_within_its_bound(pair)
     trajectories = run.json["trajectories"]
     accuracies = {t["eval"]["accuracy"] for k, t in trajectories.items() if k != "keras/native"}
     assert len(accuracies) == 1 and min(accuracies) >= DIGITS_ACCURACY, accuracies
