@@ -4,6 +4,7 @@ measurement beside the spec's declared bound, as a block a porter can paste."""
 from __future__ import annotations
 
 import pytest
+from helpers import measured_on_the_311_set
 
 import shared
 from shared.models import bias_adder
@@ -36,6 +37,8 @@ def test_a_bitwise_same_bound_is_explained_not_called_wrong(bias_adder_measured)
     assert "compile to the reference's program" in same.verdict()
 
 
+# On the 3.12 set on an AVX2 CPU the scan measures 2 ULP from the harness: no bitwise scan there.
+@measured_on_the_311_set("the porting example's bitwise scan")
 def test_the_porting_examples_spec_declares_nothing_and_gets_a_block(capsys):
     from shared.cli import main
 
