@@ -6,7 +6,7 @@ from ._audit import KINDS, Finding, audit
 from ._case import Built, Case
 from ._convert import Converted, check_converted, convert
 from ._errors import CheckpointError
-from ._layouts import LAYOUTS, NativeLayout, layout_for
+from ._layouts import LAYOUTS, NativeLayout, OptaxDictLayout, layout_for
 from ._resume import (
     Resumed,
     Saved,
@@ -34,6 +34,7 @@ __all__ = [
     "HarnessTrainer",
     "NativeLayout",
     "NativeTrainer",
+    "OptaxDictLayout",
     "Resumed",
     "Saved",
     "ScanTrainer",

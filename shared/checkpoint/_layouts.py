@@ -52,6 +52,41 @@ class NativeLayout(Protocol):
         ...
 
 
+class OptaxDictLayout:
+    """A native checkpoint that keeps optax's state as it is, under `"opt_state"`, beside
+    the part it mirrors (`mirrored_key`), and counts steps only where the loop does (its
+    dropout keys' `"steps"`): Haiku's and Equinox's, whose subclasses name the key.
+
+    **Attributes:** `mirrored_key`, `description`.
+    """
+
+    mirrored_key: str = ""
+    description: str = ""
+
+    def mirrored(self, tree: dict[str, Any]) -> Any:
+        """What optax's state mirrors: `tree[mirrored_key]`."""
+        return tree[self.mirrored_key]
+
+    def optimizer(
+        self, tree: dict[str, Any], tx: optax.GradientTransformation
+    ) -> tuple[optax.OptState, Any]:
+        """Optax's state as it is, and the loop's step counter (`None` without one)."""
+        return tree["opt_state"], tree.get("steps")
+
+    def with_optimizer(
+        self,
+        tree: dict[str, Any],
+        tx: optax.GradientTransformation,
+        opt_state: optax.OptState,
+        step: int,
+    ) -> dict[str, Any]:
+        """`tree` holding `opt_state`, and `step` where the loop counts steps."""
+        out = {**tree, "opt_state": opt_state}
+        if "steps" in tree:
+            out["steps"] = step  # a Python int, as the loop keeps it
+        return out
+
+
 def layout_for(implementation: str, option: str) -> NativeLayout:
     """The layout of `implementation`; a [`CheckpointError`][] naming `option` when it has
     none."""
