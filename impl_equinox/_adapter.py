@@ -184,6 +184,7 @@ class EquinoxAdapter(Generic[ConfigT, ModelT]):
         return equinox_native_loop(self.train_step, self.combine(params), state, tx)
 
 
+# --8<-- [start:equinox-layer-recorded]
 class Recorded(eqx.Module):
     """A submodule, called as before, its input and output recorded under its path."""
 
@@ -195,6 +196,9 @@ class Recorded(eqx.Module):
         out = self.layer(x, *args, **kwargs)
         self.calls.record(self.path, LayerCall(x, _first(out)))
         return out
+
+
+# --8<-- [end:equinox-layer-recorded]
 
 
 class _Sink:

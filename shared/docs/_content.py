@@ -57,6 +57,12 @@ TOPICS: tuple[Topic, ...] = (
         "[Checkpoints](../checkpoints.md).",
     ),
     Topic(
+        "layer-trace",
+        "Inside one call",
+        "How each framework shows every layer's input and output from one forward pass; the "
+        "first diverging layer is in [Comparison](../comparison.md#the-first-diverging-layer).",
+    ),
+    Topic(
         "fast-loops",
         "Fast training loops",
         "Each framework's own fastest way to run the same step; the timings are in "

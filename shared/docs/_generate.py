@@ -26,7 +26,7 @@ from .._api import CompareOptions, run_compare
 from .._registry import FRAMEWORKS, MODELS, load_spec
 from ..core import CompareResult, finite_or_named, write_atomic
 from ..report import plot
-from . import _checkpoints, _fast_loops, _pages, _site
+from . import _checkpoints, _fast_loops, _layer_trace, _pages, _site
 from ._content import Concept, ModelDocs
 
 GOTCHAS_MD = "docs/guide/gotchas.md"
@@ -61,12 +61,13 @@ def model_docs() -> tuple[ModelDocs, ...]:
 
 
 def guide_docs() -> tuple[ModelDocs, ...]:
-    """Every part of the guide: the built-in models', then those of no one model (checkpoints)."""
-    return (*model_docs(), _fast_loops.DOCS, _checkpoints.DOCS)
+    """Every part of the guide: the built-in models', then those of no one model (fast loops,
+    checkpoints, layer traces)."""
+    return (*model_docs(), _fast_loops.DOCS, _checkpoints.DOCS, _layer_trace.DOCS)
 
 
 def concepts() -> list[Concept]:
-    """Every concept of every built-in model, then the checkpoints'."""
+    """Every concept of the guide, in its order (see `guide_docs`)."""
     return [c for docs in guide_docs() for c in docs.concepts]
 
 

@@ -3,7 +3,8 @@
 The guide shows regions of the real implementation files, which are fragments (a
 method body, a few lines of a class) and cannot run on their own. So, instead of executing
 copies, this test runs the real code (init, both apply modes, canonical conversion both ways,
-the harness step, the native loop, its checkpoint through orbax and a data-parallel call)
+the harness step, the native loop, its checkpoint through orbax, a data-parallel call and
+a layer trace)
 under a line tracer, and asserts that every statement inside a function in every marked
 region was executed. Statements at module or class level run when the module is imported.
 """
@@ -164,6 +165,16 @@ def _exercise_variants(impl_name: str) -> None:
         loop.read()
 
 
+def _exercise_layer_trace(impl_name: str) -> None:
+    """The first diverging layer's trace: every layer's input and output from one call."""
+    config = mlp_bn.MlpBnConfig(hidden=5)
+    model = shared.make(impl_name, config, "mlp-bn")
+    x = jnp.asarray(mlp_bn.load_digits_split().x_train[:BATCH])
+    params, state = model.init(jax.random.key(0), x)
+    calls = model.layer_trace(params, state, x, train=True)
+    assert "bn" in calls and calls[""].output.shape == (BATCH, config.classes), list(calls)
+
+
 # The fast tier traces NNX's regions (the mechanism, once); the slow tier every framework's.
 FAST_FRAMEWORK = "nnx"
 
@@ -199,6 +210,7 @@ def test_every_statement_of_every_region_runs(framework, impl_name):
         _exercise_mlp_dropout(impl_name)
         _exercise_checkpoint(impl_name)
         _exercise_variants(impl_name)
+        _exercise_layer_trace(impl_name)
     finally:
         sys.settrace(None)
     for concept in docs.concepts():
