@@ -42,9 +42,17 @@ MATRIX = [
 # of two, so that shape is the one that can tell programs apart), with each optimizer at the
 # default momentum.
 UNJITTED = [p for p in MATRIX if p.id.endswith("m0.9-B5xD3")]
-# Every jitted loop on the whole matrix; the unjitted harness on UNJITTED.
+# Every jitted loop on the whole matrix, the unjitted harness on UNJITTED. The fast tier runs
+# each loop at UNJITTED's points (the shape that tells programs apart, with either optimizer);
+# the slow tier the rest of the matrix.
 LOOPS_AND_MATRIX = [
-    pytest.param(loop, True, *p.values, id=f"{loop}-True-{p.id}")
+    pytest.param(
+        loop,
+        True,
+        *p.values,
+        id=f"{loop}-True-{p.id}",
+        marks=() if p in UNJITTED else pytest.mark.slow,
+    )
     for loop in ("harness", "native", "scan")
     for p in MATRIX
 ] + [pytest.param("harness", False, *p.values, id=f"harness-False-{p.id}") for p in UNJITTED]

@@ -119,6 +119,8 @@ WITH_FILES = [(c, e) for c, e in SHELL_COMMANDS if _uses_files(c)]
 SLOW_COMMANDS = {
     "state-rosetta compare --model mlp-dropout --optimizer adam --lr 0.01": "adam's mlp-dropout",
     "state-rosetta compare --model mlp-dropout --native": "20 seeds in every framework",
+    "state-rosetta compare --model mlp-dropout": "the fast tier's aligned run is 20 steps",
+    "state-rosetta compare --model mlp-bn --defaults": "the fast tier's drift: Linen, Keras",
     "state-rosetta checkpoint resume --model mlp-bn --steps 6 --at 3 --optimizer adam --loop "
     "native": "the bias adder's resume is the fast tier's",
     "state-rosetta compare --devices 8 --parallel jit --batch 16": "shard_map's is the fast tier's",

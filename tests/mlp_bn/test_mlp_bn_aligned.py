@@ -177,6 +177,7 @@ def _jax(values):
     return {k: jnp.asarray(v) for k, v in values.items()}
 
 
+@pytest.mark.slow  # 200 adam steps in every framework; the fast tier's adam run is the next test's
 def test_adam_drops_the_dense_bias_before_batchnorm_and_agrees():
     result = adam_run()
     assert result.errors == {}

@@ -383,6 +383,31 @@ def test_equinox_mode_unset_warns_and_trains_on_running_statistics():
 # --- the --defaults comparison ------------------------------------------------------------
 
 
+FAST_DRIFT = ("--impls", "flax_linen,keras", "--loop", "harness", "--steps", "20")
+"""The fast tier's drift run: the two frameworks whose defaults differ most (Keras's momentum
+and epsilon, Flax's momentum), 20 steps of the harness loop."""
+
+
+def test_defaults_mode_names_kerass_epsilon_and_both_momenta_in_20_steps(cli_run):
+    run = cli_run("compare", "--model", "mlp-bn", "--defaults", *FAST_DRIFT)
+    assert run.code == 1, run.output[-3000:]  # it drifts
+    comparison = run.json["comparison"]
+    assert comparison["reference"] == "flax_linen/aligned" and comparison["agree"] is False
+    drift = {(d["impl"], d["knob"]): d for d in comparison["drift"]}
+    assert set(drift) == {("flax_linen", k) for k in ("all", "momentum")} | {
+        ("keras", k) for k in ("all", "momentum", "epsilon")
+    }
+    # Flax's momentum moves only the running statistics (measured 0.96 by step 20): training,
+    # which normalises with the batch's, is bitwise; Keras's epsilon moves training too.
+    assert drift[("flax_linen", "momentum")]["loss_max_abs"] == 0.0
+    assert drift[("keras", "epsilon")]["loss_max_abs"] > 1e-4
+    assert drift[("keras", "momentum")]["loss_max_abs"] < 1e-5
+    for impl in ("flax_linen", "keras"):
+        d = drift[(impl, "momentum")]
+        assert d["responsible"] and d["state_max_abs"] > 0.1 and d["eval_max_abs"] > 1e-2, impl
+
+
+@pytest.mark.slow  # every framework over 200 steps (the README's run); the fast tier's is above
 def test_defaults_mode_drifts_and_names_the_defaults_responsible(mlp_bn_defaults_run):
     # `state-rosetta compare --model mlp-bn --defaults`: 200 steps, every framework and loop.
     run = mlp_bn_defaults_run.run

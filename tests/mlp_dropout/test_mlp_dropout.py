@@ -27,6 +27,7 @@ def aligned_run(cli_run):
     return cli_run("compare", "--model", "mlp-dropout")
 
 
+@pytest.mark.slow  # the README's 200-step run in every loop; the fast tier's is the next test
 def test_aligned_keys_agree_across_frameworks_in_every_loop(aligned_run):
     assert aligned_run.code == 0, aligned_run.output[-3000:]
     raw = aligned_run.json
@@ -37,6 +38,24 @@ def test_aligned_keys_agree_across_frameworks_in_every_loop(aligned_run):
     accuracies = {k: t["eval"]["accuracy"] for k, t in raw["trajectories"].items()}
     assert min(accuracies.values()) >= DIGITS_ACCURACY, accuracies
     assert len(set(accuracies.values())) == 1, accuracies  # equal, not merely close
+
+
+FAST_STEPS = 20
+"""The fast tier's aligned run: enough steps for every mask to have moved the weights (the
+README's 200 reach the accuracy, in the slow tier)."""
+
+
+def test_aligned_keys_agree_across_frameworks_in_the_harness_and_native_loops(cli_run):
+    steps = ("--steps", str(FAST_STEPS), "--loop", "harness,native")
+    run = cli_run("compare", "--model", "mlp-dropout", *steps)
+    assert run.code == 0, run.output[-3000:]
+    raw = run.json
+    loops = ("harness", "native")
+    assert set(raw["trajectories"]) == {f"{i}/{loop}" for i in IMPLS for loop in loops}
+    for pair in raw["comparison"]["pairs"]:
+        _bitwise_or_equinox_within_its_bound(pair)  # the same masks, the same programs
+    losses = raw["trajectories"]["flax_linen/harness"]["loss"]
+    assert len(losses) == FAST_STEPS and losses[-1] < losses[0]  # it trains
 
 
 def _bitwise_or_equinox_within_its_bound(pair: dict) -> None:
@@ -157,6 +176,12 @@ def test_native_statistical_check_names_the_test_and_prints_p_values(native_run)
         assert len(s["accuracies"]) == 20 and s["mean"] >= 0.9, name
 
 
+POWER_SEEDS = 10
+"""Seeds per side in the power test: with 10 against 10, a Mann-Whitney U test's smallest
+two-sided p-value (the two samples apart) is 1.8e-4, far below the 0.05 threshold, so a clear
+shift is caught (the native run uses the default 20)."""
+
+
 def test_the_statistical_check_has_power_rate_half_against_rate_tenth(tmp_path):
     linen = shared.load_factory(shared.implementations("mlp-dropout")["flax_linen"])
 
@@ -169,7 +194,11 @@ def test_the_statistical_check_has_power_rate_half_against_rate_tenth(tmp_path):
             return getattr(self.inner, attr)
 
     result = shared.cross_validate(
-        mlp_dropout.SPEC, [linen, HalfRate], mode="native", loops=["harness"], options={"seeds": 20}
+        mlp_dropout.SPEC,
+        [linen, HalfRate],
+        mode="native",
+        loops=["harness"],
+        options={"seeds": POWER_SEEDS},
     )
     seeds = result.analysis("seeds")
     (pair,) = seeds["pairs"]
