@@ -124,6 +124,10 @@ SLOW_COMMANDS = {
     "state-rosetta checkpoint resume --model mlp-bn --steps 6 --at 3 --optimizer adam --loop "
     "native": "the bias adder's resume is the fast tier's",
     "state-rosetta compare --devices 8 --parallel jit --batch 16": "shard_map's is the fast tier's",
+    "state-rosetta compare --devices 8 --parallel unsynced --impls jax,haiku": "tests/parallel's",
+    "state-rosetta compare --processes 2 --devices-per-process 4 --impls jax,haiku": (
+        "tests/parallel launches two processes in the fast tier"
+    ),
 }
 """Documented commands that run in the slow tier (the fast tier runs the rest), and why."""
 
