@@ -19,6 +19,9 @@ from flax import nnx
 
 import shared
 
+# Like tests/port/test_port_models.py: the fast tier's porter's path is tests/port/test_port_mlp.
+pytestmark = pytest.mark.slow
+
 DIM, CODES, FEATURES = 4, 8, 6
 
 
@@ -157,7 +160,6 @@ class Float64Decay(ZeroDebiasedEMA):
         return self.decay * hidden + (1 - self.decay) * value
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("vq", "leaf"),
     [
