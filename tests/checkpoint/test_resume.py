@@ -47,8 +47,8 @@ BIAS = [
 # nnx.state with its typed RNG keys, Haiku's dicts, Equinox's eqx.filter, Keras's variables,
 # and each dropout stream) with adam, the richest optimizer state. The harness and scan
 # loops' trainers are the same generic code for every framework, and the bias adder above
-# resumes them in every framework with every optimizer. CI also runs the MLPs' whole matrix,
-# every loop and optimizer, from the command line (.ci/run: checkpoint resume --optimizer all).
+# resumes them in every framework with every optimizer. CI also runs the MLPs' native loops
+# with every optimizer from the command line (.ci/run: checkpoint resume --optimizer all).
 MLP_LOOPS = ("native",)
 
 
