@@ -22,9 +22,6 @@ from .._wrap import framework_of, wrap
 from ..core import OPTIMIZERS, ModelSpec, contained, load_object, parse_tolerance
 from ._cli import check_reports, report
 
-LOSSES = ("mse", "xent")
-"""The built-in losses; `--loss FILE.py:FN` (or `MODULE:FN`) names any other."""
-
 DESCRIPTION = """\
 Cross-validate a port against its reference, each as its framework builds it: train both
 from the reference's init in the shared harness, step by step and in lockstep, and report as
@@ -138,6 +135,10 @@ def xent(logits: Any, batch: Any) -> jax.Array:
         )
     picked = jnp.take_along_axis(jax.nn.log_softmax(logits), labels[..., None], axis=-1)
     return -jnp.mean(picked)
+
+
+LOSSES: dict[str, Callable[[Any, Any], jax.Array]] = {"mse": mse, "xent": xent}
+"""The built-in losses, by `--loss` name; `--loss FILE.py:FN` (or `MODULE:FN`) names any other."""
 
 
 def _checked(loss: Callable[..., Any], name: str) -> Callable[[Any, Any], jax.Array]:

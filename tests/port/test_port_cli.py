@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from shared.cli import main
-from shared.comparison._port_cli import mse, xent
+from shared.comparison import PORT_LOSSES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -284,6 +284,7 @@ def test_bad_arguments_exit_2_with_one_line_naming_the_argument(files, capsys, a
 
 
 def test_the_built_in_losses_are_their_closed_forms():
+    mse, xent = PORT_LOSSES["mse"], PORT_LOSSES["xent"]
     y = jnp.array([[1.0, 2.0], [0.0, 0.0]])
     assert float(mse(jnp.zeros((2, 2)), {"y": y})) == pytest.approx(5.0 / 4)
     # Equal logits over two classes: log 2 whatever the label; ln(1 + e) against the lower.
