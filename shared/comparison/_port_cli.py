@@ -260,20 +260,22 @@ def run(args: argparse.Namespace, console: Console) -> int:
     reference = load_model(args.reference, "reference")
     port = load_model(args.port, "port")
     field = args.inputs
-    try:
-        result = check_port(
-            reference,
-            port,
-            data=batches,
-            loss=loss,
-            inputs=lambda batch: batch[field],
-            steps=args.steps,
-            optimizer=args.optimizer,
-            lr=args.lr,
-            seed=args.seed,
-            tolerance=tolerance,
-            random=args.random,
-        )
+    try:  # contained: a model's sys.exit() is its failure, not this command's end
+        with contained(f"{args.reference} against {args.port}"):
+            result = check_port(
+                reference,
+                port,
+                data=batches,
+                loss=loss,
+                inputs=lambda batch: batch[field],
+                steps=args.steps,
+                optimizer=args.optimizer,
+                lr=args.lr,
+                seed=args.seed,
+                tolerance=tolerance,
+                random=args.random,
+            )
     except (ValueError, TypeError) as e:  # the loss, the alignment, a model's own init
         raise UsageError(str(e)) from None
+    result.config["data"] = str(args.data)  # where the data came from, as compare records
     return report(result, console, json=args.json)

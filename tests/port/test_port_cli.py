@@ -42,6 +42,13 @@ def needs(width):
 
 def broken():
     raise ValueError("no model today")
+
+
+def _exits(x):
+    raise SystemExit(0)  # uncontained, it would end the command: exit 0, "all agree"
+
+
+EXITS = hk.transform(_exits)  # its init calls it
 """
 
 PORT = """
@@ -62,6 +69,7 @@ class MLP(nnx.Module):  # hk.nets.MLP([16, 3]) on 4 inputs: relu between the lay
 
 
 GELU = shared.wrap(MLP(activation=jax.nn.gelu))  # what shared.wrap made of one
+
 """
 
 LOSSES = """
@@ -114,7 +122,7 @@ def test_a_correct_port_exits_0_and_says_all_agree(files, capsys):
     assert "all trajectories agree: 1 agree with haiku/harness, 0 diverge, 0 failed" in out
     assert "5 steps" in out and "wrote run.json" in out
     run = json.loads((files / "run.json").read_text())
-    assert run["comparison"]["agree"] is True
+    assert run["comparison"]["agree"] is True and run["config"]["data"] == "data.npz"
     aligned = {ref: port for ref, port, _ in run["config"]["alignment"]}
     assert aligned["params.mlp/~/linear_0.w"] == "params.layers.0.kernel"
     assert aligned["params.mlp/~/linear_1.b"] == "params.layers.1.bias"
@@ -212,6 +220,10 @@ BAD = {
     "a factory that raises": (
         ["reference.py:broken", "port.py:MLP"],
         r"reference reference.py:broken: calling broken\(\) raised ValueError: no model today",
+    ),
+    "a model that calls sys.exit": (
+        ["reference.py:EXITS", "port.py:MLP"],
+        r"reference.py:EXITS against port.py:MLP raised SystemExit\(0\)",
     ),
     "mismatched leading axes": (
         ["reference.py:MODEL", "port.py:MLP", "--data", "ragged.npz"],
