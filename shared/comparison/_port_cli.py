@@ -17,7 +17,7 @@ import numpy as np
 from rich.console import Console
 
 from .._command import UsageError, check_count, check_seed, one_line
-from .._port import check_port
+from .._port import AlignmentError, check_port
 from .._wrap import framework_of, wrap
 from ..core import OPTIMIZERS, ModelSpec, contained, load_object, parse_tolerance
 from ._cli import check_reports, report
@@ -79,7 +79,36 @@ def add_parser(sub: Any, spec: ModelSpec | None) -> None:
     c.add_argument(
         "--random", action="store_true", help="pass each step's key to both models (dropout)"
     )
+    c.add_argument(
+        "--map",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="REF=PORT",
+        help="pair a reference leaf with a port leaf where the alignment cannot decide (its "
+        "error lists both sides), e.g. params.~.a=params.a; repeatable",
+    )
     c.add_argument("--json", type=Path, metavar="PATH", help="write the run as JSON")
+
+
+def _pair(text: str) -> tuple[str, str]:
+    ref, sep, port = text.partition("=")
+    if not sep or not ref.strip() or not port.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected REF=PORT, e.g. params.mlp/~/linear_0.w=params.layers.0.kernel, got {text!r}"
+        )
+    return ref.strip(), port.strip()
+
+
+def _mapping(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for ref, port in pairs:
+        if ref in mapping:
+            raise UsageError(
+                f"--map: {ref} is paired twice ({mapping[ref]}, {port}); expected once"
+            )
+        mapping[ref] = port
+    return mapping
 
 
 def read_batches(path: Path) -> dict[str, np.ndarray]:
@@ -244,6 +273,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError(f"--lr: expected a finite learning rate > 0, got {args.lr}")
     check_reports(args.json)
+    mapping = _mapping(args.map)
     try:
         tolerance = None if args.tolerance is None else parse_tolerance(args.tolerance)
     except ValueError as e:
@@ -272,10 +302,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 optimizer=args.optimizer,
                 lr=args.lr,
                 seed=args.seed,
+                mapping=mapping,
                 tolerance=tolerance,
                 random=args.random,
             )
-    except (ValueError, TypeError) as e:  # the loss, the alignment, a model's own init
+    except AlignmentError as e:  # its hint is check_port's keyword: say the flag too
+        raise UsageError(f"{e} (on the command line: one --map REF=PORT per pair)") from None
+    except (ValueError, TypeError) as e:  # the loss, a model's own init
         raise UsageError(str(e)) from None
     result.config["data"] = str(args.data)  # where the data came from, as compare records
     return report(result, console, json=args.json)

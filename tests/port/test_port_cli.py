@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 REFERENCE = """
 import haiku as hk
+import jax.numpy as jnp
 
 
 def forward(x):
@@ -49,10 +50,20 @@ def _exits(x):
 
 
 EXITS = hk.transform(_exits)  # its init calls it
+
+
+def _sum(x):  # two params of one shape, one add: no data-flow order tells them apart
+    a = hk.get_parameter("a", (3,), init=jnp.ones)
+    b = hk.get_parameter("b", (3,), init=jnp.zeros)
+    return x * (b + a)
+
+
+SUM = hk.transform(_sum)
 """
 
 PORT = """
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 import shared
@@ -70,6 +81,17 @@ class MLP(nnx.Module):  # hk.nets.MLP([16, 3]) on 4 inputs: relu between the lay
 
 GELU = shared.wrap(MLP(activation=jax.nn.gelu))  # what shared.wrap made of one
 
+
+class Sum(nnx.Module):
+    def __init__(self):
+        self.a = nnx.Param(jnp.ones((3,)))
+        self.b = nnx.Param(jnp.zeros((3,)))
+
+    def __call__(self, x):
+        return x * (self.a + self.b)
+
+
+SUM = Sum()
 """
 
 LOSSES = """
@@ -98,6 +120,9 @@ def files(tmp_path, monkeypatch):
     np.savez(tmp_path / "ragged.npz", x=x, y=np.tanh(x[:4, ..., :3]))
     np.savez(tmp_path / "objects.npz", x=x, y=np.array([{"a": 1}] * 5, dtype=object))
     np.save(tmp_path / "one.npy", x)
+    np.savez(tmp_path / "floats.npz", x=x, label=np.zeros((5, 8), np.float32))
+    # tests/port/test_port_errors.py's data for its ambiguous pair: the same programs.
+    np.savez(tmp_path / "sum.npz", x=np.ones((2, 4, 3), np.float32), y=np.zeros((2, 4, 3)))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -143,6 +168,17 @@ def test_a_port_with_a_wrong_activation_exits_1_naming_step_1(files, capsys):
     assert code == 1, out
     assert "flax_nnx/harness diverges from haiku/harness first at step 1, loss: " in out
     assert "DISAGREEMENT" in out and "2 steps" in out
+
+
+def test_an_ambiguous_alignment_exits_2_naming_map_and_takes_the_pairs_it_lists(files, capsys):
+    args = ["reference.py:SUM", "port.py:SUM", "--data", "sum.npz", "--loss", "mse"]
+    code, _, err = _port(capsys, *args)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "ambiguous params" in err and "one --map REF=PORT per pair" in err
+    pairs = ["--map", "params.~.a=params.a", "--map", "params.~.b=params.b"]
+    code, out, err = _port(capsys, *args, *pairs)
+    assert code == 0, out + err
+    assert "all trajectories agree" in out
 
 
 EQUINOX = """
@@ -269,6 +305,22 @@ BAD = {
     "a loss that is not callable": (
         ["reference.py:MODEL", "port.py:MLP", "--loss", "losses.py:NOT_CALLABLE"],
         r"--loss losses.py:NOT_CALLABLE: got a int; expected a function",
+    ),
+    "a --map that is no pair": (
+        ["reference.py:MODEL", "port.py:MLP", "--map", "params.a"],
+        r"argument --map: expected REF=PORT, e.g. .*got 'params.a'",
+    ),
+    "a --map that pairs a leaf twice": (
+        ["reference.py:MODEL", "port.py:MLP", "--map", "params.a=params.b", "--map", "params.a=c"],
+        r"--map: params.a is paired twice \(params.b, c\); expected once",
+    ),
+    "a --map that names no leaf": (
+        ["reference.py:MODEL", "port.py:MLP", "--map", "params.nope=params.layers.0.kernel"],
+        r"mapping: params.nope names no leaf of the reference .*one --map REF=PORT per pair",
+    ),
+    "xent with float labels": (
+        ["reference.py:MODEL", "port.py:MLP", "--data", "floats.npz", "--loss", "xent"],
+        r"--data floats.npz: label is float32; --loss xent expects integer classes",
     ),
     "bad tolerance": (
         ["reference.py:MODEL", "port.py:MLP", "--tolerance", "close"],
