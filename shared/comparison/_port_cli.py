@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import math
+import sys
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -66,7 +68,11 @@ def add_parser(sub: Any, spec: ModelSpec | None) -> None:
         help="the field of the batch the models see (default: x)",
     )
     c.add_argument(
-        "--steps", type=int, default=None, help="train on the first N batches (default: all)"
+        "--steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train on the first N batches (default: all)",
     )
     c.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="(default: sgd)")
     c.add_argument("--lr", type=float, default=0.02, help="learning rate (default: 0.02)")
@@ -235,9 +241,29 @@ def _is_factory(obj: Any) -> bool:
     )
 
 
+def _keras_first(text: str) -> None:
+    """Keras reads its backend once, at its first import: a model file that imports it before
+    this project's Keras package would get TensorFlow's. When the file's source names keras,
+    import that package first (it selects JAX), as an `import impl_keras` atop the file would.
+    (A `MODULE:ATTR`, or a file whose neighbour imports Keras, needs `KERAS_BACKEND=jax`.)"""
+    module = text.rpartition(":")[0]
+    if "keras" in sys.modules or not module.endswith(".py"):
+        return
+    try:
+        source = Path(module).read_text(errors="replace")
+    except OSError:
+        return  # load_object names the file
+    if "keras" in source:
+        try:
+            importlib.import_module("impl_keras")
+        except ImportError as e:  # a keras.json with another backend or floatx
+            raise UsageError(f"{text}: {e}") from None
+
+
 def load_model(text: str, label: str) -> Any:
     """REFERENCE or PORT: the object `FILE.py:ATTR` names (a factory of none called once),
     wrapped, so that a bad one is refused naming the argument before anything runs."""
+    _keras_first(text)
     try:
         obj = load_object(text, option=label)
     except ValueError as e:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -233,6 +236,34 @@ def test_an_equinox_reference_and_its_linen_port_agree_with_the_layouts_transpos
     # Equinox's (out, in) weight is Linen's (in, out) kernel, layer for layer.
     assert aligned["params.layers.0.weight"] == "params.Dense_0.kernel"
     assert aligned["params.layers.2.bias"] == "params.Dense_2.bias"
+
+
+KERAS = """
+import keras  # first, as a Keras user writes it: Keras reads its backend at this import
+
+PORT = keras.Sequential(
+    [keras.Input((4,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)]
+)
+"""
+
+
+@pytest.mark.slow  # a fresh process: Keras's backend is chosen at its first import
+def test_a_keras_port_file_that_imports_keras_first_gets_the_jax_backend(files):
+    (files / "keras_port.py").write_text(KERAS)
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    argv = ["port", "reference.py:MODEL", "keras_port.py:PORT", "--data", "data.npz"]
+    done = subprocess.run(
+        [sys.executable, "-m", "shared", *argv, "--loss", "mse"],
+        cwd=files,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    # Keras's Dense and Haiku's Linear compile to the same program: bitwise (measured).
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "all trajectories agree: 1 agree with haiku/harness" in done.stdout
+    assert "keras/harness" in done.stdout
 
 
 BAD = {
