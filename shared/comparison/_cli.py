@@ -233,8 +233,9 @@ def _check_arguments(args: argparse.Namespace) -> None:
 def check_reports(json: Path | None, plot: Path | None = None) -> None:
     """Refuse, before anything trains, a `--json` (or its sidecar) or `--plot` path that
     cannot be written."""
-    sidecar = None if json is None else json.with_name(json.name + SIDECAR_SUFFIX)
-    check_output(json, sidecar, plot)
+    check_output(json, plot)  # first: a path with no name ('.', '/') is a folder, refused here
+    if json is not None:
+        check_output(json.with_name(json.name + SIDECAR_SUFFIX))
 
 
 def _guard(args: argparse.Namespace, spec: ModelSpec, *, devices: int, processes: int) -> None:

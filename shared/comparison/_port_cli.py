@@ -117,13 +117,21 @@ def _mapping(pairs: list[tuple[str, str]]) -> dict[str, str]:
     return mapping
 
 
+NPY_MAGIC, ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
+"""How an .npy file and a zip archive (an .npz) start."""
+
+
 def read_batches(path: Path) -> dict[str, np.ndarray]:
     """An `.npz` archive's arrays, read without unpickling, all stacked on one steps axis."""
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
+        with open(path, "rb") as f:
+            head = f.read(len(NPY_MAGIC))
+        # np.load takes anything else for a pickle, and says so: name what it is instead.
+        if head.startswith(NPY_MAGIC):
             raise UsageError(f"--data {path}: expected an .npz archive, got one .npy array")
-        with loaded as archive:
+        if not head.startswith(ZIP_MAGIC):
+            raise UsageError(f"--data {path}: expected an .npz archive (a zip of .npy arrays)")
+        with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         # ValueError: an object array too, which only unpickling could read.

@@ -123,6 +123,7 @@ def files(tmp_path, monkeypatch):
     np.savez(tmp_path / "ragged.npz", x=x, y=np.tanh(x[:4, ..., :3]))
     np.savez(tmp_path / "objects.npz", x=x, y=np.array([{"a": 1}] * 5, dtype=object))
     np.save(tmp_path / "one.npy", x)
+    (tmp_path / "text.npz").write_text("x,y\n1,2\n")
     np.savez(tmp_path / "floats.npz", x=x, label=np.zeros((5, 8), np.float32))
     # tests/port/test_port_errors.py's data for its ambiguous pair: the same programs.
     np.savez(tmp_path / "sum.npz", x=np.ones((2, 4, 3), np.float32), y=np.zeros((2, 4, 3)))
@@ -308,6 +309,14 @@ BAD = {
     "an .npy, not an .npz": (
         ["reference.py:MODEL", "port.py:MLP", "--data", "one.npy"],
         r"--data one.npy: expected an .npz archive, got one .npy array",
+    ),
+    "a file that is no archive": (
+        ["reference.py:MODEL", "port.py:MLP", "--data", "text.npz"],
+        r"--data text.npz: expected an .npz archive \(a zip of .npy arrays\)$",
+    ),
+    "a --json into a folder": (
+        ["reference.py:MODEL", "port.py:MLP", "--json", "."],
+        r"cannot write \.: it is a folder, not a regular file; nothing was replaced",
     ),
     "more steps than the data": (
         ["reference.py:MODEL", "port.py:MLP", "--steps", "6"],
