@@ -1,8 +1,9 @@
 """The `state-rosetta` command line (also `python -m shared`).
 
-`compare` trains a model in every framework and loop and compares; `diff` compares two saved
-runs; `docs` generates the idioms guide; `checkpoint` saves, resumes and transplants; `bench`
-times the training steps. Exit codes: 0 all agree (or done), 1 something diverged, failed or
+`compare` trains a model in every framework and loop and compares; `port` checks a port
+against its reference, each its framework's own object; `diff` compares two saved runs;
+`docs` generates the idioms guide; `checkpoint` saves, resumes and transplants; `bench` times
+the training steps. Exit codes: 0 all agree (or done), 1 something diverged, failed or
 is stale, 2 bad arguments or data, 3 an internal error (STATE_ROSETTA_TRACEBACK=1 prints its
 traceback), 130 interrupted.
 """
@@ -33,6 +34,7 @@ from ._registry import is_registered, load_spec
 from .bench import _cli as bench
 from .checkpoint import _cli as checkpoint
 from .comparison import _cli as compare
+from .comparison import _port_cli as port
 from .core import ModelSpec, PluginError
 from .diff import _cli as diff
 from .docs import _cli as docs
@@ -51,6 +53,7 @@ class Command(NamedTuple):
 
 COMMANDS: dict[str, Command] = {
     "compare": Command(compare.add_parser, compare.run, lambda rest: True),
+    "port": Command(port.add_parser, port.run),
     "diff": Command(diff.add_parser, diff.run),
     "docs": Command(docs.add_parser, docs.run),
     # Every checkpoint action but `continue` (which takes its case from the checkpoint).

@@ -31,6 +31,7 @@ from ..core import (
     OPTIMIZERS,
     PARALLEL_MODES,
     SIDECAR_SUFFIX,
+    CompareResult,
     ModelSpec,
     RunOptions,
 )
@@ -226,8 +227,15 @@ def _check_arguments(args: argparse.Namespace) -> None:
             f"--port: expected 1..65535, got {args.port} (or leave --port out: the launcher "
             "picks a free one)"
         )
-    sidecar = None if args.json is None else args.json.with_name(args.json.name + SIDECAR_SUFFIX)
-    check_output(args.json, sidecar, args.plot)
+    check_reports(args.json, args.plot)
+
+
+def check_reports(json: Path | None, plot: Path | None = None) -> None:
+    """Refuse, before anything trains, a `--json` (or its sidecar) or `--plot` path that
+    cannot be written."""
+    check_output(json, plot)  # first: a path with no name ('.', '/') is a folder, refused here
+    if json is not None:
+        check_output(json.with_name(json.name + SIDECAR_SUFFIX))
 
 
 def _guard(args: argparse.Namespace, spec: ModelSpec, *, devices: int, processes: int) -> None:
@@ -316,16 +324,29 @@ def run(args: argparse.Namespace, console: Console) -> int:
             raise UsageError(str(e)) from None
     if args.process_id not in (None, 0):  # a launched process: process 0 reports
         return EXIT_AGREE if result.agree else EXIT_DIVERGE
+    return report(result, console, json=args.json, plot_path=args.plot)
+
+
+def report(
+    result: CompareResult,
+    console: Console,
+    *,
+    json: Path | None = None,
+    plot_path: Path | None = None,
+) -> int:
+    """Print the run's table, divergences and verdict line, write its JSON and plots; return
+    the exit code (0 all agree, 1 something diverged or failed). `state-rosetta port` reports
+    through this too, so that a port's result reads as a comparison's."""
     print_report(result, console)
-    if args.json is not None:
-        for path in write_json(result, args.json):
+    if json is not None:
+        for path in write_json(result, json):
             console.print(f"wrote {escape(str(path))}")
-    if args.plot is not None:
-        plot(result, args.plot)
-        console.print(f"wrote {escape(str(args.plot))}")
+    if plot_path is not None:
+        plot(result, plot_path)
+        console.print(f"wrote {escape(str(plot_path))}")
         for analysis in result.analyses:
             if analysis.plot is not None:
-                path = args.plot.with_name(f"{args.plot.stem}.{analysis.key}{args.plot.suffix}")
+                path = plot_path.with_name(f"{plot_path.stem}.{analysis.key}{plot_path.suffix}")
                 analysis.plot(path)
                 console.print(f"wrote {escape(str(path))}")
     return EXIT_AGREE if result.agree else EXIT_DIVERGE

@@ -354,6 +354,7 @@ def _link(tmp: Path) -> Path:
 
 BAD_OUTPUTS = {
     "a folder": (_folder, "it is a folder"),
+    "the current folder, '.'": (lambda tmp: Path("."), "it is a folder"),  # no name: no sidecar
     "a FIFO": (_fifo, "it is a FIFO"),
     "a read-only file": (_read_only, "it is read-only (mode 0444)"),
     "a character device": (_device, "it is a character device"),
