@@ -1,5 +1,6 @@
-"""Freed host buffers go back to the system after every step: left in glibc's heaps, the
-gaps between the buffers that outlive a step stayed resident, and a long run's memory grew."""
+"""Freed host buffers go back to the system (the streaming run does it after every step):
+left in glibc's heaps, the gaps between buffers that outlive a step stay resident, and a
+long run's memory grew with its steps."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ import os
 import numpy as np
 import pytest
 
-import shared
-import shared.core._stream_run as stream_run
-from shared.core._heap import release_freed
+from shared.core import release_freed
 
 MIB = 2**20
 
@@ -40,18 +39,3 @@ def test_the_free_gaps_between_live_buffers_leave_the_resident_memory():
     # header page, or a gap merged into the heap's top and trimmed by free() already).
     assert freed >= 24 * MIB, f"only {freed / MIB:.1f} MiB of 32 MiB of gaps returned"
     assert all(k[0] == 1.0 for k in kept)
-
-
-def test_a_side_by_side_run_releases_the_freed_memory_after_every_step(monkeypatch):
-    calls: list[int] = []
-
-    def counted() -> bool:
-        calls.append(1)
-        return True
-
-    monkeypatch.setattr(stream_run, "release_freed", counted)
-    options = shared.CompareOptions(
-        model="bias-adder", impls=("jax", "flax_nnx"), loops=("harness",), steps=7
-    )
-    assert shared.run_compare(options).agree
-    assert len(calls) == 7
