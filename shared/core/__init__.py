@@ -37,6 +37,7 @@ from ._harness import (
     scan_body,
     unstack,
 )
+from ._heap import release_freed
 from ._keys import step_keys
 from ._layers import LayerDiff, LayerReport
 from ._loader import load_object
@@ -208,6 +209,7 @@ __all__ = [
     "package_versions",
     "parse_tolerance",
     "private_folder",
+    "release_freed",
     "replica_report",
     "run_harness",
     "run_loop",

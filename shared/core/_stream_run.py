@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from ._heap import release_freed
 from ._lockstep import Lockstep
 from ._plugin import contained  # the user's code may call sys.exit()
 from ._protocol import Batch, Implementation
@@ -138,6 +139,10 @@ def train_side_by_side(
         _push(streams, step, values)
         if not record:
             _keep_windows(streams, by_key, out.windows)
+        del values  # this step's values, but for what the tracks and windows hold
+        # The step's freed host buffers, back to the system: left in the C heap, the gaps
+        # between the buffers that outlive a step stay resident and add up over the steps.
+        release_freed()
     return out
 
 
