@@ -135,6 +135,17 @@ def mlp_bn_run(cli_run) -> CliRun:
     return cli_run("compare", "--model", "mlp-bn")
 
 
+MLP_BN_FAST_STEPS = "20"
+"""The fast tier's mlp-bn run: every framework and loop, 20 sgd steps (its cost is compiling
+fifteen trajectories' programs; the 200-step run is the slow tier's)."""
+
+
+@pytest.fixture(scope="session")
+def mlp_bn_short_run(cli_run) -> CliRun:
+    """`state-rosetta compare --model mlp-bn --steps 20`: every framework and loop."""
+    return cli_run("compare", "--model", "mlp-bn", "--steps", MLP_BN_FAST_STEPS)
+
+
 @pytest.fixture(scope="session")
 def mlp_bn_defaults_run(cli_run) -> CliRun:
     """`state-rosetta compare --model mlp-bn --defaults`: each framework's own defaults."""

@@ -120,6 +120,10 @@ SLOW_COMMANDS = {
     "state-rosetta compare --model mlp-dropout --optimizer adam --lr 0.01": "adam's mlp-dropout",
     "state-rosetta compare --model mlp-dropout --native": "20 seeds in every framework",
     "state-rosetta compare --model mlp-dropout": "the fast tier's aligned run is 20 steps",
+    "state-rosetta compare --model mlp-bn": "the fast tier's is 20 steps (tests/mlp_bn)",
+    "state-rosetta checkpoint resume --model bias-adder --steps 6 --at 3 --optimizer adam": (
+        "the fast tier resumes the native loops (tests/checkpoint)"
+    ),
     "state-rosetta compare --model mlp-bn --defaults": "the fast tier's drift: Linen, Keras",
     "state-rosetta checkpoint resume --model mlp-bn --steps 6 --at 3 --optimizer adam --loop "
     "native": "the bias adder's resume is the fast tier's",

@@ -289,6 +289,7 @@ def test_bad_implementation_exits_2_with_one_line(tmp_path, capsys, case):
     assert message in err, err
 
 
+@pytest.mark.slow  # mlp-bn's 200 steps in every framework and loop
 def test_a_large_run_fits_and_reads_back_exactly(tmp_path, mlp_bn_run):
     files = [
         mlp_bn_run.json_path,

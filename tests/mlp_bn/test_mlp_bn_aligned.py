@@ -1,8 +1,9 @@
 """mlp-bn, aligned: four built-in BatchNorms trained on digits agree step by step and at eval.
 
 The 200-step sgd run over every framework and loop is the session's `mlp_bn_run` (the
-command line's default `compare --model mlp-bn`, read back from its JSON); the adam run is
-smaller (the harness loop only) and made here, once.
+command line's default `compare --model mlp-bn`, read back from its JSON), in the slow tier;
+the fast tier reads the same run over 20 steps (`mlp_bn_short_run`). The adam run is smaller
+(the harness loop only) and made here, once.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def _evals(run: shared.SavedRun) -> dict[str, dict[str, float]]:
     return {k: t["eval"] for k, t in run.raw["trajectories"].items() if "eval" in t}
 
 
+@pytest.mark.slow  # the 200-step run
 @ON_311_SET
 def test_aligned_sgd_run_agrees_with_stated_bounds(mlp_bn_run):
     run = mlp_bn_run.run
@@ -99,6 +101,7 @@ def _max_abs(a: shared.Trajectory, b: shared.Trajectory, kind: str, until: int) 
     )
 
 
+@pytest.mark.slow  # the 200-step run
 @ON_311_SET
 def test_aligned_sgd_eval_outputs_and_accuracies(mlp_bn_run):
     run = mlp_bn_run.run
@@ -129,21 +132,33 @@ def test_aligned_sgd_eval_outputs_and_accuracies(mlp_bn_run):
     assert evals["haiku/harness"]["accuracy"] == np.mean(z.argmax(1) == digits.y_test)
 
 
-def test_linen_and_nnx_are_bitwise_equal_and_loops_are_bitwise_within_a_framework(mlp_bn_run):
-    t = mlp_bn_run.run.trajectories
+def test_every_framework_and_loop_agrees_over_20_steps(mlp_bn_short_run):
+    assert mlp_bn_short_run.code == 0, mlp_bn_short_run.output[-3000:]
+    pairs = mlp_bn_short_run.run.comparison["pairs"]
+    assert {p["a"] for p in pairs} == {
+        f"{f}/{loop}" for f in FRAMEWORKS for loop in shared.LOOPS
+    } - {"flax_linen/harness"}
+    # No pair parts this early (measured: the first parting is step 93, Haiku's).
+    assert all(p["first_divergence"] is None and not p.get("parting") for p in pairs), pairs
+
+
+def test_linen_and_nnx_are_bitwise_equal_and_loops_are_bitwise_within_a_framework(
+    mlp_bn_short_run,
+):
+    t = mlp_bn_short_run.run.trajectories
     assert shared.compare(t["flax_nnx/harness"], t["flax_linen/harness"]).bitwise
     for f in FRAMEWORKS:
         for loop in ("native", "scan"):
             assert shared.compare(t[f"{f}/{loop}"], t[f"{f}/harness"]).bitwise, (f, loop)
 
 
-def test_haiku_and_equinox_are_not_bitwise_so_the_tolerance_is_needed(mlp_bn_run):
+def test_haiku_and_equinox_are_not_bitwise_so_the_tolerance_is_needed(mlp_bn_short_run):
     # If they became bitwise equal the stated tolerance would be stale: this says so.
-    by_name = against_reference(mlp_bn_run.run.comparison["pairs"])
+    by_name = against_reference(mlp_bn_short_run.run.comparison["pairs"])
     assert by_name["haiku/harness"]["bitwise"] is False
     assert by_name["equinox/harness"]["bitwise"] is False
     # The saved trajectories say the same (the JSON's verdict is not taken on trust).
-    t = mlp_bn_run.run.trajectories
+    t = mlp_bn_short_run.run.trajectories
     assert not shared.compare(t["haiku/harness"], t["flax_linen/harness"]).bitwise
     assert not shared.compare(t["equinox/harness"], t["flax_linen/harness"]).bitwise
 
@@ -288,6 +303,7 @@ LOOSENESS = {
 """(factor, plus) by which a stated number may exceed this machine's: another CPU's code."""
 
 
+@pytest.mark.slow  # the 200-step run
 @ON_311_SET
 def test_the_numbers_the_docs_state_hold_for_the_run(mlp_bn_run):
     run = mlp_bn_run.run

@@ -45,13 +45,13 @@ FAST_STEPS = 20
 README's 200 reach the accuracy, in the slow tier)."""
 
 
-def test_aligned_keys_agree_across_frameworks_in_the_harness_and_native_loops(cli_run):
-    steps = ("--steps", str(FAST_STEPS), "--loop", "harness,native")
+def test_aligned_keys_agree_across_frameworks_in_the_harness_loop(cli_run):
+    # The harness loop only: compiling is the cost (the slow tier runs every loop).
+    steps = ("--steps", str(FAST_STEPS), "--loop", "harness")
     run = cli_run("compare", "--model", "mlp-dropout", *steps)
     assert run.code == 0, run.output[-3000:]
     raw = run.json
-    loops = ("harness", "native")
-    assert set(raw["trajectories"]) == {f"{i}/{loop}" for i in IMPLS for loop in loops}
+    assert set(raw["trajectories"]) == {f"{i}/harness" for i in IMPLS}
     for pair in raw["comparison"]["pairs"]:
         _bitwise_or_equinox_within_its_bound(pair)  # the same masks, the same programs
     losses = raw["trajectories"]["flax_linen/harness"]["loss"]
@@ -176,12 +176,6 @@ def test_native_statistical_check_names_the_test_and_prints_p_values(native_run)
         assert len(s["accuracies"]) == 20 and s["mean"] >= 0.9, name
 
 
-POWER_SEEDS = 10
-"""Seeds per side in the power test: with 10 against 10, a Mann-Whitney U test's smallest
-two-sided p-value (the two samples apart) is 1.8e-4, far below the 0.05 threshold, so a clear
-shift is caught (the native run uses the default 20)."""
-
-
 def test_the_statistical_check_has_power_rate_half_against_rate_tenth(tmp_path):
     linen = shared.load_factory(shared.implementations("mlp-dropout")["flax_linen"])
 
@@ -198,7 +192,7 @@ def test_the_statistical_check_has_power_rate_half_against_rate_tenth(tmp_path):
         [linen, HalfRate],
         mode="native",
         loops=["harness"],
-        options={"seeds": POWER_SEEDS},
+        options={"seeds": 20},
     )
     seeds = result.analysis("seeds")
     (pair,) = seeds["pairs"]

@@ -123,7 +123,8 @@ def test_a_coordinator_port_in_use_is_reported(tmp_path):
     assert f"--port {port}: 127.0.0.1:{port} is already in use" in proc.stderr
 
 
-@pytest.mark.parametrize("flags", [("--devices", "6"), ()])
+# The agreeing launch is the slow tier's (the fast tier launches two processes above).
+@pytest.mark.parametrize("flags", [("--devices", "6"), pytest.param((), marks=pytest.mark.slow)])
 def test_device_counts_that_do_not_match_are_refused(cli_run, flags):
     # The second is docs/parallel.md's command, which must agree.
     run = cli_run(
