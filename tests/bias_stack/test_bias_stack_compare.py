@@ -6,6 +6,7 @@ its declared bound: its vmapped dots sum in the reference's order on some CPUs o
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import shared
 from shared.models import bias_stack
@@ -64,6 +65,8 @@ def check_run(trajectories: dict[str, shared.Trajectory], optimizer: str) -> Non
             steps_equal(trajectory, reference)
 
 
+@pytest.mark.slow  # every implementation and loop compiled: the fast tier's bias stack is
+# tests/core/test_native_variants.py's and the bench's
 def test_compare_on_the_command_line_with_adam(cli_run):
     run = cli_run("compare", "--model", "bias-stack", "--depth", str(DEPTH), "--optimizer", "adam")
     assert run.code == 0, run.output[-3000:]  # every pair within its declared bound

@@ -90,13 +90,8 @@ def test_with_epsilon_zero_kerass_adam_is_optaxs_up_to_rounding():
         assert result.first_divergence is None, (scale, result)
 
 
-@pytest.mark.parametrize(
-    ("model", "module"),
-    [
-        ("mlp-bn", mlp_bn),
-        pytest.param("mlp-dropout", mlp_dropout, marks=pytest.mark.slow),  # the same optimizer
-    ],
-)
+@pytest.mark.slow  # two MLPs' native runs; the fast tier's Keras optimizer tests are above
+@pytest.mark.parametrize(("model", "module"), [("mlp-bn", mlp_bn), ("mlp-dropout", mlp_dropout)])
 def test_mlp_native_with_momentum_within_the_stated_bound(cli_run, model, module):
     run = cli_run(
         "compare",
