@@ -13,7 +13,7 @@ from ._api import (
     run_compare,
     suggest_tolerances,
 )
-from ._port import AlignmentError, assert_port, check_port, default_inputs
+from ._port import AlignmentError, ModelCallError, assert_port, check_port, default_inputs
 from ._registry import (
     DEFAULT_MODEL,
     FRAMEWORKS,
@@ -146,6 +146,7 @@ __all__ = [
     "LeafOrder",
     "LossFn",
     "Measured",
+    "ModelCallError",
     "ModelEntry",
     "ModelSpec",
     "NativeLoop",

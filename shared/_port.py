@@ -40,6 +40,38 @@ def default_inputs(batch: Any) -> Any:
     return batch
 
 
+class ModelCallError(ValueError):
+    """A user's model raised in its own `init` or `apply`: bad input, not this tool's fault."""
+
+
+def guarded(label: str, what: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn`, with whatever it raises re-raised as a `ModelCallError` naming `label` and
+    `what`, so that a model's own failure is one line, not an internal error."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ModelCallError:
+            raise
+        except Exception as e:
+            raise ModelCallError(f"{label}: its {what} raised {type(e).__name__}: {e}") from e
+
+    return call
+
+
+class Guarded:
+    """A wrapped model whose `init` and `apply` name it in what they raise; every other
+    attribute is the model's."""
+
+    def __init__(self, model: Any, label: str):
+        self._model = model
+        self.init = guarded(f"{label} ({model.name})", "init", model.init)
+        self.apply = guarded(f"{label} ({model.name})", "apply", model.apply)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
 class AlignedPort:
     """The port behind the protocol under the reference's canonical names and shapes."""
 
@@ -139,11 +171,15 @@ def align(
     return Alignment(tuple(matches), tuple(aside))
 
 
+def _training_call(model: Any, x: Any, key: Any) -> Callable[[Any, Any], Any]:
+    extra = {} if key is None else {"key": key}
+    return lambda p, s: model.apply(p, s, x, train=True, **extra)
+
+
 def _check_loss(loss: Any, ref: Any, values: Any, x: Any, batch: Any, key: Any) -> None:
     """Trace the loss on the reference's output once, before training: an output it cannot
     read is bad input, named with the output's structure."""
-    extra = {} if key is None else {"key": key}
-    out = jax.eval_shape(lambda p, s: ref.apply(p, s, x, train=True, **extra)[0], *values)
+    out = jax.eval_shape(_training_call(ref, x, key), *values)[0]
     try:
         jax.eval_shape(loss, out, batch)
     except (TypeError, IndexError, KeyError) as e:
@@ -206,7 +242,8 @@ def check_port(
     **Returns:** the [`CompareResult`][]; the alignment is `result.config["alignment"]`.
 
     **Raises:** `AlignmentError`, `TypeError` or `ValueError` naming the framework, the
-    argument and what was expected.
+    argument and what was expected; `ModelCallError` (a `ValueError`) when a model's own
+    `init` or `apply` raises, naming the model and what it raised.
     """
     pick = default_inputs if inputs is None else inputs
     leaves = jax.tree.leaves(data)
@@ -219,12 +256,15 @@ def check_port(
     batches = jax.tree.map(lambda a: np.asarray(a)[:steps], data)
     first = unstack(batches)[0]
     x = pick(first)
-    ref = wrap(reference, label="reference")
-    ported = wrap(port, label="port")
+    ref = Guarded(wrap(reference, label="reference"), "reference")
+    ported = Guarded(wrap(port, label="port"), "port")
     key0 = jax.random.key(seed)
     ref_values = ref.init(key0, x)
     port_values = ported.init(key0, x)
     step_key = jax.random.key(0) if random else None
+    # Both models' training calls traced once before anything else reads them: a model that
+    # fails is named here, not mistaken for an order the alignment cannot read.
+    jax.eval_shape(_training_call(ported, x, step_key), *port_values)
     _check_loss(loss, ref, ref_values, x, first, step_key)
     alignment = align(ref, ported, ref_values, port_values, x, mapping=mapping, key=step_key)
     _, ref_state = ref.to_canonical(*ref_values)
@@ -287,4 +327,4 @@ def assert_port(reference: Any, port: Any, **kwargs: Any) -> CompareResult:
     return result
 
 
-__all__ = ["AlignmentError", "assert_port", "check_port", "default_inputs"]
+__all__ = ["AlignmentError", "ModelCallError", "assert_port", "check_port", "default_inputs"]

@@ -95,6 +95,17 @@ class Sum(nnx.Module):
 
 
 SUM = Sum()
+
+
+class Oom(nnx.Module):  # a model whose own call fails, as a device out of memory would
+    def __init__(self):
+        self.layers = nnx.List([nnx.Linear(4, 3, rngs=nnx.Rngs(0))])
+
+    def __call__(self, x):
+        raise RuntimeError("RESOURCE_EXHAUSTED: out of memory (planted)")
+
+
+OOM = Oom()
 """
 
 LOSSES = """
@@ -333,6 +344,10 @@ BAD = {
     "xent without labels": (
         ["reference.py:MODEL", "port.py:MLP", "--loss", "xent"],
         r"--data data.npz: no field 'label' \(the classes of --loss xent\)",
+    ),
+    "a port whose own call raises": (
+        ["reference.py:MODEL", "port.py:OOM"],
+        r"port \(flax_nnx\): its apply raised RuntimeError: RESOURCE_EXHAUSTED",
     ),
     "a loss that raises": (
         ["reference.py:MODEL", "port.py:MLP", "--loss", "losses.py:broken"],

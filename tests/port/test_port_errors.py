@@ -55,6 +55,16 @@ def pick(y, batch):
     return y["out"].sum()
 
 
+def _raises_in_init(x):
+    hk.get_parameter("a", (3,), init=jnp.ones)
+    raise ZeroDivisionError("planted")
+
+
+def test_a_model_that_raises_in_its_own_init_is_named_with_what_it_raised():
+    with pytest.raises(shared.ModelCallError, match=r"^port \(haiku\): its init raised Zero"):
+        shared.check_port(Sum(), hk.transform(_raises_in_init), data=DATA, loss=mse)
+
+
 def test_a_non_model_is_refused_naming_the_argument_and_what_is_expected():
     with pytest.raises(TypeError, match=r"port: cannot tell the framework of a .*expected an hk"):
         shared.check_port(hk.transform(_forward), object(), data=DATA, loss=mse)
