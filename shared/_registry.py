@@ -6,8 +6,11 @@ no model. Adding a model: one entry in `MODELS` (its spec, its implementations).
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from .core import (
@@ -111,6 +114,38 @@ def versions() -> dict[str, str]:
     return package_versions(DISTRIBUTIONS)
 
 
+KERAS_PACKAGE = "impl_keras"
+"""Importing it selects Keras's JAX backend, before Keras is first imported."""
+
+
+def keras_first(text: str, option: str) -> None:
+    """Keras reads its backend once, at its first import: a user's file that imports it
+    before this project's Keras package would get TensorFlow's. When `FILE.py`'s source names
+    keras, import that package first, as an `import impl_keras` atop the file would. (A
+    `MODULE:ATTR`, or a file whose neighbour imports Keras, needs `KERAS_BACKEND=jax`.)
+
+    **Raises:** `ValueError` naming `option` when Keras's own configuration refuses JAX.
+    """
+    module = text.rpartition(":")[0]
+    if "keras" in sys.modules or not module.endswith(".py"):
+        return
+    try:
+        source = Path(module).read_text(errors="replace")
+    except OSError:
+        return  # load_object names the file
+    if "keras" in source:
+        try:
+            importlib.import_module(KERAS_PACKAGE)
+        except ImportError as e:  # a keras.json with another backend or floatx
+            raise ValueError(f"{option} {text}: {e}") from None
+
+
+def load_user_object(text: str, option: str) -> Any:
+    """`load_object`, with Keras's backend chosen first when the file uses Keras."""
+    keras_first(text, option)
+    return load_object(text, option=option)
+
+
 def is_registered(model: object) -> bool:
     """Is `model` the name of a built-in model?"""
     return isinstance(model, str) and model in MODELS
@@ -126,7 +161,7 @@ def load_spec(model: str | ModelSpec) -> ModelSpec:
     if is_registered(model):
         spec = load_object(MODELS[model].spec, option="--model")
     elif isinstance(model, str) and ":" in model:
-        spec = load_object(model, option="--model")
+        spec = load_user_object(model, "--model")
     else:
         raise ValueError(
             f"--model: unknown model {model!r}; expected one of {', '.join(MODELS)} or "
@@ -148,7 +183,7 @@ def load_factory(spec: str) -> ImplementationFactory:
 
     `ATTR` must be a callable that takes a config and returns an implementation.
     """
-    factory = load_object(spec, option="--impl")
+    factory = load_user_object(spec, "--impl")
     if not callable(factory):
         attr = spec.rpartition(":")[2]
         raise TypeError(f"--impl {spec}: {attr!r} must be callable (config -> implementation)")

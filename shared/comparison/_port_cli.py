@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 import math
-import sys
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -20,8 +18,9 @@ from rich.console import Console
 
 from .._command import UsageError, check_count, check_seed, one_line
 from .._port import AlignmentError, check_port
+from .._registry import load_user_object
 from .._wrap import framework_of, wrap
-from ..core import OPTIMIZERS, ModelSpec, contained, load_object, parse_tolerance
+from ..core import OPTIMIZERS, ModelSpec, contained, parse_tolerance
 from ._cli import check_reports, report
 
 DESCRIPTION = """\
@@ -224,7 +223,7 @@ def load_loss(text: str, path: Path, batches: dict[str, np.ndarray]) -> Callable
     if ":" not in text:
         raise UsageError(f"--loss: expected {', '.join(LOSSES)} or FILE.py:FN, got {text!r}")
     try:
-        fn = load_object(text, option="--loss")
+        fn = load_user_object(text, "--loss")
     except ValueError as e:
         raise UsageError(str(e)) from None
     if not callable(fn):
@@ -249,31 +248,11 @@ def _is_factory(obj: Any) -> bool:
     )
 
 
-def _keras_first(text: str) -> None:
-    """Keras reads its backend once, at its first import: a model file that imports it before
-    this project's Keras package would get TensorFlow's. When the file's source names keras,
-    import that package first (it selects JAX), as an `import impl_keras` atop the file would.
-    (A `MODULE:ATTR`, or a file whose neighbour imports Keras, needs `KERAS_BACKEND=jax`.)"""
-    module = text.rpartition(":")[0]
-    if "keras" in sys.modules or not module.endswith(".py"):
-        return
-    try:
-        source = Path(module).read_text(errors="replace")
-    except OSError:
-        return  # load_object names the file
-    if "keras" in source:
-        try:
-            importlib.import_module("impl_keras")
-        except ImportError as e:  # a keras.json with another backend or floatx
-            raise UsageError(f"{text}: {e}") from None
-
-
 def load_model(text: str, label: str) -> Any:
     """REFERENCE or PORT: the object `FILE.py:ATTR` names (a factory of none called once),
     wrapped, so that a bad one is refused naming the argument before anything runs."""
-    _keras_first(text)
     try:
-        obj = load_object(text, option=label)
+        obj = load_user_object(text, label)
     except ValueError as e:
         raise UsageError(str(e)) from None
     if _is_factory(obj):
