@@ -13,6 +13,7 @@ from ._api import (
     run_compare,
     suggest_tolerances,
 )
+from ._inits import InitComparison, InitRow, compare_inits
 from ._port import AlignmentError, ModelCallError, assert_port, check_port, default_inputs
 from ._registry import (
     DEFAULT_MODEL,
@@ -137,6 +138,8 @@ __all__ = [
     "FlatStep",
     "Implementation",
     "ImplementationFactory",
+    "InitComparison",
+    "InitRow",
     "InputsFn",
     "LayerCall",
     "LayerDiff",
@@ -177,6 +180,7 @@ __all__ = [
     "check_port",
     "check_steps",
     "compare",
+    "compare_inits",
     "config_differences",
     "cross_validate",
     "default_inputs",

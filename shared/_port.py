@@ -9,6 +9,7 @@ as from [`cross_validate`][].
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -206,6 +207,65 @@ def _set_aside_report(alignment: Alignment) -> AnalysisResult | None:
     )
 
 
+@dataclass(frozen=True)
+class Pair:
+    """A reference and its port, wrapped, initialised from one key and aligned."""
+
+    ref: Any
+    ported: Any
+    ref_values: tuple[Any, Any]
+    port_values: tuple[Any, Any]
+    alignment: Alignment
+    batches: Any
+    first: Any
+    x: Any
+    pick: Callable[[Any], Any]
+    step_key: Any
+    steps: int
+
+
+def prepare(
+    reference: Any,
+    port: Any,
+    *,
+    data: Any,
+    inputs: Callable[[Any], Any] | None,
+    steps: int | None,
+    seed: int,
+    mapping: Mapping[str, str] | None,
+    random: bool,
+    loss: Callable[[Any, Any], jax.Array] | None = None,
+) -> Pair:
+    """Check the data, wrap both models, initialise each with `seed`'s key, check that the
+    loss reads the reference's output (where there is one), align them."""
+    pick = default_inputs if inputs is None else inputs
+    leaves = jax.tree.leaves(data)
+    if not leaves:
+        raise ValueError("data: expected arrays stacked on a leading steps axis, got none")
+    available = int(np.shape(leaves[0])[0])
+    steps = available if steps is None else steps
+    if not 1 <= steps <= available:
+        raise ValueError(f"steps: expected 1 to {available} (the data's steps), got {steps}")
+    batches = jax.tree.map(lambda a: np.asarray(a)[:steps], data)
+    first = unstack(batches)[0]
+    x = pick(first)
+    ref = Guarded(wrap(reference, label="reference"), "reference")
+    ported = Guarded(wrap(port, label="port"), "port")
+    key0 = jax.random.key(seed)
+    ref_values = ref.init(key0, x)
+    port_values = ported.init(key0, x)
+    step_key = jax.random.key(0) if random else None
+    # Both models' training calls traced once before anything else reads them: a model that
+    # fails is named here, not mistaken for an order the alignment cannot read.
+    jax.eval_shape(_training_call(ported, x, step_key), *port_values)
+    if loss is not None:
+        _check_loss(loss, ref, ref_values, x, first, step_key)
+    alignment = align(ref, ported, ref_values, port_values, x, mapping=mapping, key=step_key)
+    return Pair(
+        ref, ported, ref_values, port_values, alignment, batches, first, x, pick, step_key, steps
+    )
+
+
 def check_port(
     reference: Any,
     port: Any,
@@ -245,28 +305,17 @@ def check_port(
     argument and what was expected; `ModelCallError` (a `ValueError`) when a model's own
     `init` or `apply` raises, naming the model and what it raised.
     """
-    pick = default_inputs if inputs is None else inputs
-    leaves = jax.tree.leaves(data)
-    if not leaves:
-        raise ValueError("data: expected arrays stacked on a leading steps axis, got none")
-    available = int(np.shape(leaves[0])[0])
-    steps = available if steps is None else steps
-    if not 1 <= steps <= available:
-        raise ValueError(f"steps: expected 1 to {available} (the data's steps), got {steps}")
-    batches = jax.tree.map(lambda a: np.asarray(a)[:steps], data)
-    first = unstack(batches)[0]
-    x = pick(first)
-    ref = Guarded(wrap(reference, label="reference"), "reference")
-    ported = Guarded(wrap(port, label="port"), "port")
-    key0 = jax.random.key(seed)
-    ref_values = ref.init(key0, x)
-    port_values = ported.init(key0, x)
-    step_key = jax.random.key(0) if random else None
-    # Both models' training calls traced once before anything else reads them: a model that
-    # fails is named here, not mistaken for an order the alignment cannot read.
-    jax.eval_shape(_training_call(ported, x, step_key), *port_values)
-    _check_loss(loss, ref, ref_values, x, first, step_key)
-    alignment = align(ref, ported, ref_values, port_values, x, mapping=mapping, key=step_key)
+    pair = prepare(
+        reference, port, data=data, inputs=inputs, steps=steps, seed=seed, mapping=mapping,
+        random=random, loss=loss,
+    )  # fmt: skip
+    ref, ported, alignment = pair.ref, pair.ported, pair.alignment
+    ref_values, port_values, batches, pick = (
+        pair.ref_values,
+        pair.port_values,
+        pair.batches,
+        pair.pick,
+    )
     _, ref_state = ref.to_canonical(*ref_values)
     fill_ref = {k: v for k, v in ref_state.items() if k not in set(alignment.names("state"))}
     pp, ps = ported.to_canonical(*port_values)
@@ -294,7 +343,7 @@ def check_port(
         loss=loss,
         inputs=pick,
         init=init,
-        steps=steps,
+        steps=pair.steps,
         learning_rate=lr,
         random=random,
         analyses=() if report is None else (lambda context: report,),

@@ -15,12 +15,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 
 from .._command import UsageError, check_count, check_seed, one_line
+from .._inits import ALPHA, compare_inits
 from .._port import AlignmentError, check_port
 from .._registry import load_user_object
 from .._wrap import framework_of, wrap
-from ..core import OPTIMIZERS, ModelSpec, contained, parse_tolerance
+from ..core import (
+    OPTIMIZERS,
+    ModelSpec,
+    contained,
+    json_bytes,
+    parse_tolerance,
+    write_atomic,
+)
+from ..report import plain_table
 from ._cli import check_reports, report
 
 DESCRIPTION = """\
@@ -92,6 +102,13 @@ def add_parser(sub: Any, spec: ModelSpec | None) -> None:
         metavar="REF=PORT",
         help="pair a reference leaf with a port leaf where the alignment cannot decide (its "
         "error lists both sides), e.g. params.~.a=params.a; repeatable",
+    )
+    c.add_argument(
+        "--own-init",
+        action="store_true",
+        help="train nothing: compare the port's own init with the reference's, leaf by "
+        "aligned leaf (shapes, means, standard deviations, a Kolmogorov-Smirnov test); exit 1 "
+        "if a leaf's distribution differs",
     )
     c.add_argument("--json", type=Path, metavar="PATH", help="write the run as JSON")
 
@@ -303,6 +320,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     reference = load_model(args.reference, "reference")
     port = load_model(args.port, "port")
     field = args.inputs
+    if args.own_init:
+        return _own_init(args, reference, port, batches, console)
     try:  # contained: a model's sys.exit() is its failure, not this command's end
         with contained(f"{args.reference} against {args.port}"):
             result = check_port(
@@ -325,3 +344,58 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(str(e)) from None
     result.config["data"] = str(args.data)  # where the data came from, as compare records
     return report(result, console, json=args.json)
+
+
+def _own_init(
+    args: argparse.Namespace,
+    reference: Any,
+    port: Any,
+    batches: dict[str, np.ndarray],
+    console: Console,
+) -> int:
+    """`--own-init`: each model's own init, compared leaf by leaf; nothing trains."""
+    field = args.inputs
+    try:
+        with contained(f"{args.reference} against {args.port}"):
+            found = compare_inits(
+                reference,
+                port,
+                data=batches,
+                inputs=lambda batch: batch[field],
+                seed=args.seed,
+                mapping=_mapping(args.map),
+                random=args.random,
+            )
+    except AlignmentError as e:
+        raise UsageError(f"{e} (on the command line: one --map REF=PORT per pair)") from None
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    rows = [
+        (
+            r.leaf,
+            "x".join(map(str, r.shape)) or "()",
+            f"{r.ref_mean:.4g} / {r.ref_std:.4g}",
+            f"{r.port_mean:.4g} / {r.port_std:.4g}",
+            "" if r.p_value is None else f"{r.p_value:.2g}",
+            r.verdict,
+        )
+        for r in found.rows
+    ]
+    head = ("leaf", "shape", "reference mean / std", "port mean / std", "KS p", "verdict")
+    console.print(plain_table(f"own inits: {found.reference} against {found.port}", head, rows))
+    differing = [r.leaf for r in found.differing()]
+    if differing:
+        console.print(f"INITS DIFFER in {len(differing)} leaves: {', '.join(differing)}")
+    else:
+        console.print(f"the inits agree in distribution: {len(found.rows)} leaves")
+    if args.json is not None:
+        payload = {
+            "reference": found.reference,
+            "port": found.port,
+            "alpha": ALPHA,
+            "agree": found.agree,
+            "leaves": [r.as_json() for r in found.rows],
+        }
+        write_atomic(args.json, json_bytes(payload))
+        console.print(f"wrote {escape(str(args.json))}")
+    return 0 if found.agree else 1
