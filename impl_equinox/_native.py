@@ -28,9 +28,9 @@ def equinox_native_loop(
     opt_state = tx.init(eqx.filter(model, eqx.is_array))
     # --8<-- [end:equinox-optimizer-setup]
 
-    def step(batch: Batch) -> Array:
+    def step(batch: Batch, *key: Array) -> Array:  # a random model's step takes its key
         nonlocal model, state, opt_state
-        model, state, opt_state, loss = train_step(model, state, opt_state, batch, tx)
+        model, state, opt_state, loss = train_step(model, state, opt_state, batch, tx, *key)
         return loss
 
     # --8<-- [start:equinox-checkpoint]

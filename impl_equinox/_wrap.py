@@ -15,9 +15,10 @@ from typing import Any, cast
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optax
 from jaxtyping import Array
 
-from shared import RUNNING_AVERAGE, Canonical, canonical_from_paths
+from shared import RUNNING_AVERAGE, Canonical, NativeLoop, NativeTraining, canonical_from_paths
 
 from ._canonical import (
     equinox_canonical,
@@ -25,6 +26,7 @@ from ._canonical import (
     equinox_state_canonical,
     equinox_state_from_canonical,
 )
+from ._native import equinox_native_loop
 
 _LAYOUTS = (eqx.nn.Linear, eqx.nn.Conv)
 
@@ -73,7 +75,7 @@ def _from_common(kind: str, rank: int, a: Array) -> Array:
     return a
 
 
-class WrappedEquinox:
+class WrappedEquinox(NativeTraining):
     """An Equinox module (and its state) behind the protocol (see `wrap`)."""
 
     wrapped_by_rosetta = True
@@ -94,6 +96,10 @@ class WrappedEquinox:
 
     def apply(self, params: Any, state: Any, x: Any, *, train: bool, key: Any = None) -> Any:
         model = eqx.nn.inference_mode(eqx.combine(params, self.static), value=not train)
+        return self._batched(model, state, x, key)
+
+    def _batched(self, model: Any, state: Any, x: Any, key: Any) -> Any:
+        """`model` on a batch: one example per `jax.vmap` lane, the state shared."""
         extra = {} if self.key_arg is None or key is None else {self.key_arg: key}
         if state is None:
             return jax.vmap(lambda x: model(x, **extra))(x), None
@@ -108,6 +114,26 @@ class WrappedEquinox:
             out_axes=(0, None),
         )
         return batched(x, state)
+
+    def native_loop(self, params: Any, state: Any, tx: optax.GradientTransformation) -> NativeLoop:
+        """Equinox's loop: the module, its state and optax's state through an
+        `eqx.filter_jit` step, the gradient by `eqx.filter_value_and_grad`."""
+        loss, inputs = self.training()
+
+        @eqx.filter_jit
+        def train_step(
+            model: Any, state: Any, opt_state: optax.OptState, batch: Any, tx: Any, key: Any = None
+        ) -> tuple[Any, Any, optax.OptState, Array]:
+            def loss_fn(model: Any) -> tuple[Array, Any]:
+                out, new_state = self._batched(model, state, inputs(batch), key)
+                return loss(out, batch), new_state
+
+            (value, state), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model)
+            updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+            return eqx.apply_updates(model, updates), state, opt_state, value
+
+        model = eqx.nn.inference_mode(eqx.combine(params, self.static), value=False)
+        return equinox_native_loop(train_step, model, state, tx)
 
     def to_canonical(self, params: Any, state: Any) -> tuple[Canonical, Canonical]:
         model = eqx.combine(params, self.static)

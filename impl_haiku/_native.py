@@ -30,9 +30,9 @@ def haiku_native_loop(
     opt_state = tx.init(params)
     # --8<-- [end:haiku-optimizer-setup]
 
-    def step(batch: Batch) -> Array:
+    def step(batch: Batch, *key: Array) -> Array:  # a random model's step takes its key
         nonlocal params, state, opt_state
-        params, state, opt_state, loss = train_step(params, state, opt_state, batch)
+        params, state, opt_state, loss = train_step(params, state, opt_state, batch, *key)
         return loss
 
     # --8<-- [start:haiku-checkpoint]

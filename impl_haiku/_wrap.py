@@ -12,17 +12,19 @@ from typing import Any, cast
 
 import haiku as hk
 import jax
+import optax
 from jaxtyping import Array
 
-from shared import Canonical
+from shared import Canonical, NativeLoop, NativeTraining
 
 from ._canonical import haiku_canonical, haiku_from_canonical
+from ._native import haiku_native_loop
 
 EMA = "a zero-debiased EMA (hidden, average = hidden / (1 - decay^counter), counter)"
 """What Haiku's `ExponentialMovingAverage` keeps, BatchNorm's statistics among them."""
 
 
-class WrappedHaiku:
+class WrappedHaiku(NativeTraining):
     """`hk.Transformed` or `hk.TransformedWithState` behind the protocol (see `wrap`)."""
 
     wrapped_by_rosetta = True
@@ -68,6 +70,30 @@ class WrappedHaiku:
             out, new_state = self.transformed.apply(params, state, *keyed, x, **switch)
             return cast(Array, out), new_state
         return cast(Array, self.transformed.apply(params, *keyed, x, **switch)), state
+
+    def native_loop(
+        self, params: hk.Params, state: hk.State, tx: optax.GradientTransformation
+    ) -> NativeLoop:
+        """Haiku's loop: params, state and optax's state through a `jax.jit` step."""
+        loss, inputs = self.training()
+
+        @jax.jit
+        def train_step(
+            params: hk.Params,
+            state: hk.State,
+            opt_state: optax.OptState,
+            batch: Any,
+            key: Any = None,
+        ) -> tuple[hk.Params, hk.State, optax.OptState, Array]:
+            def loss_fn(params: hk.Params) -> tuple[Array, hk.State]:
+                out, new_state = self.apply(params, state, inputs(batch), train=True, key=key)
+                return loss(out, batch), new_state
+
+            (value, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), state, opt_state, value
+
+        return haiku_native_loop(train_step, params, state, tx)
 
     def to_canonical(self, params: hk.Params, state: hk.State) -> tuple[Canonical, Canonical]:
         return haiku_canonical(params), haiku_canonical(state)

@@ -10,17 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import keras
+import optax
 from jaxtyping import Array
 
-from shared import RUNNING_AVERAGE, Canonical
+from shared import RUNNING_AVERAGE, Canonical, NativeLoop, NativeTraining
 
 from ._canonical import derived_name, keras_canonical, keras_from_canonical
+from ._optim import harness_optimizer, keras_optimizer
 
 STATS = ("moving_mean", "moving_variance")
 
 
-class WrappedKeras:
+class WrappedKeras(NativeTraining):
     """A Keras layer behind the protocol (see `wrap`)."""
 
     wrapped_by_rosetta = True
@@ -49,6 +52,50 @@ class WrappedKeras:
     ) -> tuple[Array, list[Array]]:
         y, new_state = self.layer.stateless_call(params, state, x, training=train)
         return y, (list(new_state) if train else state)
+
+    def native_loop(
+        self, params: list[Array], state: list[Array], tx: optax.GradientTransformation
+    ) -> NativeLoop:
+        """Keras's loop on the JAX backend, as its guide to training loops in JAX writes it:
+        `stateless_call` for the loss, Keras's own optimizer (the harness's hyperparameters)
+        through `stateless_apply`, the three lists of values threaded through `jax.jit`."""
+        loss, inputs = self.training()
+        layer = self.layer
+        optimizer = keras_optimizer(harness_optimizer(self.name, tx))
+        optimizer.build(layer.trainable_variables)
+
+        def compute_loss(trainable: Any, non_trainable: Any, batch: Any) -> Any:
+            out, non_trainable = layer.stateless_call(
+                trainable, non_trainable, inputs(batch), training=True
+            )
+            return loss(out, batch), non_trainable
+
+        grad_fn = jax.value_and_grad(compute_loss, has_aux=True)
+
+        @jax.jit
+        def train_step(values: Any, batch: Any) -> tuple[Any, Array]:
+            trainable, non_trainable, optimizer_values = values
+            (value, non_trainable), grads = grad_fn(trainable, non_trainable, batch)
+            trainable, optimizer_values = optimizer.stateless_apply(
+                optimizer_values, grads, trainable
+            )
+            return (trainable, non_trainable, optimizer_values), value
+
+        values = (list(params), list(state), [v.value for v in optimizer.variables])
+
+        def step(batch: Any, *key: Array) -> Array:  # Keras draws dropout from its own seeds
+            nonlocal values
+            values, value = train_step(values, batch)
+            return jnp.asarray(value, jnp.float32)
+
+        def checkpoint() -> dict[str, list[Array]]:
+            return dict(zip(("trainable", "non_trainable", "optimizer"), values, strict=True))
+
+        def restore(restored: dict[str, list[Array]]) -> None:
+            nonlocal values
+            values = (restored["trainable"], restored["non_trainable"], restored["optimizer"])
+
+        return NativeLoop(step, lambda: (values[0], values[1]), checkpoint, restore)
 
     def to_canonical(self, params: list[Array], state: list[Array]) -> tuple[Canonical, Canonical]:
         return (

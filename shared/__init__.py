@@ -27,7 +27,7 @@ from ._registry import (
     make,
     versions,
 )
-from ._wrap import wrap
+from ._wrap import NativeTraining, wrap
 from .core import (
     BITWISE,
     LOOPS,
@@ -153,6 +153,7 @@ __all__ = [
     "ModelEntry",
     "ModelSpec",
     "NativeLoop",
+    "NativeTraining",
     "NumpyOptimizer",
     "OptimizerConfig",
     "Option",

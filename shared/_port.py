@@ -68,6 +68,8 @@ class Guarded:
         self._model = model
         self.init = guarded(f"{label} ({model.name})", "init", model.init)
         self.apply = guarded(f"{label} ({model.name})", "apply", model.apply)
+        if hasattr(model, "native_loop"):
+            self.native_loop = guarded(f"{label} ({model.name})", "native loop", model.native_loop)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
@@ -89,6 +91,8 @@ class AlignedPort:
         self.fill = fill  # the port's own values of the leaves that are set aside
         self.name = name
         self.model = model
+        if hasattr(port, "native_loop"):  # the port's own loop, in its own values
+            self.native_loop = port.native_loop
 
     def init(self, key: jax.Array, x: Any) -> Any:
         return self.port.init(key, x)
@@ -113,6 +117,8 @@ class _Reference:
         self.ref, self.alignment, self.fill = ref, alignment, fill
         self.name, self.model = ref.name, model
         self.init, self.apply = ref.init, ref.apply
+        if hasattr(ref, "native_loop"):
+            self.native_loop = ref.native_loop
 
     def to_canonical(self, params: Any, state: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         p, s = self.ref.to_canonical(params, state)
@@ -294,7 +300,11 @@ def check_port(
       first ones, so a short run's batches are a long run's first.
     - `loss`: `(output, batch) -> scalar`; outputs may be pytrees.
     - `inputs`: `batch -> model input` (default: [`default_inputs`][]).
-    - `optimizer`, `lr`, `seed`, `tolerance`, `loops`, `lockstep`: as for `cross_validate`.
+    - `optimizer`, `lr`, `seed`, `tolerance`, `lockstep`: as for `cross_validate`.
+    - `loops`: which loops train, as for `cross_validate`: `"harness"` (the default),
+      `"scan"`, and `"native"`, each framework's own loop (`jax.jit` of Haiku's and Linen's
+      step, a Linen `TrainState`, NNX's `nnx.Optimizer` under `nnx.jit`, Equinox's
+      `eqx.filter_jit`, Keras's `stateless_call` with its own optimizer) on `loss`.
     - `mapping`: `{"params.REF": "params.PORT", ...}` for the pairs the alignment cannot
       decide (the error of an ambiguous case prints one to edit).
     - `random`: pass each step's key to both models (dropout).
@@ -310,6 +320,9 @@ def check_port(
         random=random, loss=loss,
     )  # fmt: skip
     ref, ported, alignment = pair.ref, pair.ported, pair.alignment
+    for model in (ref, ported):  # a wrapped model's native loop trains on the given loss
+        if hasattr(model, "use_loss"):
+            model.use_loss(loss, pair.pick)
     ref_values, port_values, batches, pick = (
         pair.ref_values,
         pair.port_values,

@@ -8,6 +8,7 @@ framework-free and a run imports only the frameworks it uses.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 WRAPPERS = {
@@ -18,6 +19,27 @@ WRAPPERS = {
     "keras": "impl_keras._wrap",  # importing impl_keras selects the JAX backend first
 }
 """Where a class's module starts -> the package whose `wrap` takes its objects."""
+
+
+class NativeTraining:
+    """What a wrapped model's native loop trains with: a model from a user's file has no loss
+    of its own, so `check_port` gives it the loss and the input picker it was given."""
+
+    name = "model"
+    _loss: tuple[Callable[[Any, Any], Any], Callable[[Any], Any]] | None = None
+
+    def use_loss(self, loss: Callable[[Any, Any], Any], inputs: Callable[[Any], Any]) -> None:
+        """Train the native loop on `loss(output, batch)`, the model seeing `inputs(batch)`."""
+        self._loss = (loss, inputs)
+
+    def training(self) -> tuple[Callable[[Any, Any], Any], Callable[[Any], Any]]:
+        """The loss and the input picker; `ValueError` naming the model if none was given."""
+        if self._loss is None:
+            raise ValueError(
+                f"{self.name}: native_loop needs the loss; call use_loss(loss, inputs) first "
+                "(check_port does)"
+            )
+        return self._loss
 
 
 def framework_of(obj: Any) -> str | None:

@@ -13,14 +13,30 @@ from typing import Any, cast
 
 import flax.linen as nn
 import jax
+import optax
+from flax.training import train_state
 from jaxtyping import Array
 
-from shared import RUNNING_AVERAGE, Canonical, canonical_from_paths, tree_from_canonical
+from shared import (
+    RUNNING_AVERAGE,
+    Canonical,
+    NativeLoop,
+    NativeTraining,
+    canonical_from_paths,
+    tree_from_canonical,
+)
 
 STATS = ("mean", "var")
 
 
-class WrappedLinen:
+class TrainState(train_state.TrainState):
+    """Linen's usual train state, plus every mutable collection the module keeps
+    (`batch_stats`, ...), under one field since a user's module may keep any."""
+
+    collections: Any
+
+
+class WrappedLinen(NativeTraining):
     """A Linen `nn.Module` behind the protocol (see `wrap`)."""
 
     wrapped_by_rosetta = True
@@ -73,6 +89,32 @@ class WrappedLinen:
             return y, dict(new_state)
         y = self.module.apply(variables, x, rngs=rngs, **self._switch(train, key))
         return cast(Array, y), state
+
+    def native_loop(self, params: Any, state: Any, tx: optax.GradientTransformation) -> NativeLoop:
+        """Linen's loop: a `TrainState` through a `jax.jit` step, `apply_gradients` for the
+        update and the mutable collections carried beside the params."""
+        loss, inputs = self.training()
+        ts = TrainState.create(apply_fn=self.module.apply, params=params, tx=tx, collections=state)
+
+        @jax.jit
+        def train_step(ts: TrainState, batch: Any, key: Any = None) -> tuple[TrainState, Array]:
+            def loss_fn(params: Any) -> tuple[Array, Any]:
+                out, new = self.apply(params, ts.collections, inputs(batch), train=True, key=key)
+                return loss(out, batch), new
+
+            (value, new), grads = jax.value_and_grad(loss_fn, has_aux=True)(ts.params)
+            return ts.apply_gradients(grads=grads, collections=new), value
+
+        def step(batch: Any, *key: Array) -> Array:  # a random model's step takes its key
+            nonlocal ts
+            ts, value = train_step(ts, batch, *key)
+            return cast(Array, value)
+
+        def restore(restored: TrainState) -> None:  # restored against a fresh TrainState
+            nonlocal ts
+            ts = restored
+
+        return NativeLoop(step, lambda: (ts.params, ts.collections), lambda: ts, restore)
 
     def to_canonical(self, params: Any, state: Any) -> tuple[Canonical, Canonical]:
         return canonical_from_paths(params), canonical_from_paths(state)

@@ -27,7 +27,7 @@ def nnx_native_loop(
     # --8<-- [end:nnx-optimizer-setup]
     checkpoint, restore = nnx_checkpoint(model, optimizer)
     return NativeLoop(
-        lambda batch: train_step(model, optimizer, batch),
+        lambda batch, *key: train_step(model, optimizer, batch, *key),  # key: a random model's
         lambda: (nnx.state(model, nnx.Param), nnx.state(model, nnx.BatchStat)),
         checkpoint,
         restore,

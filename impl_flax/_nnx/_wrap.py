@@ -12,16 +12,18 @@ from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
+import optax
 from flax import nnx
 
-from shared import RUNNING_AVERAGE, Canonical
+from shared import RUNNING_AVERAGE, Canonical, NativeLoop, NativeTraining
 
 from ._canonical import nnx_canonical, nnx_from_canonical
+from ._native import nnx_native_loop
 
 STATS = ("mean", "var")
 
 
-class WrappedNNX:
+class WrappedNNX(NativeTraining):
     """An `nnx.Module` behind the protocol (see `wrap`)."""
 
     wrapped_by_rosetta = True
@@ -51,6 +53,31 @@ class WrappedNNX:
         y = model(x) if self.key_arg is None else model(x, **{self.key_arg: key})
         _, _, new_stats, new_rest = _split(model)
         return y, (new_stats, new_rest)
+
+    def native_loop(self, params: Any, state: Any, tx: optax.GradientTransformation) -> NativeLoop:
+        """NNX's loop: the merged model and an `nnx.Optimizer`, updated in place by an
+        `nnx.jit` step."""
+        loss, inputs = self.training()
+        key_arg = self.key_arg
+        model = nnx.merge(self.graphdef, params, *state, copy=True)
+
+        @nnx.jit
+        def train_step(
+            model: Any, optimizer: nnx.Optimizer[Any], batch: Any, key: Any = None
+        ) -> Any:
+            def loss_fn(model: Any) -> Any:
+                x = inputs(batch)
+                return loss(model(x) if key_arg is None else model(x, **{key_arg: key}), batch)
+
+            value, grads = nnx.value_and_grad(loss_fn)(model)
+            optimizer.update(model, grads)
+            return value
+
+        def read() -> tuple[Any, Any]:
+            _, params, stats, rest = _split(model)
+            return params, (stats, rest)
+
+        return nnx_native_loop(train_step, model, tx)._replace(read=read)
 
     def to_canonical(self, params: Any, state: Any) -> tuple[Canonical, Canonical]:
         return nnx_canonical(params), nnx_canonical(state[0])

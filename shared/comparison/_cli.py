@@ -41,7 +41,8 @@ from ._footprint import check_devices, check_fits, footprint, probe
 LONG_RUN_STEPS = 2_000  # total steps over all trajectories above which a progress bar shows
 
 
-def _loops(text: str) -> tuple[str, ...]:
+def parse_loops(text: str) -> tuple[str, ...]:
+    """`--loop`'s value: comma-separated loop names, each one of `LOOPS`."""
     loops = csv(text)
     if not loops:
         raise argparse.ArgumentTypeError(f"expected one or more of {', '.join(LOOPS)}")
@@ -96,7 +97,7 @@ def add_parser(sub: Any, spec: ModelSpec | None) -> None:
         "float32 ULPs (4ulp) or an absolute bound (1e-6)",
     )
     c.add_argument(
-        "--loop", type=_loops, default=LOOPS, help="comma-separated harness, native, scan"
+        "--loop", type=parse_loops, default=LOOPS, help="comma-separated harness, native, scan"
     )
     c.add_argument("--steps", type=int, default=None, help="training steps (default: the model's)")
     c.add_argument("--batch", type=int, default=None, help="batch size (default: the model's)")

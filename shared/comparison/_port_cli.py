@@ -31,7 +31,7 @@ from ..core import (
     write_atomic,
 )
 from ..report import plain_table
-from ._cli import check_reports, report
+from ._cli import check_reports, parse_loops, report
 
 DESCRIPTION = """\
 Cross-validate a port against its reference, each as its framework builds it: train both
@@ -82,6 +82,13 @@ def add_parser(sub: Any, spec: ModelSpec | None) -> None:
         default=None,
         metavar="N",
         help="train on the first N batches (default: all)",
+    )
+    c.add_argument(
+        "--loop",
+        type=parse_loops,
+        default=("harness",),
+        help="comma-separated harness, native (each framework's own loop on the same loss), "
+        "scan (default: harness)",
     )
     c.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="(default: sgd)")
     c.add_argument("--lr", type=float, default=0.02, help="learning rate (default: 0.02)")
@@ -337,6 +344,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 mapping=mapping,
                 tolerance=tolerance,
                 random=args.random,
+                loops=args.loop,
             )
     except AlignmentError as e:  # its hint is check_port's keyword: say the flag too
         raise UsageError(f"{e} (on the command line: one --map REF=PORT per pair)") from None

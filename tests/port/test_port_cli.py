@@ -175,6 +175,17 @@ def test_a_correct_port_exits_0_and_says_all_agree(files, capsys):
     assert aligned["params.mlp/~/linear_1.b"] == "params.layers.1.bias"
 
 
+def test_loop_native_adds_each_frameworks_own_loop_paired_loop_for_loop(files, capsys):
+    code, out, err = _port(
+        capsys, "reference.py:MODEL", "port.py:MLP", "--data", "data.npz", "--loss", "mse",
+        "--loop", "harness,native",
+    )  # fmt: skip
+    assert code == 0, out + err
+    # Haiku's jitted step and NNX's nnx.Optimizer under nnx.jit: bitwise, as the harness is.
+    assert "all trajectories agree: 3 agree with haiku/harness, 0 diverge, 0 failed" in out
+    assert "flax_nnx/native" in out and "haiku/native" in out
+
+
 def test_own_init_compares_the_inits_and_names_a_leaf_that_differs(files, capsys):
     code, out, err = _port(
         capsys, "reference.py:MODEL", "port.py:Ones", "--data", "data.npz", "--loss", "mse",
