@@ -109,9 +109,11 @@ PORTS = {
     "keras": _keras_mlp,
 }
 
-EQUINOX_BOUND = "4ulp"
-"""Equinox's MLP runs one example per `vmap` lane (a matvec) where Haiku multiplies the batch:
-1 ULP in the loss at step 1 (measured), in the native loop as in the harness's."""
+EQUINOX_BOUND = "1e-6"
+"""Equinox's MLP runs one example per `vmap` lane (a matvec) where Haiku multiplies the batch,
+summing in another order: at most 6e-8 apart over the 5 steps (measured on both release
+sets; 5 ULP of a bias gradient near zero on the 3.12 set, so no ULP count bounds it), in the
+native loop as in the harness's."""
 
 
 @pytest.mark.slow  # every framework's native loop: a compile each
