@@ -1,0 +1,3 @@
+"""The decoder's sections of the idioms guide: each framework's cache idiom, cut from its file."""
+
+DOCS = None
