@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -157,5 +156,5 @@ def test_the_cache_is_not_training_state() -> None:
             ]
             == {}
         )
-        with pytest.raises(ValueError, match="cache.key"):
+        with pytest.raises(ValueError, match=r"cache\.key"):
             impl.from_canonical(impl.to_canonical(params, {})[0], {"cache.key": jnp.zeros(1)})
