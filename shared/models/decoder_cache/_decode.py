@@ -142,6 +142,19 @@ def first_divergence(
     return None
 
 
+def largest_differences(reference: Decoded, other: Decoded) -> dict[str, float]:
+    """The largest |difference| of each cache leaf over every token, and of the logits."""
+    out = {
+        leaf: max(
+            _largest(got[leaf], ref[leaf])
+            for ref, got in zip(reference.caches, other.caches, strict=True)
+        )
+        for leaf in CANONICAL_CACHE
+    }
+    out["logits"] = _largest(other.logits, reference.logits)
+    return out
+
+
 def _slots(leaf: str, bad: np.ndarray) -> tuple[int, ...]:
     if leaf == "cache.index":
         return (0,)

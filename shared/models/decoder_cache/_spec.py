@@ -21,7 +21,7 @@ from ._config import (
     decoder_loss,
     make_sequences,
 )
-from ._decode import decode, first_divergence, sequence_accuracy
+from ._decode import decode, first_divergence, largest_differences, sequence_accuracy
 from ._docs import DOCS
 from ._tolerances import CACHE, EVAL, LOGITS, tolerances
 
@@ -106,6 +106,7 @@ def greedy_decodes(context: Any) -> AnalysisResult | None:
             "accuracy": accuracy,
             "same_decode": same,
             "divergence": None if where is None else where.describe(),
+            "largest": largest_differences(ref, run),
         }
         rows.append(
             [

@@ -27,12 +27,13 @@ EVAL = Tolerance(
 )
 
 DECODE = Tolerance(
-    atol=1e-6,
+    atol=1e-5,
     reason=(
-        "one framework's cached decode against its own full causal forward pass, same "
-        "params: the one-query matmuls and the masked softmax over the cache's length are "
-        "other XLA programs than the (T, T) ones, not other maths (masked slots weigh exactly "
-        "0); measured at most 2.4e-07 (Equinox), 1.5e-07 in the others, at the canonical init"
+        "one framework's cached decode (teacher-forced) against its own full causal forward "
+        "pass, same params: a one-query matmul is another XLA program than the (T, T) one, "
+        "not other maths (the masked slots weigh exactly 0 in both). Measured on 512 held-out "
+        "sequences: 2.4e-07 at the canonical init (3.0e-07 Equinox), 3.8e-06 after 300 steps "
+        "(5.7e-06 Equinox), where the logits reach 16.9 and one ULP is 1.9e-06; never bitwise"
     ),
 )
 """One framework's cached decode against its own full causal forward pass."""
