@@ -159,3 +159,12 @@ def test_the_cache_is_not_training_state() -> None:
         )
         with pytest.raises(ValueError, match=r"cache\.key"):
             impl.from_canonical(impl.to_canonical(params, {})[0], {"cache.key": jnp.zeros(1)})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["shard_map", "jit"])
+def test_data_parallel_on_two_devices_agrees_with_one(tmp_path: Path, mode: str) -> None:
+    """Two CPU devices against one, every framework's harness loop, within DEVICES."""
+    result = compare(tmp_path, "--devices", "2", "--parallel", mode, "--loop", "harness")
+    assert result["comparison"]["agree"] is True
+    assert all(row["accuracy"] >= 0.95 for row in result["comparison"]["decode"].values())

@@ -52,6 +52,20 @@ LOGITS = Tolerance(
 )
 
 
+DEVICES = Tolerance(
+    atol=2e-6,
+    reason=(
+        "data parallel against one device: each replica's gradient over its slice of the "
+        "batch, averaged across replicas, sums in another order than one device's mean "
+        "(measured over 300 steps on 2 CPU devices: Linen 2.4e-07 from its own 1-device "
+        "run under shard_map and under jit; the model keeps no batch statistics, so there "
+        "is nothing else to synchronise)"
+    ),
+)
+
+
 def tolerances(config: DecoderCacheConfig, optimizer: OptimizerConfig) -> Tolerances:
-    """Every framework's loops bitwise among themselves; frameworks within `ACROSS`."""
-    return Tolerances(across=ACROSS)
+    """Every framework's loops bitwise among themselves; frameworks within `ACROSS`;
+    a data-parallel run within `DEVICES` of one device."""
+    devices = {"shard_map": DEVICES, "jit": DEVICES, "unsynced": DEVICES}
+    return Tolerances(across=ACROSS, devices=devices)
