@@ -170,7 +170,9 @@ class EquinoxDecoderCache:
 
     def __init__(self, config: DecoderCacheConfig):
         self.config = config
-        _, self.static = eqx.partition(Decoder(config, key=jax.random.key(0)), eqx.is_inexact_array)
+        # Shapes only (no initializer runs): the static part, and the template of the values.
+        self.abstract = eqx.filter_eval_shape(Decoder, config, key=jax.random.key(0))
+        _, self.static = eqx.partition(self.abstract, eqx.is_inexact_array)
         self._cached: dict[int, tuple[CachedDecoder, eqx.nn.State]] = {}
 
     def init(self, key: jax.Array, x: Any) -> tuple[PyTree, None]:
@@ -207,7 +209,7 @@ class EquinoxDecoderCache:
         p = {k: jnp.asarray(v) for k, v in params.items()}
         c = self.config
         hk = c.heads * c.head_dim
-        model = Decoder(c, key=jax.random.key(0))
+        model = self.abstract
         leaves = [
             (lambda m: m.embed.weight, p["embed.table"]),
             (lambda m: m.pos.weight, p["pos.table"]),
@@ -232,7 +234,9 @@ class EquinoxDecoderCache:
         """The wrapper and its zero cache for `batch` (one `StateIndex` per batch size)."""
         if batch not in self._cached:
             self._cached[batch] = eqx.nn.make_with_state(CachedDecoder)(
-                Decoder(self.config, key=jax.random.key(0)), self.config, batch
+                self.abstract,
+                self.config,
+                batch,  # the decoder's values come with each step
             )
         return self._cached[batch]
 

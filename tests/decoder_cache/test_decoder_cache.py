@@ -51,7 +51,8 @@ def test_cached_decode_equals_the_full_causal_forward_pass(name: str) -> None:
     """Teacher-forced, one token at a time through the cache: the same logits as the whole
     sequence at once under the causal mask (within DECODE: other programs, same maths)."""
     impl, params, state = built(name)
-    full, _ = impl.apply(params, state, jnp.asarray(prompts()), train=False)
+    forward = jax.jit(lambda p, s, x: impl.apply(p, s, x, train=False)[0])  # one compile
+    full = forward(params, state, jnp.asarray(prompts()))
     got = decoded(name)
     assert got.logits.shape == np.shape(full)
     assert dc.DECODE.agrees(got.logits, np.asarray(full)).all()
