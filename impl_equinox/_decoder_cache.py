@@ -52,10 +52,10 @@ class Decoder(eqx.Module):
         self.attn = eqx.nn.MultiheadAttention(
             c.heads,
             c.d_model,
-            use_query_bias=True,
-            use_key_bias=True,
-            use_value_bias=True,
-            use_output_bias=True,
+            use_query_bias=c.attn_bias,
+            use_key_bias=c.attn_bias,
+            use_value_bias=c.attn_bias,
+            use_output_bias=c.attn_bias,
             key=k3,
         )
         self.head = eqx.nn.Linear(c.d_model, c.vocab, key=k4)
@@ -194,11 +194,12 @@ class EquinoxDecoderCache:
         for name in ("query", "key", "value"):  # Equinox's Linear: weight (out, in)
             proj = getattr(m.attn, f"{name}_proj")
             out[f"attn.{name}.kernel"] = proj.weight.T.reshape(d, h, k)
-            assert proj.bias is not None  # built with use_*_bias=True
-            out[f"attn.{name}.bias"] = proj.bias.reshape(h, k)
+            if proj.bias is not None:  # use_*_bias=config.attn_bias
+                out[f"attn.{name}.bias"] = proj.bias.reshape(h, k)
         out["attn.out.kernel"] = m.attn.output_proj.weight.T.reshape(h, k, d)
-        assert m.attn.output_proj.bias is not None and m.head.bias is not None
-        out["attn.out.bias"] = m.attn.output_proj.bias
+        assert m.head.bias is not None
+        if m.attn.output_proj.bias is not None:
+            out["attn.out.bias"] = m.attn.output_proj.bias
         out["head.kernel"] = m.head.weight.T
         out["head.bias"] = m.head.bias
         return out, {}
@@ -214,15 +215,16 @@ class EquinoxDecoderCache:
             (lambda m: m.embed.weight, p["embed.table"]),
             (lambda m: m.pos.weight, p["pos.table"]),
             (lambda m: m.attn.output_proj.weight, p["attn.out.kernel"].reshape(hk, c.d_model).T),
-            (lambda m: m.attn.output_proj.bias, p["attn.out.bias"]),
             (lambda m: m.head.weight, p["head.kernel"].T),
             (lambda m: m.head.bias, p["head.bias"]),
         ]
         for name in ("query", "key", "value"):
             kernel = p[f"attn.{name}.kernel"].reshape(c.d_model, hk).T
-            bias = p[f"attn.{name}.bias"].reshape(hk)
             leaves.append((_proj_leaf(name, "weight"), kernel))
-            leaves.append((_proj_leaf(name, "bias"), bias))
+            if c.attn_bias:
+                leaves.append((_proj_leaf(name, "bias"), p[f"attn.{name}.bias"].reshape(hk)))
+        if c.attn_bias:
+            leaves.append((lambda m: m.attn.output_proj.bias, p["attn.out.bias"]))
         for where, value in leaves:
             model = eqx.tree_at(where, model, value)
         return eqx.filter(model, eqx.is_inexact_array), None

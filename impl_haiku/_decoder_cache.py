@@ -92,6 +92,7 @@ class Decoder(hk.Module):
             c.heads,
             key_size=c.head_dim,
             model_size=c.d_model,
+            with_bias=c.attn_bias,
             w_init=hk.initializers.VarianceScaling(1.0),  # type: ignore[no-untyped-call]  # required: Haiku has no default
             cache_length=c.length if self.decode else None,
             name="attn",
@@ -176,9 +177,11 @@ class HaikuDecoderCache:
         }
         for p in ("query", "key", "value"):  # Haiku's Linear: (d_model, heads * head_dim)
             out[f"attn.{p}.kernel"] = params[f"{ATTN}/{p}"]["w"].reshape(d, h, k)
-            out[f"attn.{p}.bias"] = params[f"{ATTN}/{p}"]["b"].reshape(h, k)
+            if c.attn_bias:
+                out[f"attn.{p}.bias"] = params[f"{ATTN}/{p}"]["b"].reshape(h, k)
         out["attn.out.kernel"] = params[f"{ATTN}/linear"]["w"].reshape(h, k, d)
-        out["attn.out.bias"] = params[f"{ATTN}/linear"]["b"]
+        if c.attn_bias:
+            out["attn.out.bias"] = params[f"{ATTN}/linear"]["b"]
         out["head.kernel"] = params[f"{ROOT}/head"]["w"]
         out["head.bias"] = params[f"{ROOT}/head"]["b"]
         return out, {}
@@ -192,17 +195,15 @@ class HaikuDecoderCache:
         native: dict[str, dict[str, Array]] = {
             f"{ROOT}/embed": {"embeddings": p["embed.table"]},
             f"{ROOT}/pos": {"embeddings": p["pos.table"]},
-            f"{ATTN}/linear": {
-                "w": p["attn.out.kernel"].reshape(hk_, c.d_model),
-                "b": p["attn.out.bias"],
-            },
+            f"{ATTN}/linear": {"w": p["attn.out.kernel"].reshape(hk_, c.d_model)},
             f"{ROOT}/head": {"w": p["head.kernel"], "b": p["head.bias"]},
         }
         for name in ("query", "key", "value"):
-            native[f"{ATTN}/{name}"] = {
-                "w": p[f"attn.{name}.kernel"].reshape(c.d_model, hk_),
-                "b": p[f"attn.{name}.bias"].reshape(hk_),
-            }
+            native[f"{ATTN}/{name}"] = {"w": p[f"attn.{name}.kernel"].reshape(c.d_model, hk_)}
+            if c.attn_bias:
+                native[f"{ATTN}/{name}"]["b"] = p[f"attn.{name}.bias"].reshape(hk_)
+        if c.attn_bias:
+            native[f"{ATTN}/linear"]["b"] = p["attn.out.bias"]
         return native, {}
 
     def init_cache(self, batch: int) -> hk.State:

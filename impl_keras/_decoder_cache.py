@@ -38,8 +38,8 @@ RENAME = {
     "embed.embeddings": "embed.table",
     "pos.embeddings": "pos.table",
     "attn.attention_output.kernel": "attn.out.kernel",
-    "attn.attention_output.bias": "attn.out.bias",
 }
+BIAS_RENAME = {**RENAME, "attn.attention_output.bias": "attn.out.bias"}
 
 
 # --8<-- [start:keras-decoder-cache]
@@ -83,7 +83,7 @@ class Decoder(keras.Model):
         c = config
         self.embed = keras.layers.Embedding(c.vocab, c.d_model, name="embed")
         self.pos = keras.layers.Embedding(c.length, c.d_model, name="pos")
-        self.attn = CachedMultiHeadAttention(c.heads, c.head_dim, name="attn")
+        self.attn = CachedMultiHeadAttention(c.heads, c.head_dim, use_bias=c.attn_bias, name="attn")
         self.head = keras.layers.Dense(c.vocab, name="head")
 
     def call(
@@ -131,6 +131,7 @@ class KerasDecoderCache:
     def __init__(self, config: DecoderCacheConfig):
         self.config = config
         self.layer = self.make()
+        self.rename = BIAS_RENAME if config.attn_bias else RENAME
 
     def make(self) -> Decoder:
         model = Decoder(self.config, name="decoder")
@@ -156,14 +157,14 @@ class KerasDecoderCache:
         return y, state
 
     def to_canonical(self, params: list[Array], state: list[Array]) -> tuple[Canonical, Canonical]:
-        return keras_canonical(self.layer.trainable_variables, params, RENAME), {}
+        return keras_canonical(self.layer.trainable_variables, params, self.rename), {}
 
     def from_canonical(
         self, params: Canonical, state: Canonical
     ) -> tuple[list[Array], list[Array]]:
         check_params(self.name, params, self.config)
         check_state(self.name, state)
-        return keras_from_canonical(self.layer.trainable_variables, params, RENAME), []
+        return keras_from_canonical(self.layer.trainable_variables, params, self.rename), []
 
     def init_cache(self, batch: int) -> dict[str, Array]:
         c = self.config

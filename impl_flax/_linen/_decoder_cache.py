@@ -43,6 +43,7 @@ class Decoder(nn.Module):
     length: int
     d_model: int
     heads: int
+    attn_bias: bool = True
     decode: bool = False  # one token per call, through the attention's cache
 
     @nn.compact
@@ -56,7 +57,9 @@ class Decoder(nn.Module):
         # In decode mode the layer masks the cache slots past its own index; a causal mask
         # of the one-token input would be (1, 1), the wrong shape for the cache's keys.
         mask = None if self.decode else nn.make_causal_mask(tokens)
-        attn = nn.MultiHeadDotProductAttention(self.heads, decode=self.decode, name="attn")
+        attn = nn.MultiHeadDotProductAttention(
+            self.heads, use_bias=self.attn_bias, decode=self.decode, name="attn"
+        )
         x = x + attn(x, mask=mask)
         return nn.Dense(self.vocab, name="head")(x)
 
@@ -115,8 +118,8 @@ class LinenDecoderCache:
     def __init__(self, config: DecoderCacheConfig):
         self.config = config
         c = config
-        self.module = Decoder(c.vocab, c.length, c.d_model, c.heads)
-        self.decoder = Decoder(c.vocab, c.length, c.d_model, c.heads, decode=True)
+        self.module = Decoder(c.vocab, c.length, c.d_model, c.heads, c.attn_bias)
+        self.decoder = Decoder(c.vocab, c.length, c.d_model, c.heads, c.attn_bias, decode=True)
 
     def init(self, key: jax.Array, x: Any) -> tuple[Collection, VariableDict]:
         check_tokens(self.name, x, self.config)

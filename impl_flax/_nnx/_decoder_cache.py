@@ -43,10 +43,21 @@ CACHE = {
 class Decoder(nnx.Module):
     """Token and position embeddings, causal self-attention with a residual, a dense head."""
 
-    def __init__(self, vocab: int, length: int, d_model: int, heads: int, *, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        vocab: int,
+        length: int,
+        d_model: int,
+        heads: int,
+        *,
+        attn_bias: bool = True,
+        rngs: nnx.Rngs,
+    ):
         self.embed = nnx.Embed(vocab, d_model, rngs=rngs)
         self.pos = nnx.Embed(length, d_model, rngs=rngs)
-        self.attn = nnx.MultiHeadAttention(heads, d_model, decode=False, rngs=rngs)
+        self.attn = nnx.MultiHeadAttention(
+            heads, d_model, use_bias=attn_bias, decode=False, rngs=rngs
+        )
         self.head = nnx.Linear(d_model, vocab, rngs=rngs)
 
     def __call__(
@@ -100,7 +111,7 @@ class NNXDecoderCache:
 
     def make(self, rngs: nnx.Rngs) -> Decoder:
         c = self.config
-        return Decoder(c.vocab, c.length, c.d_model, c.heads, rngs=rngs)
+        return Decoder(c.vocab, c.length, c.d_model, c.heads, attn_bias=c.attn_bias, rngs=rngs)
 
     def init(self, key: jax.Array, x: Any) -> tuple[NNXState, NNXState]:
         check_tokens(self.name, x, self.config)

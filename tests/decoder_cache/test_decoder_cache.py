@@ -189,3 +189,14 @@ def test_data_parallel_on_two_devices_agrees_with_one(tmp_path: Path, mode: str)
     result = compare(tmp_path, "--devices", "2", "--parallel", mode, "--loop", "harness")
     assert result["comparison"]["agree"] is True
     assert all(row["accuracy"] >= 0.95 for row in result["comparison"]["decode"].values())
+
+
+@pytest.mark.slow
+def test_adam_without_the_attention_biases_agrees(tmp_path: Path) -> None:
+    """Under Adam the attention's biases are dropped (the key's has no true gradient): every
+    framework within ADAPTIVE_ACROSS, and the decodes still reach >= 0.95."""
+    result = compare(tmp_path, "--optimizer", "adam", "--lr", "0.01", "--loop", "harness")
+    assert result["comparison"]["agree"] is True
+    params = result["trajectories"]["flax_linen/harness"]["params"]
+    assert not any(k.startswith("attn.") and k.endswith(".bias") for k in params)
+    assert all(row["accuracy"] >= 0.95 for row in result["comparison"]["decode"].values())

@@ -61,12 +61,17 @@ class DecoderCacheConfig:
     - `d_model`: the embedding width.
     - `heads`: attention heads; `d_model` must be a multiple.
     - `vocab`: tokens (10 digits, BOS, SEP).
+    - `attn_bias`: biases on the attention's four projections (every framework's switch is
+      one for all four but Equinox's). The key's bias has a true gradient of 0 (it adds
+      `q . b_k`, the same to every logit of a row, which the softmax cancels): Adam turns
+      the rounding noise of the computed one into steps of +-lr, so drop them for Adam.
     """
 
     digits: int = 5
     d_model: int = 32
     heads: int = 2
     vocab: int = DIGITS + 2
+    attn_bias: bool = True
 
     def __post_init__(self) -> None:
         for name in ("digits", "d_model", "heads", "vocab"):
@@ -103,7 +108,7 @@ class DecoderCacheConfig:
             for p in ("query", "key", "value")
             for leaf, shape in (("kernel", (d, h, k)), ("bias", (h, k)))
         }
-        return {
+        shapes: dict[str, tuple[int, ...]] = {
             "embed.table": (v, d),
             "pos.table": (t, d),
             **proj,
@@ -112,6 +117,13 @@ class DecoderCacheConfig:
             "head.kernel": (d, v),
             "head.bias": (v,),
         }
+        if not self.attn_bias:
+            shapes = {k: s for k, s in shapes.items() if not _attn_bias(k)}
+        return shapes
+
+
+def _attn_bias(name: str) -> bool:
+    return name.startswith("attn.") and name.endswith(".bias")
 
 
 def canonical_init(config: DecoderCacheConfig, seed: int = 0) -> dict[str, np.ndarray]:

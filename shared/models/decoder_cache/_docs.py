@@ -88,6 +88,15 @@ GOTCHAS = (
         "`MultiHeadAttention` must keep a `key` argument in `call`, or `build` fails.",
     ),
     (
+        "The key's bias has no gradient, and Adam moves it anyway",
+        "A bias on the key projection adds `q . b_k` to every logit of a row, which the "
+        "softmax cancels: its true gradient is 0, its computed one rounding noise, which Adam "
+        "turns into steps of +-lr that differ per framework (5e-03 apart after one step). "
+        "Linen, NNX, Haiku and Keras switch all four projections' biases together "
+        "(`use_bias`, `with_bias`), so `decoder-cache` drops them all under Adam; Equinox's "
+        "`use_key_bias` alone would do.",
+    ),
+    (
         "Cached decode is not bitwise the full pass",
         "One query against the cache is another XLA program than the (T, T) attention: the "
         "logits differ by up to 1.5e-07 (2.4e-07 in Equinox) at the same params, in every "

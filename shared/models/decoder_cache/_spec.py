@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from shared.core import AnalysisResult, Evaluation, Implementation, ModelSpec, Option, Settings
+from shared.models.mlp_bn import ADAPTIVE
 
 from ._config import (
-    CANONICAL_PARAMS,
     MODEL,
     DecoderCacheConfig,
     Sequences,
@@ -32,7 +32,10 @@ DATA = "synthetic digit reversal [BOS, d1..dn, SEP, dn..d1], NumPy generator (se
 
 def configure(settings: Settings) -> DecoderCacheConfig:
     return DecoderCacheConfig(
-        digits=settings["digits"], d_model=settings["d_model"], heads=settings["heads"]
+        digits=settings["digits"],
+        d_model=settings["d_model"],
+        heads=settings["heads"],
+        attn_bias=settings.optimizer not in ADAPTIVE,  # see DecoderCacheConfig.attn_bias
     )
 
 
@@ -136,7 +139,7 @@ SPEC = ModelSpec(
     inputs=decoder_inputs,
     reference="flax_linen",
     tolerances=tolerances,
-    params=CANONICAL_PARAMS,
+    params=lambda config: tuple(config.shapes()),
     state=(),
     init=initial,
     evaluation=Evaluation(test_data, metrics, EVAL),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.core import OptimizerConfig, Tolerance, Tolerances
+from shared.models.mlp_bn import ADAPTIVE
 
 from ._config import DecoderCacheConfig
 
@@ -58,6 +59,18 @@ LOGITS = Tolerance(
 )
 
 
+ADAPTIVE_ACROSS = Tolerance(
+    atol=5e-6,
+    reason=(
+        "as the sgd bound, under Adam, which divides each step by the root of its running "
+        "second moment, so a gradient's rounding difference moves a param by more where the "
+        "gradient is small; the attention's biases are dropped (the key's has a true "
+        "gradient of 0, and Adam turned its rounding noise into +-lr steps: 5e-03 apart at "
+        "step 1 with them). Measured over 300 steps of adam at lr 0.01: params at most "
+        "1.4e-06 apart (Equinox), 7.2e-07 Haiku, 3.0e-07 NNX and Keras"
+    ),
+)
+
 DEVICES = Tolerance(
     atol=2e-6,
     reason=(
@@ -74,4 +87,5 @@ def tolerances(config: DecoderCacheConfig, optimizer: OptimizerConfig) -> Tolera
     """Every framework's loops bitwise among themselves; frameworks within `ACROSS`;
     a data-parallel run within `DEVICES` of one device."""
     devices = {"shard_map": DEVICES, "jit": DEVICES, "unsynced": DEVICES}
-    return Tolerances(across=ACROSS, devices=devices)
+    across = ADAPTIVE_ACROSS if optimizer.name in ADAPTIVE else ACROSS
+    return Tolerances(across=across, devices=devices)
