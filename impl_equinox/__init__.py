@@ -9,6 +9,7 @@ from ._canonical import (
     equinox_state_canonical,
     equinox_state_from_canonical,
 )
+from ._decoder_cache import EquinoxDecoderCache
 from ._layout import EquinoxLayout
 from ._mlp_bn import EquinoxMlpBn
 from ._mlp_dropout import EquinoxMlpDropout
@@ -17,6 +18,7 @@ __all__ = [
     "BiasAdderWithRunningMean",
     "EquinoxBiasAdder",
     "EquinoxBiasStack",
+    "EquinoxDecoderCache",
     "EquinoxLayout",
     "EquinoxMlpBn",
     "EquinoxMlpDropout",

@@ -8,6 +8,7 @@ from ._linen._bias_adder import BiasAdderWithRunningMean as LinenBiasAdderWithRu
 from ._linen._bias_adder import LinenBiasAdder
 from ._linen._bias_stack import LinenBiasStack
 from ._linen._canonical import linen_canonical, linen_from_canonical
+from ._linen._decoder_cache import LinenDecoderCache
 from ._linen._layout import LinenLayout
 from ._linen._mlp_bn import LinenMlpBn
 from ._linen._mlp_dropout import LinenMlpDropout
@@ -15,6 +16,7 @@ from ._nnx._bias_adder import BiasAdderWithRunningMean as NNXBiasAdderWithRunnin
 from ._nnx._bias_adder import NNXBiasAdder
 from ._nnx._bias_stack import NNXBiasStack
 from ._nnx._canonical import nnx_canonical, nnx_from_canonical
+from ._nnx._decoder_cache import NNXDecoderCache
 from ._nnx._layout import NNXLayout
 from ._nnx._mlp_bn import NNXMlpBn
 from ._nnx._mlp_dropout import NNXMlpDropout
@@ -23,12 +25,14 @@ __all__ = [
     "LinenBiasAdder",
     "LinenBiasAdderWithRunningMean",
     "LinenBiasStack",
+    "LinenDecoderCache",
     "LinenLayout",
     "LinenMlpBn",
     "LinenMlpDropout",
     "NNXBiasAdder",
     "NNXBiasAdderWithRunningMean",
     "NNXBiasStack",
+    "NNXDecoderCache",
     "NNXLayout",
     "NNXMlpBn",
     "NNXMlpDropout",

@@ -4,6 +4,7 @@
 from ._bias_adder import BiasAdderWithRunningMean, HaikuBiasAdder, make_forward
 from ._bias_stack import HaikuBiasStack
 from ._canonical import haiku_canonical, haiku_from_canonical
+from ._decoder_cache import HaikuDecoderCache
 from ._layout import HaikuLayout
 from ._mlp_bn import HaikuMlpBn
 from ._mlp_dropout import HaikuMlpDropout
@@ -12,6 +13,7 @@ __all__ = [
     "BiasAdderWithRunningMean",
     "HaikuBiasAdder",
     "HaikuBiasStack",
+    "HaikuDecoderCache",
     "HaikuLayout",
     "HaikuMlpBn",
     "HaikuMlpDropout",

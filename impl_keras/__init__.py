@@ -9,6 +9,7 @@ from ._adapter import KerasAdapter
 from ._bias_adder import BiasAdderModel, BiasAdderWithRunningMean, KerasBiasAdder
 from ._bias_stack import KerasBiasStack
 from ._canonical import keras_canonical, keras_from_canonical
+from ._decoder_cache import KerasDecoderCache
 from ._mlp_bn import KerasMlpBn
 from ._mlp_dropout import KerasMlpDropout
 from ._optim import KERAS_DEFAULTS, keras_optimizer
@@ -20,6 +21,7 @@ __all__ = [
     "KerasAdapter",
     "KerasBiasAdder",
     "KerasBiasStack",
+    "KerasDecoderCache",
     "KerasMlpBn",
     "KerasMlpDropout",
     "keras_canonical",

@@ -74,6 +74,16 @@ MODELS: dict[str, ModelEntry] = {
             "jax": "shared.models.bias_stack:JaxBiasStack",
         },
     ),
+    "decoder-cache": ModelEntry(
+        "shared.models.decoder_cache:SPEC",
+        {
+            "flax_linen": "impl_flax:LinenDecoderCache",
+            "flax_nnx": "impl_flax:NNXDecoderCache",
+            "haiku": "impl_haiku:HaikuDecoderCache",
+            "equinox": "impl_equinox:EquinoxDecoderCache",
+            "keras": "impl_keras:KerasDecoderCache",
+        },
+    ),
 }
 """Every built-in model, by name; the first is `state-rosetta compare`'s default."""
 

@@ -45,6 +45,12 @@ TOPICS: tuple[Topic, ...] = (
         "Dropout: where each framework keeps its keys and how each training step gets one.",
     ),
     Topic(
+        "caches",
+        "Caches for decoding",
+        "A causal self-attention decoder, trained on the full sequence, decoded one token at a "
+        "time: where each framework keeps the key/value cache, and what it takes to size it.",
+    ),
+    Topic(
         "data-parallel",
         "Data parallel",
         "The argument that makes a layer's statistics cross devices; the measurements are in "

@@ -24,7 +24,7 @@ import pytest
 import shared
 from shared import docs
 from shared.checkpoint import CheckpointStore
-from shared.models import bias_adder, mlp_bn, mlp_dropout
+from shared.models import bias_adder, decoder_cache, mlp_bn, mlp_dropout
 
 ROOT = Path(__file__).parent.parent.parent
 # A shape used nowhere else, so that every jitted function is traced afresh under the tracer.
@@ -175,6 +175,21 @@ def _exercise_layer_trace(impl_name: str) -> None:
     assert "bn" in calls and calls[""].output.shape == (BATCH, config.classes), list(calls)
 
 
+def _exercise_decoder_cache(impl_name: str) -> None:
+    """The decoder: its full causal forward pass, then two tokens through its cache."""
+    config = decoder_cache.DecoderCacheConfig(digits=1, d_model=4, heads=2)
+    model = shared.make(impl_name, config, "decoder-cache")
+    sequences = decoder_cache.make_sequences(config, 2, seed=0)
+    tokens = sequences[:, :-1]
+    params, state = model.init(jax.random.key(0), jnp.asarray(tokens))
+    tx = shared.OptimizerConfig("sgd").make()
+    model.native_loop(params, state, tx).step(decoder_cache.Sequences(jnp.asarray(sequences)))
+    model.apply(params, state, jnp.asarray(tokens), train=False)
+    cache = model.init_cache(2)
+    for t in range(2):
+        _, cache = model.decode_step(params, cache, jnp.asarray(tokens[:, t : t + 1]), jnp.int32(t))
+
+
 # The fast tier traces NNX's regions (the mechanism, once); the slow tier every framework's.
 FAST_FRAMEWORK = "nnx"
 
@@ -211,6 +226,7 @@ def test_every_statement_of_every_region_runs(framework, impl_name):
         _exercise_checkpoint(impl_name)
         _exercise_variants(impl_name)
         _exercise_layer_trace(impl_name)
+        _exercise_decoder_cache(impl_name)
     finally:
         sys.settrace(None)
     for concept in docs.concepts():
