@@ -12,6 +12,7 @@ from ._canonical import (
 from ._layout import EquinoxLayout
 from ._mlp_bn import EquinoxMlpBn
 from ._mlp_dropout import EquinoxMlpDropout
+from ._resnet_bn import EquinoxResNetBn
 
 __all__ = [
     "BiasAdderWithRunningMean",
@@ -20,6 +21,7 @@ __all__ = [
     "EquinoxLayout",
     "EquinoxMlpBn",
     "EquinoxMlpDropout",
+    "EquinoxResNetBn",
     "equinox_canonical",
     "equinox_from_canonical",
     "equinox_state_canonical",

@@ -11,6 +11,7 @@ from ._linen._canonical import linen_canonical, linen_from_canonical
 from ._linen._layout import LinenLayout
 from ._linen._mlp_bn import LinenMlpBn
 from ._linen._mlp_dropout import LinenMlpDropout
+from ._linen._resnet_bn import LinenResNetBn
 from ._nnx._bias_adder import BiasAdderWithRunningMean as NNXBiasAdderWithRunningMean
 from ._nnx._bias_adder import NNXBiasAdder
 from ._nnx._bias_stack import NNXBiasStack
@@ -18,6 +19,7 @@ from ._nnx._canonical import nnx_canonical, nnx_from_canonical
 from ._nnx._layout import NNXLayout
 from ._nnx._mlp_bn import NNXMlpBn
 from ._nnx._mlp_dropout import NNXMlpDropout
+from ._nnx._resnet_bn import NNXResNetBn
 
 __all__ = [
     "LinenBiasAdder",
@@ -26,12 +28,14 @@ __all__ = [
     "LinenLayout",
     "LinenMlpBn",
     "LinenMlpDropout",
+    "LinenResNetBn",
     "NNXBiasAdder",
     "NNXBiasAdderWithRunningMean",
     "NNXBiasStack",
     "NNXLayout",
     "NNXMlpBn",
     "NNXMlpDropout",
+    "NNXResNetBn",
     "linen_canonical",
     "linen_from_canonical",
     "nnx_canonical",

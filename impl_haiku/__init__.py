@@ -7,6 +7,7 @@ from ._canonical import haiku_canonical, haiku_from_canonical
 from ._layout import HaikuLayout
 from ._mlp_bn import HaikuMlpBn
 from ._mlp_dropout import HaikuMlpDropout
+from ._resnet_bn import HaikuResNetBn
 
 __all__ = [
     "BiasAdderWithRunningMean",
@@ -15,6 +16,7 @@ __all__ = [
     "HaikuLayout",
     "HaikuMlpBn",
     "HaikuMlpDropout",
+    "HaikuResNetBn",
     "haiku_canonical",
     "haiku_from_canonical",
     "make_forward",

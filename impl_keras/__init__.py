@@ -12,6 +12,7 @@ from ._canonical import keras_canonical, keras_from_canonical
 from ._mlp_bn import KerasMlpBn
 from ._mlp_dropout import KerasMlpDropout
 from ._optim import KERAS_DEFAULTS, keras_optimizer
+from ._resnet_bn import KerasResNetBn
 
 __all__ = [
     "KERAS_DEFAULTS",
@@ -22,6 +23,7 @@ __all__ = [
     "KerasBiasStack",
     "KerasMlpBn",
     "KerasMlpDropout",
+    "KerasResNetBn",
     "keras_canonical",
     "keras_from_canonical",
     "keras_optimizer",
