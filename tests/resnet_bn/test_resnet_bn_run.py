@@ -112,3 +112,18 @@ def test_accuracy_on_the_test_split(resnet_run):
     assert len(evals) == len(FRAMEWORKS) * len(shared.LOOPS)
     accuracies = {k: ev["accuracy"] for k, ev in evals.items()}
     assert min(accuracies.values()) >= DIGITS_ACCURACY, accuracies
+
+
+@pytest.mark.slow  # a fresh process per framework: about a minute on 2 cores
+def test_native_loops_resume_bitwise_through_the_generic_checkpoints(cli_run):
+    """`checkpoint resume`: save after step 2 of 5, restore in a fresh process, train on;
+    the resumed run is the uninterrupted one, bit for bit, with a clean audit."""
+    run = cli_run(
+        "checkpoint", "resume", "--model", "resnet-bn", "--steps", "5", "--loop", "native"
+    )
+    assert run.code == 0, run.output[-3000:]
+    cases = run.json["cases"]
+    assert {c["case"]["implementation"] for c in cases} == set(FRAMEWORKS)
+    for case in cases:
+        assert case["error"] is None and case["audit"] == [], case
+        assert case["bitwise"] and case["first_divergence"] is None, case

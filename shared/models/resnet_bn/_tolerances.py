@@ -82,14 +82,18 @@ DEVICES = Tolerance(
     atol=2e-5,
     reason=(
         "resnet-bn over N devices against one, per step: the replicas' partial sums of the "
-        "batch statistics and gradients combine in another order (not measured for the "
-        "ResNet: the per-step cross-framework bound)"
+        "batch statistics and gradients combine in another order (measured over 30 sgd "
+        "steps on 2 forced host devices, --parallel shard_map: params up to 1.9e-6; a run "
+        "long enough to cross a relu's zero parts as any two programs of the ResNet do)"
     ),
 )
 
 DEVICES_EVAL = Tolerance(
-    atol=1.0,
-    reason="eval logits over N devices against one: as a scan run's (SCAN_EVAL)",
+    atol=1e-4,
+    reason=(
+        "eval logits over N devices against one (measured over 30 sgd steps on 2 devices: "
+        "4.8e-6; the cross-framework eval bound)"
+    ),
 )
 
 
