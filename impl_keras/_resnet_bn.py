@@ -102,6 +102,8 @@ class ResNetBn(keras.Model):
         x = self.stage2(self.stage1(x, training=training), training=training)
         return self.head(self.pool(x))
 
+    # --8<-- [end:keras-resnet-model]
+
     def compute_loss(
         self,
         x: Any = None,
@@ -112,9 +114,6 @@ class ResNetBn(keras.Model):
     ) -> Array:
         # The loss every framework trains on (optax's cross-entropy), as in mlp-bn.
         return mlp_bn_loss(y_pred, Labelled(x, y))
-
-
-# --8<-- [end:keras-resnet-model]
 
 
 def train_on_batch(model: ResNetBn, batch: Labelled) -> float:
