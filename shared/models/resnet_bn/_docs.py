@@ -39,7 +39,7 @@ CONCEPTS: tuple[Concept, ...] = (
     ),
 )
 
-GOTCHAS = (
+GOTCHAS: tuple[tuple[str, str], ...] = (
     (
         "Kernel layouts differ: HWIO and OIHW",
         "Flax, Haiku and Keras store a 2-D convolution's kernel as (height, width, in, out); "
@@ -63,6 +63,18 @@ GOTCHAS = (
         "(1, 1, 1, C), to broadcast against NHWC; Flax, Equinox and Keras as (C,). "
         "Equinox's `eqx.nn.BatchNorm(C)` normalises axis 0 of each CHW example and "
         "averages over the spatial axes and the named vmap axis.",
+    ),
+)
+
+GOTCHAS = (
+    *GOTCHAS,
+    (
+        "Convolutions' initial kernels differ",
+        "Flax's `nn.Conv` and `nnx.Conv` draw LeCun-normal kernels, Haiku's `hk.Conv2D` a "
+        "truncated normal of stddev 1/sqrt(fan_in), Equinox's `eqx.nn.Conv2d` a uniform on "
+        "+-1/sqrt(fan_in), Keras's `Conv2D` Glorot-uniform; every one has a bias unless told "
+        "otherwise. resnet-bn loads one canonical He-normal init into every framework "
+        "(`shared/models/resnet_bn/_config.py`).",
     ),
 )
 

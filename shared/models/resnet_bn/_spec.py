@@ -17,6 +17,7 @@ from ..mlp_bn import mlp_bn_loss as loss
 from ..mlp_bn import test_data as mlp_bn_test_data
 from ._config import MODEL, ResNetBnConfig, canonical_init, canonical_params, canonical_state
 from ._docs import DOCS
+from ._drift import drift_report
 from ._tolerances import EVAL, tolerances
 
 STEPS, BATCH, LEARNING_RATE = 200, 64, 0.1
@@ -116,10 +117,7 @@ SPEC = ModelSpec(
     state=canonical_state,
     init=initial,
     evaluation=Evaluation(test_data, metrics, EVAL),
-    # No drift report: mlp-bn's names a default responsible when it moves the run beyond
-    # the aligned per-step bounds over the whole free run, which every chaotic ResNet pair
-    # exceeds, aligned or not (see _tolerances); it would blame every default.
-    analyses=(),
+    analyses=(drift_report,),
     options=(
         Option("--channels", int, 8, "stage 1's channels C; stage 2 has 2C (default: 8)"),
         Option("--momentum", float, 0.9, "BatchNorm's EMA momentum when aligned (default: 0.9)"),
