@@ -122,3 +122,23 @@ def test_same_padding_with_stride_2_is_not_padding_1():
     assert same.shape == one.shape == (1, 4, 4, 1)
     np.testing.assert_array_equal(same, low_high)
     assert np.max(np.abs(np.asarray(same) - np.asarray(one))) > 0.1
+
+
+def test_a_kernel_in_another_layout_is_refused_by_name():
+    """An OIHW kernel handed over as canonical has the right size and the wrong shape: the
+    conversion names the entry instead of reshaping it (stage 2: 3 in, 5 out, so OIHW is
+    not HWIO's shape)."""
+    params, state = random_canonical(CONFIG)
+    params["stage2.block0.conv1.kernel"] = np.transpose(
+        params["stage2.block0.conv1.kernel"], (3, 2, 0, 1)
+    )
+    with pytest.raises(ValueError, match=r"'stage2\.block0\.conv1\.kernel' has shape"):
+        make("flax_nnx").from_canonical(params, state)
+
+
+def test_keras_refuses_a_data_parallel_config():
+    """Keras's synchronised BatchNorm does not exist on the JAX backend: refused, as for
+    mlp-bn, instead of keeping each replica's own statistics silently."""
+    config = resnet_bn.ResNetBnConfig(axis_name="data")
+    with pytest.raises(ValueError, match="synchronized=True"):
+        shared.make("keras", config, "resnet-bn")
