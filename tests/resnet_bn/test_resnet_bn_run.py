@@ -127,3 +127,27 @@ def test_native_loops_resume_bitwise_through_the_generic_checkpoints(cli_run):
     for case in cases:
         assert case["error"] is None and case["audit"] == [], case
         assert case["bitwise"] and case["first_divergence"] is None, case
+
+
+@pytest.mark.slow  # the defaults run and one rerun per default: minutes on 2 cores
+def test_defaults_drift_names_the_defaults_that_matter(cli_run):
+    run = cli_run("compare", "--model", "resnet-bn", "--defaults", "--loop", "harness")
+    assert run.code == 1, run.output[-3000:]  # it drifts
+    drift = {(d["impl"], d["knob"]): d for d in run.json["comparison"]["drift"]}
+    for framework in FRAMEWORKS:
+        impl = shared.make(framework, resnet_bn.ResNetBnConfig(), "resnet-bn")
+        assert {k for i, k in drift if i == framework} == {"all", *impl.bn_defaults}
+    # Momentum 0.99 (0.999 for Haiku) moves the running statistics the eval normalises
+    # with; Equinox's unset mode trains on running statistics: each moves the eval logits
+    # beyond what chaos moves them between correct runs.
+    for key in (
+        ("flax_linen", "momentum"),
+        ("haiku", "momentum"),
+        ("equinox", "momentum"),
+        ("equinox", "mode"),
+        ("keras", "momentum"),
+    ):
+        assert drift[key]["responsible"], drift[key]
+    # The initial running statistics weigh 0.9**200 (7e-10) after the run: they cannot.
+    for key in (("haiku", "state"), ("equinox", "state")):
+        assert not drift[key]["responsible"], drift[key]

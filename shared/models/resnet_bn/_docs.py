@@ -71,7 +71,8 @@ GOTCHAS = (
     (
         "Convolutions' initial kernels differ",
         "Flax's `nn.Conv` and `nnx.Conv` draw LeCun-normal kernels, Haiku's `hk.Conv2D` a "
-        "truncated normal of stddev 1/sqrt(fan_in), Equinox's `eqx.nn.Conv2d` a uniform on "
+        "normal cut at two standard deviations, scaled by 1/sqrt(fan_in) (so its standard "
+        "deviation is 0.88/sqrt(fan_in)), Equinox's `eqx.nn.Conv2d` a uniform on "
         "+-1/sqrt(fan_in), Keras's `Conv2D` Glorot-uniform; every one has a bias unless told "
         "otherwise. resnet-bn loads one canonical He-normal init into every framework "
         "(`shared/models/resnet_bn/_config.py`).",
