@@ -13,6 +13,7 @@ from ._decoder_cache import EquinoxDecoderCache
 from ._layout import EquinoxLayout
 from ._mlp_bn import EquinoxMlpBn
 from ._mlp_dropout import EquinoxMlpDropout
+from ._resnet_bn import EquinoxResNetBn
 
 __all__ = [
     "BiasAdderWithRunningMean",
@@ -22,6 +23,7 @@ __all__ = [
     "EquinoxLayout",
     "EquinoxMlpBn",
     "EquinoxMlpDropout",
+    "EquinoxResNetBn",
     "equinox_canonical",
     "equinox_from_canonical",
     "equinox_state_canonical",

@@ -12,6 +12,7 @@ from ._linen._decoder_cache import LinenDecoderCache
 from ._linen._layout import LinenLayout
 from ._linen._mlp_bn import LinenMlpBn
 from ._linen._mlp_dropout import LinenMlpDropout
+from ._linen._resnet_bn import LinenResNetBn
 from ._nnx._bias_adder import BiasAdderWithRunningMean as NNXBiasAdderWithRunningMean
 from ._nnx._bias_adder import NNXBiasAdder
 from ._nnx._bias_stack import NNXBiasStack
@@ -20,6 +21,7 @@ from ._nnx._decoder_cache import NNXDecoderCache
 from ._nnx._layout import NNXLayout
 from ._nnx._mlp_bn import NNXMlpBn
 from ._nnx._mlp_dropout import NNXMlpDropout
+from ._nnx._resnet_bn import NNXResNetBn
 
 __all__ = [
     "LinenBiasAdder",
@@ -29,6 +31,7 @@ __all__ = [
     "LinenLayout",
     "LinenMlpBn",
     "LinenMlpDropout",
+    "LinenResNetBn",
     "NNXBiasAdder",
     "NNXBiasAdderWithRunningMean",
     "NNXBiasStack",
@@ -36,6 +39,7 @@ __all__ = [
     "NNXLayout",
     "NNXMlpBn",
     "NNXMlpDropout",
+    "NNXResNetBn",
     "linen_canonical",
     "linen_from_canonical",
     "nnx_canonical",

@@ -8,6 +8,7 @@ from ._decoder_cache import HaikuDecoderCache
 from ._layout import HaikuLayout
 from ._mlp_bn import HaikuMlpBn
 from ._mlp_dropout import HaikuMlpDropout
+from ._resnet_bn import HaikuResNetBn
 
 __all__ = [
     "BiasAdderWithRunningMean",
@@ -17,6 +18,7 @@ __all__ = [
     "HaikuLayout",
     "HaikuMlpBn",
     "HaikuMlpDropout",
+    "HaikuResNetBn",
     "haiku_canonical",
     "haiku_from_canonical",
     "make_forward",

@@ -13,6 +13,7 @@ from ._decoder_cache import KerasDecoderCache
 from ._mlp_bn import KerasMlpBn
 from ._mlp_dropout import KerasMlpDropout
 from ._optim import KERAS_DEFAULTS, keras_optimizer
+from ._resnet_bn import KerasResNetBn
 
 __all__ = [
     "KERAS_DEFAULTS",
@@ -24,6 +25,7 @@ __all__ = [
     "KerasDecoderCache",
     "KerasMlpBn",
     "KerasMlpDropout",
+    "KerasResNetBn",
     "keras_canonical",
     "keras_from_canonical",
     "keras_optimizer",

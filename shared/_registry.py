@@ -74,6 +74,16 @@ MODELS: dict[str, ModelEntry] = {
             "jax": "shared.models.bias_stack:JaxBiasStack",
         },
     ),
+    "resnet-bn": ModelEntry(
+        "shared.models.resnet_bn:SPEC",
+        {
+            "flax_linen": "impl_flax:LinenResNetBn",
+            "flax_nnx": "impl_flax:NNXResNetBn",
+            "haiku": "impl_haiku:HaikuResNetBn",
+            "equinox": "impl_equinox:EquinoxResNetBn",
+            "keras": "impl_keras:KerasResNetBn",
+        },
+    ),
     "decoder-cache": ModelEntry(
         "shared.models.decoder_cache:SPEC",
         {

@@ -40,6 +40,13 @@ TOPICS: tuple[Topic, ...] = (
         "tests, are in [BatchNorm's defaults](../batchnorm.md).",
     ),
     Topic(
+        "convolutions",
+        "Convolutions and layouts",
+        "A small ResNet in each framework: its built-in convolution and BatchNorm, the image "
+        "and kernel layouts (NHWC and HWIO, Equinox's CHW and OIHW), and the padding every "
+        "framework can express.",
+    ),
+    Topic(
         "randomness",
         "Randomness",
         "Dropout: where each framework keeps its keys and how each training step gets one.",

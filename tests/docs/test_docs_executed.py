@@ -24,7 +24,7 @@ import pytest
 import shared
 from shared import docs
 from shared.checkpoint import CheckpointStore
-from shared.models import bias_adder, decoder_cache, mlp_bn, mlp_dropout
+from shared.models import bias_adder, decoder_cache, mlp_bn, mlp_dropout, resnet_bn
 
 ROOT = Path(__file__).parent.parent.parent
 # A shape used nowhere else, so that every jitted function is traced afresh under the tracer.
@@ -97,6 +97,16 @@ def _exercise_mlp_bn_across_devices(impl_name: str) -> None:
     alone = shared.make(impl_name, mlp_bn.MlpBnConfig(hidden=6), "mlp-bn")
     params, state = alone.init(jax.random.key(0), x[0])
     jax.vmap(lambda x: model.apply(params, state, x, train=True), axis_name="data")(x)
+
+
+def _exercise_resnet_bn(impl_name: str) -> None:
+    """The ResNet's model and blocks: one training call and one eval call, unjitted."""
+    config = resnet_bn.ResNetBnConfig(channels=(2, 3))
+    model = shared.make(impl_name, config, "resnet-bn")
+    params, state = model.from_canonical(*resnet_bn.canonical_init(config))
+    x = jnp.asarray(mlp_bn.load_digits_split().x_train[:BATCH])
+    model.apply(params, state, x, train=True)
+    model.apply(params, state, x, train=False)
 
 
 def _exercise_mlp_dropout(impl_name: str) -> None:
@@ -222,6 +232,7 @@ def test_every_statement_of_every_region_runs(framework, impl_name):
         _exercise(impl_name)
         _exercise_mlp_bn(impl_name)
         _exercise_mlp_bn_across_devices(impl_name)
+        _exercise_resnet_bn(impl_name)
         _exercise_mlp_dropout(impl_name)
         _exercise_checkpoint(impl_name)
         _exercise_variants(impl_name)
