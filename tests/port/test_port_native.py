@@ -52,6 +52,7 @@ def _pairs(result):
     return {(p.a, p.b): p for p in result.pairs}
 
 
+@pytest.mark.slow  # the fast tier runs port --loop harness,native (tests/port/test_port_cli.py)
 def test_every_native_loop_pairs_loop_for_loop_and_keeps_the_running_statistics():
     reference = shared.wrap(LinenBn(), train_arg="train")
     result = shared.check_port(reference, NNXBn(nnx.Rngs(0)), data=DATA, loss=mse, loops=LOOPS)
