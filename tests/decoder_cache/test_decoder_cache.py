@@ -200,3 +200,17 @@ def test_adam_without_the_attention_biases_agrees(tmp_path: Path) -> None:
     params = result["trajectories"]["flax_linen/harness"]["params"]
     assert not any(k.startswith("attn.") and k.endswith(".bias") for k in params)
     assert all(row["accuracy"] >= 0.95 for row in result["comparison"]["decode"].values())
+
+
+@pytest.mark.slow
+def test_the_native_loops_resume_bitwise_in_a_fresh_process(capsys: pytest.CaptureFixture) -> None:
+    """Every framework's native loop saved after step 3 and resumed in a fresh process: the
+    weights and the optimizer state carry it on bitwise; the cache, not training state, is
+    not in the checkpoint."""
+    from shared.cli import main
+
+    args = ["checkpoint", "resume", "--model", dc.MODEL, "--steps", "6", "--at", "3"]
+    code = main([*args, "--loop", "native"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "5 of 5 resumed bitwise with a clean audit" in out

@@ -9,7 +9,15 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from shared.core import AnalysisResult, Evaluation, Implementation, ModelSpec, Option, Settings
+from shared.core import (
+    AnalysisResult,
+    BenchShape,
+    Evaluation,
+    Implementation,
+    ModelSpec,
+    Option,
+    Settings,
+)
 from shared.models.mlp_bn import ADAPTIVE
 
 from ._config import (
@@ -130,6 +138,29 @@ def greedy_decodes(context: Any) -> AnalysisResult | None:
     )
 
 
+def bench_shapes(quick: bool, rng: np.random.Generator) -> list[BenchShape]:
+    """The task at its real size, and a wider model on a larger batch (full runs only)."""
+    sizes = [("tiny", 64, 32, 20, 3)]
+    if not quick:
+        sizes = [("tiny", 64, 32, 100, 15), ("large", 512, 128, 3, 7)]
+    shapes = []
+    for size, batch, width, k, samples in sizes:
+        config = DecoderCacheConfig(d_model=width)
+        seed = int(rng.integers(0, 2**31 - 1))  # the sequences, like the runs', from a seed
+        rows = make_sequences(config, k * batch, seed).reshape(k, batch, -1)
+        shapes.append(
+            BenchShape(
+                f"B{batch}xD{width}",
+                size,
+                config,
+                Sequences(jnp.asarray(rows)),
+                samples,
+                ("haiku", "harness-pytree"),
+            )
+        )
+    return shapes
+
+
 SPEC = ModelSpec(
     name=MODEL,
     config_type=DecoderCacheConfig,
@@ -155,6 +186,7 @@ SPEC = ModelSpec(
     batch=BATCH,
     learning_rate=LEARNING_RATE,
     describe=describe,
+    bench=bench_shapes,
     docs=DOCS,
 )
 """Token + position embedding, causal self-attention with a residual, a dense head."""
