@@ -264,7 +264,9 @@ def prepare(
     # Both models' training calls traced once before anything else reads them: a model that
     # fails is named here, not mistaken for an order the alignment cannot read.
     jax.eval_shape(_training_call(ported, x, step_key), *port_values)
-    if loss is not None:
+    if loss is None:
+        jax.eval_shape(_training_call(ref, x, step_key), *ref_values)
+    else:  # the reference's call, traced with the loss on its output
         _check_loss(loss, ref, ref_values, x, first, step_key)
     alignment = align(ref, ported, ref_values, port_values, x, mapping=mapping, key=step_key)
     return Pair(
