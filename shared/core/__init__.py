@@ -104,7 +104,13 @@ from ._tolerance import (
     ulp_distance,
 )
 from ._trajectory import Trajectory
-from ._validate import check_batch_size, check_finite, check_float_array, check_steps
+from ._validate import (
+    check_batch_size,
+    check_canonical_shapes,
+    check_finite,
+    check_float_array,
+    check_steps,
+)
 
 __all__ = [
     "BITWISE",
@@ -177,6 +183,7 @@ __all__ = [
     "check_agreement",
     "check_batch_size",
     "check_batches_divide",
+    "check_canonical_shapes",
     "check_finite",
     "check_float_array",
     "check_steps",

@@ -6,8 +6,13 @@ argument, and what was expected.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import numpy.typing as npt
+
+LISTED = 8
+"""Up to this many expected names, an unexpected entry's error lists them all."""
 
 
 def check_float_array(where: str, x: object, *, name: str = "x") -> tuple[int, ...]:
@@ -45,3 +50,36 @@ def check_steps(where: str, steps: object) -> int:
     if steps < 1:
         raise ValueError(f"{where}: steps must be >= 1, got {steps}")
     return int(steps)
+
+
+def check_canonical_shapes(
+    where: str,
+    params: Mapping[str, object],
+    state: Mapping[str, object],
+    shapes: tuple[Mapping[str, tuple[int, ...]], Mapping[str, tuple[int, ...]]],
+) -> None:
+    """Check canonical weights against a model's `(params, state)` shapes: every entry
+    present, none extra, each with its shape. The error names the entry, e.g. `haiku:
+    canonical params entry 'bn.scale' has shape (4,); expected (32,)`."""
+    for group, values, expected in (("params", params, shapes[0]), ("state", state, shapes[1])):
+        for key, shape in expected.items():
+            if key not in values:
+                raise ValueError(
+                    f"{where}: canonical {group} entry {key!r} is missing; expected an array "
+                    f"of shape {shape}"
+                )
+            got = tuple(np.shape(np.asarray(values[key])))
+            if got != shape:
+                raise ValueError(
+                    f"{where}: canonical {group} entry {key!r} has shape {got}; expected {shape}"
+                )
+        extra = sorted(set(values) - set(expected))
+        if extra:
+            names = (
+                ", ".join(expected)
+                if len(expected) <= LISTED
+                else f"the {len(expected)} names of config.shapes()"
+            )
+            raise ValueError(
+                f"{where}: unexpected canonical {group} entry {extra[0]!r}; expected only {names}"
+            )

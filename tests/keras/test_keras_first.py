@@ -18,7 +18,7 @@ def make(config):
 
 PROBE = """
 import sys
-from shared._registry import load_factory
+from shared import load_factory
 load_factory(sys.argv[1])
 import keras
 print(keras.backend.backend())

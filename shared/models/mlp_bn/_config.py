@@ -16,7 +16,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
-from shared.core import check_batch_size, check_float_array
+from shared.core import check_batch_size, check_canonical_shapes, check_float_array
 
 MODEL = "mlp-bn"
 
@@ -240,25 +240,4 @@ def check_canonical(
     The error names the entry, e.g. `haiku: canonical params entry 'bn.scale' has shape (4,);
     expected (32,)`.
     """
-    expected_params, expected_state = config.shapes()
-    for group, values, expected in (
-        ("params", params, expected_params),
-        ("state", state, expected_state),
-    ):
-        for key, shape in expected.items():
-            if key not in values:
-                raise ValueError(
-                    f"{where}: canonical {group} entry {key!r} is missing; expected an array "
-                    f"of shape {shape}"
-                )
-            got = tuple(np.shape(np.asarray(values[key])))
-            if got != shape:
-                raise ValueError(
-                    f"{where}: canonical {group} entry {key!r} has shape {got}; expected {shape}"
-                )
-        extra = sorted(set(values) - set(expected))
-        if extra:
-            raise ValueError(
-                f"{where}: unexpected canonical {group} entry {extra[0]!r}; expected only "
-                f"{', '.join(expected)}"
-            )
+    check_canonical_shapes(where, params, state, config.shapes())

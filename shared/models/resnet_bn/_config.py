@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from shared.core import check_canonical_shapes
+
 from ..mlp_bn import KNOBS
 
 MODEL = "resnet-bn"
@@ -180,25 +182,4 @@ def check_canonical(
     The error names the entry, e.g. `equinox: canonical params entry 'stem.conv.kernel' has
     shape (8, 1, 3, 3); expected (3, 3, 1, 8)` (a kernel in OIHW, not the canonical HWIO).
     """
-    expected_params, expected_state = config.shapes()
-    for group, values, expected in (
-        ("params", params, expected_params),
-        ("state", state, expected_state),
-    ):
-        for key, shape in expected.items():
-            if key not in values:
-                raise ValueError(
-                    f"{where}: canonical {group} entry {key!r} is missing; expected an array "
-                    f"of shape {shape}"
-                )
-            got = tuple(np.shape(np.asarray(values[key])))
-            if got != shape:
-                raise ValueError(
-                    f"{where}: canonical {group} entry {key!r} has shape {got}; expected {shape}"
-                )
-        extra = sorted(set(values) - set(expected))
-        if extra:
-            raise ValueError(
-                f"{where}: unexpected canonical {group} entry {extra[0]!r}; expected only "
-                f"the {len(expected)} names of config.shapes()"
-            )
+    check_canonical_shapes(where, params, state, config.shapes())
