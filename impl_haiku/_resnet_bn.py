@@ -13,16 +13,16 @@ from typing import Any, ClassVar
 import haiku as hk
 import jax
 import jax.numpy as jnp
-import optax
 from jaxtyping import Array, Float
 
 from shared import Canonical
-from shared.models.mlp_bn import SATURATED_COUNT, Labelled, check_features, mlp_bn_loss
+from shared.models.mlp_bn import SATURATED_COUNT, check_features
 from shared.models.resnet_bn import BLOCKS, PADDING, ResNetBnConfig, check_canonical
 
 from ._adapter import HaikuAdapter
-from ._mlp_bn import RESNET_DECAY_RATE
-from ._native import HaikuStep
+
+# mlp-bn's step, unchanged: digits, cross-entropy, `is_training=True`.
+from ._mlp_bn import RESNET_DECAY_RATE, make_train_step
 
 NAME = "resnet_bn"
 
@@ -107,24 +107,6 @@ def make_forward(config: ResNetBnConfig) -> hk.TransformedWithState:
         return ResNetBn(config, bn_kwargs(config), name=NAME)(x, is_training)
 
     return hk.without_apply_rng(hk.transform_with_state(forward))
-
-
-def make_train_step(
-    forward: hk.TransformedWithState, tx: optax.GradientTransformation
-) -> HaikuStep:
-    @jax.jit
-    def train_step(
-        params: hk.Params, state: hk.State, opt_state: optax.OptState, batch: Labelled
-    ) -> tuple[hk.Params, hk.State, optax.OptState, Array]:
-        def loss_fn(params: hk.Params) -> tuple[Array, hk.State]:
-            logits, state_out = forward.apply(params, state, batch.x, is_training=True)
-            return mlp_bn_loss(logits, batch), state_out
-
-        (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), state, opt_state, loss
-
-    return train_step
 
 
 def module(canonical_layer: str) -> str:

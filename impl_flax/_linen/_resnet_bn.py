@@ -12,17 +12,18 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 from flax.typing import Collection, VariableDict
 from jaxtyping import Array, Float
 
 from shared import Canonical
-from shared.models.mlp_bn import Labelled, check_features, mlp_bn_loss
+from shared.models.mlp_bn import check_features
 from shared.models.resnet_bn import BLOCKS, PADDING, ResNetBnConfig, check_canonical
 
 from ._adapter import LinenAdapter
-from ._native import TrainState
+
+# mlp-bn's step, unchanged: digits, cross-entropy, the batch_stats collection updated.
+from ._mlp_bn import train_step
 
 ModuleDef = Callable[..., nn.Module]
 
@@ -113,22 +114,6 @@ class ResNetBn(nn.Module):
 
 
 # --8<-- [end:linen-resnet-model]
-
-
-@jax.jit
-def train_step(state: TrainState, batch: Labelled) -> tuple[TrainState, Array]:
-    def loss_fn(params: Collection) -> tuple[Array, VariableDict]:
-        logits, updates = state.apply_fn(
-            {"params": params, "batch_stats": state.batch_stats},
-            batch.x,
-            train=True,
-            mutable=["batch_stats"],
-        )
-        return mlp_bn_loss(logits, batch), updates
-
-    (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
-    return state, loss
 
 
 class LinenResNetBn(LinenAdapter):

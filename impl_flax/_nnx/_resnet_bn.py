@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Float
 
 from shared import Canonical
-from shared.models.mlp_bn import Labelled, check_features, mlp_bn_loss
+from shared.models.mlp_bn import check_features
 from shared.models.resnet_bn import PADDING, ResNetBnConfig, check_canonical
 
 from ._adapter import NNXAdapter, NNXState
+
+# mlp-bn's step, unchanged: digits, cross-entropy, every BatchStat updated in place.
+from ._mlp_bn import train_step
 
 
 # --8<-- [start:nnx-resnet-block]
@@ -89,17 +92,6 @@ class ResNetBn(nnx.Module):
 
 
 # --8<-- [end:nnx-resnet-model]
-
-
-@nnx.jit
-def train_step(model: ResNetBn, optimizer: nnx.Optimizer[ResNetBn], batch: Labelled) -> Array:
-    def loss_fn(model: ResNetBn) -> Array:
-        # Updates every BatchNorm's BatchStats in place.
-        return mlp_bn_loss(model(batch.x), batch)  # type: ignore[arg-type]
-
-    loss, grads = nnx.value_and_grad(loss_fn)(model)
-    optimizer.update(model, grads)
-    return cast(Array, loss)  # nnx.value_and_grad's annotation: Any
 
 
 def bn_kwargs(config: ResNetBnConfig) -> dict[str, Any]:
